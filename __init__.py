@@ -1,0 +1,15 @@
+"""Stoplight: verified zero-shot auto-labeling for FiftyOne.
+
+This entry module only registers operators and panels; FiftyOne re-runs it
+on every registry build, so it must stay cheap and stateless.
+"""
+
+from .plugins.autolabel.operators import ZeroShotDetect
+from .plugins.autolabel.pipeline import zero_shot_detect
+
+
+def register(p):
+    p.register(ZeroShotDetect)
+
+
+__all__ = ["zero_shot_detect", "register"]

@@ -1,0 +1,124 @@
+"""The one small interface every zero-shot detector backend implements.
+
+A backend turns a batch of decoded RGB images and a list of text prompts into
+boxes in absolute ``xyxy`` pixel coordinates of each *original* image, with
+one score per prompt. Everything else (ontology mapping, thresholds, NMS,
+normalization, FiftyOne I/O) is done once, by the pipeline.
+
+Adding a backend means adding one module to this package that subclasses
+:class:`ZeroShotDetector` and decorates it with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+_REGISTRY: dict[str, type["ZeroShotDetector"]] = {}
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Raw detections of one image, before any Stoplight post-processing.
+
+    Attributes:
+        boxes: ``(N, 4)`` float array, ``[x1, y1, x2, y2]`` in absolute pixels
+            of the original (EXIF-oriented) image.
+        prompt_scores: ``(N, P)`` float array in ``[0, 1]``, the score of each
+            box for each prompt, in prompt order. Backends that only expose the
+            top prompt put its score in that column and zeros elsewhere, and
+            set ``has_score_vector=False``.
+        has_score_vector: whether ``prompt_scores`` holds real scores for
+            every prompt (written to labels as ``class_scores``).
+    """
+
+    boxes: np.ndarray
+    prompt_scores: np.ndarray
+    has_score_vector: bool = True
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        n = len(self.boxes)
+        self.prompt_scores = np.asarray(self.prompt_scores, dtype=np.float64)
+        if self.prompt_scores.ndim != 2 or len(self.prompt_scores) != n:
+            raise ValueError(
+                "prompt_scores must have shape (num_boxes, num_prompts); got "
+                f"{self.prompt_scores.shape} for {n} boxes"
+            )
+
+    @classmethod
+    def empty(cls, num_prompts: int) -> "Predictions":
+        return cls(np.zeros((0, 4)), np.zeros((0, num_prompts)))
+
+
+class ZeroShotDetector(abc.ABC):
+    """Base class of zero-shot detector backends.
+
+    Subclasses set :attr:`name` (the ``backend`` parameter value) and
+    :attr:`default_checkpoint`, load their model in ``__init__`` and implement
+    :meth:`set_prompts`, :meth:`prepare` and :meth:`predict`.
+
+    :meth:`prepare` runs in a background thread while the previous batch is
+    in :meth:`predict`, so it must only do CPU work (resizing, tokenizing,
+    building tensors) and must not touch the model.
+
+    Args:
+        checkpoint: a hub id, ultralytics weight name, or local file/directory;
+            ``None`` uses :attr:`default_checkpoint`.
+        device: a torch device string such as ``"cuda"``, ``"cuda:1"`` or
+            ``"cpu"``.
+        fp16: run in half precision; ``None`` means "on CUDA only".
+        **options: backend-specific options (documented per backend).
+    """
+
+    name: ClassVar[str]
+    default_checkpoint: ClassVar[str]
+    #: whether predictions carry a score for every prompt
+    exposes_score_vector: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        fp16: bool | None = None,
+        **options: Any,
+    ):
+        self.checkpoint = checkpoint or self.default_checkpoint
+        self.device = device
+        self.fp16 = device.startswith("cuda") if fp16 is None else bool(fp16)
+        self.options = options
+        self.prompts: list[str] = []
+
+    @abc.abstractmethod
+    def set_prompts(self, prompts: Sequence[str]) -> None:
+        """Sets the text prompts that :meth:`predict` scores boxes against."""
+
+    @abc.abstractmethod
+    def prepare(self, images: Sequence[np.ndarray]) -> Any:
+        """Turns decoded ``HxWx3`` uint8 RGB images into model inputs (CPU)."""
+
+    @abc.abstractmethod
+    def predict(self, batch: Any) -> list[Predictions]:
+        """Runs one forward pass over a prepared batch.
+
+        Returns:
+            one :class:`Predictions` per image, in order
+        """
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Predictions]:
+        return self.predict(self.prepare(images))
+
+
+def register(cls: type[ZeroShotDetector]) -> type[ZeroShotDetector]:
+    """Class decorator that makes a backend available by its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def is_local_path(checkpoint: str) -> bool:
+    """Whether a checkpoint string names something on this machine."""
+    return os.path.exists(os.path.expanduser(checkpoint))

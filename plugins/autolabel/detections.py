@@ -1,0 +1,115 @@
+"""From a backend's raw predictions to FiftyOne labels.
+
+:func:`postprocess` is pure numpy (thresholds, prompt -> class, NMS, box
+normalization); :func:`to_detections` wraps its arrays in ``fo.Detections``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import boxes as B
+from .backends.base import Predictions
+from .ontology import Ontology
+
+#: label attribute holding the per-class score vector, in run class order
+CLASS_SCORES_ATTR = "class_scores"
+
+
+@dataclasses.dataclass
+class ImageDetections:
+    """Post-processed detections of one image, as arrays.
+
+    Attributes:
+        boxes: ``(N, 4)`` FiftyOne relative ``[x, y, w, h]``
+        labels: ``(N,)`` class indices into the ontology's classes
+        confidence: ``(N,)`` score of the written class
+        class_scores: ``(N, C)`` per-class scores, or ``None`` when the
+            backend exposes only the top score
+    """
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    confidence: np.ndarray
+    class_scores: np.ndarray | None
+
+
+def postprocess(
+    pred: Predictions,
+    ontology: Ontology,
+    width: int,
+    height: int,
+    confidence_threshold: float = 0.2,
+    class_agnostic_nms: bool = False,
+    nms_iou: float = 0.5,
+) -> ImageDetections:
+    """Applies the ontology, threshold, optional NMS and normalization.
+
+    Each box gets the class with the highest class score (the max over that
+    class's prompts). Boxes scoring below ``confidence_threshold`` are
+    dropped, as are boxes with no area inside the image. With
+    ``class_agnostic_nms``, overlapping boxes of *different* classes
+    suppress each other too (useful when several prompts fire on one
+    object); same-class duplicates are always suppressed.
+
+    Args:
+        pred: one image's raw predictions
+        ontology: the prompt -> class mapping the backend was prompted with
+        width: original image width in pixels
+        height: original image height in pixels
+        confidence_threshold: minimum score to keep a box
+        class_agnostic_nms: suppress across classes
+        nms_iou: IoU above which the lower-scoring box is suppressed
+    """
+    cls_scores = ontology.class_scores(pred.prompt_scores)
+    if len(cls_scores):
+        labels = cls_scores.argmax(axis=1)
+        conf = cls_scores[np.arange(len(labels)), labels]
+    else:
+        labels = np.zeros(0, dtype=int)
+        conf = np.zeros(0)
+
+    rel = B.xyxy_to_fiftyone(pred.boxes, width, height)
+    finite = np.isfinite(conf) & np.isfinite(rel).all(axis=1)
+    keep = finite & (conf >= confidence_threshold) & (rel[:, 2] > 0) & (rel[:, 3] > 0)
+    idx = np.flatnonzero(keep)
+    if len(idx):
+        order = B.nms(
+            pred.boxes[idx],
+            conf[idx],
+            nms_iou,
+            None if class_agnostic_nms else labels[idx],
+        )
+        idx = idx[order]
+
+    return ImageDetections(
+        boxes=rel[idx],
+        labels=labels[idx],
+        confidence=conf[idx],
+        class_scores=cls_scores[idx] if pred.has_score_vector else None,
+    )
+
+
+def to_detections(dets: ImageDetections, ontology: Ontology):
+    """Wraps post-processed arrays in ``fo.Detections``.
+
+    Each ``fo.Detection`` has ``label`` (the class), ``confidence`` and a
+    relative ``bounding_box``; when the backend exposes one, the
+    ``class_scores`` attribute holds the per-class scores in the order of
+    the run's ``classes``.
+    """
+    import fiftyone as fo
+
+    out = []
+    for i in range(len(dets.labels)):
+        d = fo.Detection(
+            label=ontology.classes[int(dets.labels[i])],
+            bounding_box=[float(v) for v in dets.boxes[i]],
+            confidence=float(dets.confidence[i]),
+        )
+        if dets.class_scores is not None:
+            d[CLASS_SCORES_ATTR] = [float(v) for v in dets.class_scores[i]]
+        out.append(d)
+    return fo.Detections(detections=out)

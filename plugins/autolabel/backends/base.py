@@ -112,6 +112,25 @@ class ZeroShotDetector(abc.ABC):
     def __call__(self, images: Sequence[np.ndarray]) -> list[Predictions]:
         return self.predict(self.prepare(images))
 
+    @classmethod
+    def build_random_checkpoint(cls, directory: str, size: str = "tiny") -> str:
+        """Builds a random-weight checkpoint that loads like a real one.
+
+        For machines without model downloads: ``size="tiny"`` gives a model
+        small enough for unit tests (milliseconds per image);
+        ``size="full"`` gives the published architecture of
+        :attr:`default_checkpoint` (same compute, for speed benchmarks).
+        Labels from random weights are meaningless.
+
+        Args:
+            directory: where to write the checkpoint (created if needed)
+            size: ``"tiny"`` or ``"full"``
+
+        Returns:
+            the value to pass as ``checkpoint`` to load it
+        """
+        raise NotImplementedError(f"{cls.name} cannot build random checkpoints")
+
 
 def register(cls: type[ZeroShotDetector]) -> type[ZeroShotDetector]:
     """Class decorator that makes a backend available by its ``name``."""

@@ -71,7 +71,7 @@ def build_image_dir(root: Path) -> Path:
     rgba.save(root / "bus_rgba.png")
     small.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(root / "bus_palette.png")
     gray16 = (np.asarray(small.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
-    Image.fromarray(gray16, mode="I;16").save(root / "bus_16bit.png")
+    Image.fromarray(gray16).save(root / "bus_16bit.png")
     exif_rotated_copy(photos[1], root / "zidane_exif6.jpg", orientation=6)
     os.sync() if hasattr(os, "sync") else None
     return root

@@ -49,6 +49,23 @@ def to_rgb_array(img) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def _pil_open():
+    """PIL's own ``Image.open``, even where ultralytics patched it.
+
+    Importing ultralytics replaces ``PIL.Image.open`` with a wrapper that,
+    on any file Pillow cannot identify, tries to pip-install a HEIF plugin:
+    a network call (and a long stall offline) per broken file.
+    """
+    import sys
+
+    from PIL import Image
+
+    opener = Image.open
+    if getattr(opener, "__module__", "").startswith("ultralytics"):
+        opener = getattr(sys.modules[opener.__module__], "_image_open", opener)
+    return opener
+
+
 def load_image(path: str) -> np.ndarray:
     """Reads an image file into an ``HxWx3`` uint8 RGB array.
 
@@ -56,10 +73,10 @@ def load_image(path: str) -> np.ndarray:
         ImageLoadError: if the file is missing, empty, truncated or not an
             image; the message names the path
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with _pil_open()(path) as img:
             img.load()
             return to_rgb_array(img)
     except FileNotFoundError:

@@ -85,21 +85,12 @@ def _install_plugin_dir() -> Path:
     return plugins_dir
 
 
-def _import_repo_as_stoplight():
-    spec = importlib.util.spec_from_file_location(
-        "stoplight", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["stoplight"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # `python -m pytest` puts the repo root on sys.path, where our `plugins/`
 # would shadow the `plugins` package of fiftyone's wheel
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+for _p in (TESTS, REPO / "examples"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 MONGOD, DATABASE_URI = _start_mongod()
 os.environ.update(
@@ -117,7 +108,9 @@ os.environ.setdefault("YOLO_CONFIG_DIR", str(_TMP / "ultralytics"))
 
 import fiftyone as fo  # noqa: E402  (after the environment is set)
 
-stoplight = _import_repo_as_stoplight()
+from stoplight_import import import_stoplight  # noqa: E402
+
+stoplight = import_stoplight()
 
 import imagekit  # noqa: E402  (tests/ is on sys.path: pytest's rootdir-less conftest)
 

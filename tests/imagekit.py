@@ -13,16 +13,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
-
-def photo_paths() -> list[Path]:
-    """Paths of the real photos shipped by ultralytics and scikit-learn."""
-    import sklearn.datasets
-    import ultralytics
-
-    u = Path(ultralytics.__file__).parent / "assets"
-    s = Path(sklearn.datasets.__file__).parent / "images"
-    return [u / "bus.jpg", u / "zidane.jpg", s / "china.jpg", s / "flower.jpg"]
+from quickstart import photo_paths  # the quickstart's real photos
 
 
 def exif_rotated_copy(src: Path, dst: Path, orientation: int = 6) -> None:

@@ -149,3 +149,19 @@ def dataset(image_dir):
     yield ds
     if fo.dataset_exists(ds.name):
         ds.delete()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_root):
+    """``tiny_checkpoint(backend)``: a tiny random-weight checkpoint, built once."""
+    from stoplight.plugins.autolabel.backends import get_backend
+
+    built: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend not in built:
+            out = tmp_root / "checkpoints" / backend
+            built[backend] = get_backend(backend).build_random_checkpoint(str(out), size="tiny")
+        return built[backend]
+
+    return get

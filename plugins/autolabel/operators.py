@@ -68,16 +68,19 @@ class ZeroShotDetect(foo.Operator):
         params = _params(ctx)
         view = ctx.target_view()
         gen = iter_zero_shot_detect(view, **params)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                summary = stop.value
-                break
-            if ctx.delegated:
-                ctx.set_progress(progress=p.fraction, label=p.label)
-            else:
-                yield ctx.ops.set_progress(progress=p.fraction, label=p.label)
+        try:
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    summary = stop.value
+                    break
+                if ctx.delegated:
+                    ctx.set_progress(progress=p.fraction, label=p.label)
+                else:
+                    yield ctx.ops.set_progress(progress=p.fraction, label=p.label)
+        finally:
+            gen.close()  # a cancelled run still records what it wrote
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
             yield ctx.ops.show_output(_summary_outputs().to_json(), summary)

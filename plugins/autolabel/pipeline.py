@@ -209,6 +209,9 @@ def iter_zero_shot_detect(
             yield Progress(done, len(ids), f"Labeled {done}/{len(ids)} samples")
         flush()
         status = "completed"
+    except (GeneratorExit, KeyboardInterrupt):
+        status = "interrupted"
+        raise
     finally:
         # whatever was computed before an interruption is kept
         try:
@@ -349,12 +352,21 @@ def zero_shot_detect(
 
 
 def drive(gen: Iterator[Progress], callback: Callable[[Progress], None]) -> dict:
-    """Runs a progress generator to its end; returns its summary."""
-    while True:
-        try:
-            callback(next(gen))
-        except StopIteration as stop:
-            return stop.value
+    """Runs a progress generator to its end; returns its summary.
+
+    If the callback raises (a user interrupt, a closed connection), the
+    generator is closed at once so that it records its partial work.
+    """
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            callback(event)
+    except BaseException:
+        gen.close()
+        raise
 
 
 def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):

@@ -131,7 +131,6 @@ def _detect_inputs(ctx, inputs):
         "backend",
         backends.values(),
         default=DEFAULTS["backend"],
-        required=True,
         label="Backend",
         view=backends,
     )
@@ -162,7 +161,6 @@ def _detect_inputs(ctx, inputs):
     inputs.str(
         "label_field",
         default=DEFAULTS["label_field"],
-        required=True,
         label="Label field",
     )
     inputs.float(

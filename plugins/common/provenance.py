@@ -71,5 +71,5 @@ def finish_run(dataset, run_key: str, record: dict, summary: dict) -> None:
     counts = {k: v for k, v in summary.items() if k.startswith("num_")}
     record = dict(record, status=summary.get("status", "completed"), ended_at=_now(), **counts)
     dataset.update_run_config(run_key, dataset.init_run(**record))
-    results = dataset.init_run_results(run_key, **summary)
+    results = dataset.init_run_results(run_key, **{k: v for k, v in summary.items() if k != "run_key"})
     dataset.save_run_results(run_key, results, overwrite=True)

@@ -92,24 +92,33 @@ def postprocess(
     )
 
 
-def to_detections(dets: ImageDetections, ontology: Ontology):
-    """Wraps post-processed arrays in ``fo.Detections``.
+def detections_doc(dets: ImageDetections, ontology: Ontology) -> dict:
+    """The serialized ``fo.Detections`` document of post-processed arrays.
 
-    Each ``fo.Detection`` has ``label`` (the class), ``confidence`` and a
-    relative ``bounding_box``; when the backend exposes one, the
-    ``class_scores`` attribute holds the per-class scores in the order of
-    the run's ``classes``.
+    Each detection has ``label`` (the class), ``confidence`` and a relative
+    ``bounding_box``; when the backend exposes one, ``class_scores`` holds
+    the per-class scores in the order of the run's ``classes``. The layout
+    is FiftyOne's own (``fo.Detections.from_dict(doc)`` rebuilds the
+    objects); building it directly skips per-label validation, see
+    :mod:`..common.bulk`.
     """
-    import fiftyone as fo
+    from bson import ObjectId
 
+    boxes = dets.boxes.tolist()
+    conf = dets.confidence.tolist()
+    scores = dets.class_scores.tolist() if dets.class_scores is not None else None
     out = []
-    for i in range(len(dets.labels)):
-        d = fo.Detection(
-            label=ontology.classes[int(dets.labels[i])],
-            bounding_box=[float(v) for v in dets.boxes[i]],
-            confidence=float(dets.confidence[i]),
-        )
-        if dets.class_scores is not None:
-            d[CLASS_SCORES_ATTR] = [float(v) for v in dets.class_scores[i]]
+    for i, label in enumerate(dets.labels.tolist()):
+        d = {
+            "_id": ObjectId(),
+            "_cls": "Detection",
+            "attributes": {},
+            "tags": [],
+            "label": ontology.classes[label],
+            "bounding_box": boxes[i],
+            "confidence": conf[i],
+        }
+        if scores is not None:
+            d[CLASS_SCORES_ATTR] = scores[i]
         out.append(d)
-    return fo.Detections(detections=out)
+    return {"_cls": "Detections", "detections": out}

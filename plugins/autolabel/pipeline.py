@@ -20,7 +20,8 @@ import numpy as np
 
 from ..common import provenance
 from .backends import Predictions, ZeroShotDetector
-from .detections import postprocess, to_detections
+from ..common import bulk
+from .detections import CLASS_SCORES_ATTR, detections_doc, postprocess
 from .images import ImageLoadError, load_image
 from .ontology import Ontology
 
@@ -163,7 +164,7 @@ def iter_zero_shot_detect(
     def flush():
         if pending:
             t0 = time.perf_counter()
-            sample_collection.set_values(label_field, dict(pending), key_field="id")
+            bulk.write_docs(sample_collection, label_field, pending)
             timings["write_s"] += time.perf_counter() - t0
             pending.clear()
 
@@ -174,6 +175,9 @@ def iter_zero_shot_detect(
         if len(failures) < MAX_RECORDED_FAILURES:
             failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
 
+    import fiftyone as fo
+
+    bulk.declare_field(dataset, label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField})
     path_of = dict(zip(ids, paths))
     batches = [
         (ids[i : i + batch_size], paths[i : i + batch_size])
@@ -199,7 +203,7 @@ def iter_zero_shot_detect(
                     dets = postprocess(
                         pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
                     )
-                    pending[sid] = to_detections(dets, onto)
+                    pending[sid] = detections_doc(dets, onto)
                     num_labels += len(dets.labels)
                     num_processed += 1
                 timings["postprocess_s"] += time.perf_counter() - t0

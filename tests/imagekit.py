@@ -37,7 +37,8 @@ def exif_rotated_copy(src: Path, dst: Path, orientation: int = 6) -> None:
             raise ValueError(orientation)
         exif = Image.Exif()
         exif[0x0112] = orientation
-        stored.save(dst, quality=95, exif=exif.tobytes())
+        kwargs = {"quality": 95} if str(dst).lower().endswith((".jpg", ".jpeg")) else {}
+        stored.save(dst, exif=exif.tobytes(), **kwargs)
 
 
 def build_image_dir(root: Path) -> Path:
@@ -64,5 +65,8 @@ def build_image_dir(root: Path) -> Path:
     gray16 = (np.asarray(small.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
     Image.fromarray(gray16).save(root / "bus_16bit.png")
     exif_rotated_copy(photos[1], root / "zidane_exif6.jpg", orientation=6)
+    # lossless twins: an upright PNG and the same pixels stored sideways
+    Image.open(photos[1]).convert("RGB").save(root / "zidane_upright.png")
+    exif_rotated_copy(photos[1], root / "zidane_exif8.png", orientation=8)
     os.sync() if hasattr(os, "sync") else None
     return root

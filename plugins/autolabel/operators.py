@@ -20,7 +20,7 @@ DEFAULTS = dict(
     overwrite=False,
     class_agnostic_nms=False,
     nms_iou=0.5,
-    num_workers=2,
+    num_workers=None,
 )
 
 

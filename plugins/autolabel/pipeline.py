@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import logging
+import os
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -94,7 +95,7 @@ def iter_zero_shot_detect(
     overwrite: bool = False,
     class_agnostic_nms: bool = False,
     nms_iou: float = 0.5,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     write_every: int = 256,
     fp16: bool | None = None,
     backend_options: dict | None = None,
@@ -110,6 +111,8 @@ def iter_zero_shot_detect(
     from .models import load_detector
 
     onto = Ontology.from_params(classes=classes, ontology=ontology)
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
     _check_params(confidence_threshold, batch_size, nms_iou, num_workers, write_every)
     if sample_collection.media_type != "image":
         raise ValueError(
@@ -252,7 +255,7 @@ def zero_shot_detect(
     overwrite: bool = False,
     class_agnostic_nms: bool = False,
     nms_iou: float = 0.5,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     write_every: int = 256,
     fp16: bool | None = None,
     backend_options: dict | None = None,
@@ -297,7 +300,9 @@ def zero_shot_detect(
         class_agnostic_nms: also suppress overlapping boxes of different
             classes
         nms_iou: IoU threshold of the NMS
-        num_workers: threads decoding and preparing upcoming batches
+        num_workers: threads decoding and preparing upcoming batches;
+            ``None`` uses one per CPU core, at most 8 (a GPU needs them: an
+            OWLv2 batch takes longer to preprocess on one core than to run)
         write_every: samples buffered between bulk database writes
         fp16: half precision; ``None`` means on CUDA only
         backend_options: backend-specific options (see each backend)

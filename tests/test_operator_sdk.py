@@ -46,7 +46,8 @@ def test_defaults_apply_when_called_from_the_sdk(dataset, tiny_checkpoint):
     # no label_field, threshold, overwrite: the documented defaults apply
     params = dict(backend="owlv2", checkpoint=tiny_checkpoint("owlv2"),
                   classes=["person"], device="cpu")
-    result = foo.execute_operator(URI, ctx={"dataset": dataset, "params": params})
+    # the form: execute_operator(uri, ctx=..., params=...)
+    result = foo.execute_operator(URI, ctx={"dataset": dataset}, params=params)
     assert result.error is None, result.error
     (key,) = dataset.list_runs()
     config = dataset.get_run_info(key).config

@@ -228,10 +228,14 @@ def test_batching_does_not_change_results(backend, detector, photos):
     img = photos[1]
     batched = det([img, img[:, ::-1].copy(), img])  # same shape: rect letterbox for all
     alone = det([img])[0]
-    # float32 convolutions of a batch and of one image differ in the last bits
+    # float32 convolutions of a batch and of one image differ in the last
+    # bits, which can swap near-tied candidates: compare rows as sets
     for i in (0, 2):
-        np.testing.assert_allclose(batched[i].boxes, alone.boxes, atol=0.02)
-        np.testing.assert_allclose(batched[i].prompt_scores, alone.prompt_scores, atol=1e-4)
+        a = np.hstack([batched[i].boxes, batched[i].prompt_scores * 100])
+        b = np.hstack([alone.boxes, alone.prompt_scores * 100])
+        assert a.shape == b.shape
+        nearest = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2).min(axis=1)
+        assert nearest.max() < 0.02
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

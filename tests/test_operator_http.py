@@ -178,17 +178,6 @@ def _error_text(r, lines) -> str:
     return str(errors)
 
 
-# Bug in plugins/autolabel/operators.py (reported): the schema has no
-# min/max, so the out-of-range value passes input validation, and the
-# ValueError raised inside the generator ends the 200 stream silently.
-_SILENT_GENERATOR_ERRORS = pytest.mark.xfail(
-    strict=True,
-    reason="operators.py: invalid params fail silently inside the generator "
-    "(add min/max to the schema; notify errors before re-raising)",
-)
-
-
-@_SILENT_GENERATOR_ERRORS
 def test_out_of_range_threshold_is_rejected_naming_the_parameter(
     app_server, served_dataset, tiny_checkpoint
 ):
@@ -203,7 +192,6 @@ def test_out_of_range_threshold_is_rejected_naming_the_parameter(
     assert ds.list_runs() == []
 
 
-@_SILENT_GENERATOR_ERRORS
 def test_missing_classes_error_reaches_the_app(app_server, served_dataset, tiny_checkpoint):
     ds = served_dataset
     params = _run_params(tiny_checkpoint, label_field="bad")

@@ -79,11 +79,17 @@ class ZeroShotDetect(foo.Operator):
                     ctx.set_progress(progress=p.fraction, label=p.label)
                 else:
                     yield ctx.ops.set_progress(progress=p.fraction, label=p.label)
+        except Exception as e:
+            # a generator's HTTP stream has already started: an exception
+            # alone would end it silently, so tell the App first
+            if not ctx.delegated:
+                yield ctx.ops.notify(f"Auto-labeling failed: {e}", variant="error")
+            raise
         finally:
             gen.close()  # a cancelled run still records what it wrote
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            yield ctx.ops.show_output(_summary_outputs().to_json(), summary)
+            yield ctx.ops.show_output(_summary_outputs().to_json(), _summary_results(summary))
 
 
 def _summary_outputs() -> types.Property:
@@ -93,8 +99,21 @@ def _summary_outputs() -> types.Property:
     outputs.int("num_skipped_samples", label="Samples skipped (already labeled)")
     outputs.int("num_failed_samples", label="Samples failed")
     outputs.int("num_labels", label="Labels written")
-    outputs.list("failures", types.Object(), label="Failures")
+    outputs.str("failure_report", label="Failures", view=types.MarkdownView())
     return types.Property(outputs)
+
+
+def _summary_results(summary: dict, shown: int = 10) -> dict:
+    failures = summary["failures"]
+    if failures:
+        lines = [f"- `{f['filepath']}` ({f['sample_id']}): {f['error']}" for f in failures[:shown]]
+        more = summary["num_failed_samples"] - len(lines)
+        if more > 0:
+            lines.append(f"- ... and {more} more (see `dataset.load_run_results('{summary['run_key']}')`)")
+        report = "\n".join(lines)
+    else:
+        report = "none"
+    return dict(summary, failure_report=report)
 
 
 def _params(ctx) -> dict:
@@ -165,11 +184,13 @@ def _detect_inputs(ctx, inputs):
     )
     inputs.float(
         "confidence_threshold",
+        min=0.0,
+        max=1.0,
         default=DEFAULTS["confidence_threshold"],
         label="Confidence threshold",
         description="Keep it low: the triage handles precision, lost recall is lost",
     )
-    inputs.int("batch_size", default=DEFAULTS["batch_size"], label="Batch size")
+    inputs.int("batch_size", min=1, default=DEFAULTS["batch_size"], label="Batch size")
     inputs.str(
         "device",
         label="Device",
@@ -187,7 +208,7 @@ def _detect_inputs(ctx, inputs):
         label="Class-agnostic NMS",
         description="Suppress overlapping boxes across prompts/classes",
     )
-    inputs.float("nms_iou", default=DEFAULTS["nms_iou"], label="NMS IoU")
+    inputs.float("nms_iou", min=0.0, max=1.0, default=DEFAULTS["nms_iou"], label="NMS IoU")
     inputs.bool(
         "delegate",
         default=False,

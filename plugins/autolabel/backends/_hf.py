@@ -247,13 +247,6 @@ class HFDetector(ZeroShotDetector):
         **options: Any,
     ):
         super().__init__(checkpoint, device=device, fp16=fp16, **options)
-        unknown = sorted(set(options) - set(self.default_options))
-        if unknown:
-            raise ValueError(
-                f"Unknown option(s) {', '.join(unknown)} for backend {self.name!r}; "
-                f"valid options: {', '.join(sorted(self.default_options))}"
-            )
-        self.options = {**self.default_options, **options}
         min_score = self.options["min_score"]
         if not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0:
             raise ValueError(f"Option 'min_score' must be in [0, 1]; got {min_score!r}")

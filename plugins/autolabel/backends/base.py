@@ -77,6 +77,8 @@ class ZeroShotDetector(abc.ABC):
 
     name: ClassVar[str]
     default_checkpoint: ClassVar[str]
+    #: backend-specific option names and their defaults
+    default_options: ClassVar[dict[str, Any]] = {}
     #: whether predictions carry a score for every prompt
     exposes_score_vector: ClassVar[bool] = True
 
@@ -90,7 +92,14 @@ class ZeroShotDetector(abc.ABC):
         self.checkpoint = checkpoint or self.default_checkpoint
         self.device = device
         self.fp16 = device.startswith("cuda") if fp16 is None else bool(fp16)
-        self.options = options
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            raise ValueError(
+                f"Unknown option(s) {', '.join(unknown)} for backend {self.name!r}; "
+                f"valid options: {', '.join(sorted(self.default_options)) or 'none'}"
+            )
+        #: the defaults updated with the given options
+        self.options: dict[str, Any] = {**self.default_options, **options}
         self.prompts: list[str] = []
 
     @abc.abstractmethod

@@ -476,13 +476,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         **options: Any,
     ):
         super().__init__(checkpoint, device=device, fp16=fp16, **options)
-        unknown = sorted(set(options) - set(self.default_options))
-        if unknown:
-            raise ValueError(
-                f"Unknown option(s) {', '.join(unknown)} for backend {self.name!r}; "
-                f"valid options: {', '.join(sorted(self.default_options))}"
-            )
-        self.options = opts = {**self.default_options, **options}
+        opts = self.options
         self.min_score = float(_check_number("min_score", opts["min_score"], 0.0, 1.0))
         self.max_candidates = int(
             _check_number("max_candidates", opts["max_candidates"], 1, None, True)

@@ -1,0 +1,1 @@
+"""Per-label quality signals for auto-labels (pure functions over arrays)."""

@@ -1,0 +1,618 @@
+"""CLIP embeddings of each auto-label's box crop, stored on the label.
+
+Each ``fo.Detection`` of a ``Detections`` field gets a per-label attribute
+(``embedding`` by default): the L2-normalized CLIP image embedding of its
+box crop, padded by ``context`` times the box size on each side, as a list
+of floats. Storing the vector on the label keeps it next to the box it
+describes: it follows the label through views, filters and clones, a run
+that is interrupted keeps every chunk written so far, and re-running with
+``overwrite=False`` embeds only the labels that have none yet.
+
+The pipeline mirrors :mod:`..autolabel.pipeline`: ids, paths and boxes are
+read in one bulk ``values()`` call, background threads decode images, crop
+and preprocess upcoming samples while the model runs on the current batch
+of crops (crops from several images share a forward pass), and embeddings
+are written in bulk with ``set_label_values`` every ``write_every`` labels.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import inspect
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..autolabel.images import ImageLoadError, load_image
+from ..autolabel.pipeline import MAX_RECORDED_FAILURES, Progress, drive
+from ..common import bulk, provenance
+
+logger = logging.getLogger(__name__)
+
+#: the name of the tiny random CLIP config used by tests and offline demos
+TINY_MODEL_NAME = "stoplight-tiny-clip"
+
+#: a CLIP small enough to run in milliseconds on a CPU (same code paths)
+TINY_MODEL_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+CHECKPOINT_NAME = "open_clip_model.safetensors"
+
+
+@dataclasses.dataclass
+class ClipModel:
+    """A loaded open_clip model with its image preprocessing and tokenizer."""
+
+    model: Any
+    preprocess: Callable
+    tokenizer: Callable
+    model_name: str
+    pretrained: str | None
+    device: str
+    dim: int
+
+    def encode_images(self, pixels) -> np.ndarray:
+        """L2-normalized embeddings of a preprocessed ``(N, 3, S, S)`` batch."""
+        import torch
+
+        with torch.inference_mode():
+            feats = self.model.encode_image(pixels.to(self.device))
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalized text embeddings, one row per text."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            feats = self.model.encode_text(tokens)
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32)
+
+
+_CACHE: dict[tuple, ClipModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _default_device(device: str | None) -> str:
+    if device:
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _register_local_config(model_name: str, checkpoint: str | None) -> None:
+    """Registers ``<model_name>.json`` next to a checkpoint if open_clip lacks it."""
+    import open_clip
+
+    if model_name in open_clip.list_models():
+        return
+    if checkpoint and os.path.isfile(checkpoint):
+        cfg = Path(checkpoint).resolve().parent / f"{model_name}.json"
+        if cfg.is_file():
+            open_clip.add_model_config(cfg)
+
+
+def _create(model_name: str, pretrained: str | None, device: str):
+    """``open_clip.create_model_and_transforms`` with checkpoint files loaded
+    as plain tensors only (never unpickled objects)."""
+    import open_clip
+    import torch
+
+    is_file = bool(pretrained) and os.path.isfile(pretrained)
+    takes_weights_only = (
+        "weights_only" in inspect.signature(open_clip.create_model_and_transforms).parameters
+    )
+    if not is_file or takes_weights_only or str(pretrained).endswith(".safetensors"):
+        kwargs = {"weights_only": True} if takes_weights_only else {}
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained or None, device=device, **kwargs
+        )
+        return model, preprocess
+    # an older open_clip would torch.load the file with pickle enabled
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        model_name, pretrained=None, device="cpu"
+    )
+    state = torch.load(pretrained, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+    model.load_state_dict(state)
+    return model.to(device), preprocess
+
+
+def load_clip(
+    model_name: str = "ViT-B-32", pretrained: str | None = "openai", device: str | None = None
+) -> ClipModel:
+    """Loads (once per process) an open_clip model, preprocessing and tokenizer.
+
+    Args:
+        model_name: an open_clip architecture (``open_clip.list_models()``),
+            or the name of a config saved by :func:`build_random_clip` next
+            to its checkpoint
+        pretrained: an open_clip pretrained tag (downloaded on first use), a
+            local checkpoint file (``.safetensors``, or a torch file read
+            with ``weights_only=True``), or ``None`` for random weights
+        device: torch device; ``None`` uses CUDA when available
+
+    Raises:
+        ValueError: for an unknown architecture, or a pretrained value that
+            is neither a known tag nor an existing file
+    """
+    import open_clip
+
+    device = _default_device(device)
+    if pretrained and os.path.isfile(pretrained):
+        pretrained = str(Path(pretrained).resolve())
+    key = (model_name, pretrained, device)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        _register_local_config(model_name, pretrained)
+        if model_name not in open_clip.list_models():
+            raise ValueError(
+                f"Unknown CLIP architecture {model_name!r}; choose one of "
+                "open_clip.list_models() (e.g. 'ViT-B-32')"
+            )
+        if pretrained and not os.path.isfile(pretrained):
+            tags = open_clip.list_pretrained_tags_by_model(model_name)
+            if pretrained not in tags:
+                raise ValueError(
+                    f"Parameter 'pretrained' must be a checkpoint file or one of {tags} "
+                    f"for {model_name!r}; got {pretrained!r}"
+                )
+        model, preprocess = _create(model_name, pretrained, device)
+        model.eval()
+        tokenizer = open_clip.get_tokenizer(model_name)
+        dim = int(open_clip.get_model_config(model_name)["embed_dim"])
+        clip = ClipModel(model, preprocess, tokenizer, model_name, pretrained, device, dim)
+        _CACHE[key] = clip
+        return clip
+
+
+def build_random_clip(directory: str, model_name: str = TINY_MODEL_NAME, seed: int = 0) -> tuple[str, str]:
+    """Saves a random-weight CLIP checkpoint (tests, offline demos).
+
+    Args:
+        directory: where to write ``open_clip_model.safetensors`` (and, for
+            the tiny model, its config ``stoplight-tiny-clip.json``)
+        model_name: :data:`TINY_MODEL_NAME` or any open_clip architecture
+        seed: torch seed of the random weights
+
+    Returns:
+        ``(model_name, checkpoint_path)``, to pass to :func:`load_clip` or
+        :func:`compute_label_embeddings` as ``model_name`` / ``pretrained``
+    """
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    if model_name == TINY_MODEL_NAME:
+        cfg = out / f"{TINY_MODEL_NAME}.json"
+        cfg.write_text(json.dumps(TINY_MODEL_CONFIG, indent=2))
+        open_clip.add_model_config(cfg)
+    torch.manual_seed(seed)
+    model = open_clip.create_model(model_name, pretrained=None, device="cpu")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    path = out / CHECKPOINT_NAME
+    save_file(state, str(path))
+    return model_name, str(path)
+
+
+def crop_box(image: np.ndarray, box, context: float = 0.1) -> tuple[int, int, int, int]:
+    """Pixel edges ``(left, top, right, bottom)`` of a padded, clipped box.
+
+    ``box`` is FiftyOne's relative ``[x, y, w, h]``. The box is grown by
+    ``context`` times its width (height) on the left and right (top and
+    bottom), then the smallest whole-pixel rectangle containing it (with a
+    1e-6 px tolerance for float error) is clipped to the image. The result
+    is at least 1 px wide and tall, even for empty or out-of-image boxes.
+    """
+    if context < 0:
+        raise ValueError(f"Parameter 'context' must be >= 0; got {context!r}")
+    height, width = image.shape[:2]
+    x, y, w, h = (float(v) if v is not None and math.isfinite(float(v)) else 0.0 for v in box)
+    w, h = max(w, 0.0), max(h, 0.0)
+    x0, x1 = (x - context * w) * width, (x + w + context * w) * width
+    y0, y1 = (y - context * h) * height, (y + h + context * h) * height
+    eps = 1e-6
+    left = min(max(math.floor(x0 + eps), 0), width - 1)
+    top = min(max(math.floor(y0 + eps), 0), height - 1)
+    right = max(min(math.ceil(x1 - eps), width), left + 1)
+    bottom = max(min(math.ceil(y1 - eps), height), top + 1)
+    return left, top, right, bottom
+
+
+def crop_boxes(image: np.ndarray, boxes_xywh_rel, context: float = 0.1) -> list[np.ndarray]:
+    """Crops of relative ``[x, y, w, h]`` boxes, padded by ``context``.
+
+    See :func:`crop_box` for the pixel math. Crops are views of ``image``.
+    """
+    out = []
+    for box in boxes_xywh_rel:
+        left, top, right, bottom = crop_box(image, box, context)
+        out.append(image[top:bottom, left:right])
+    return out
+
+
+@dataclasses.dataclass
+class _Item:
+    sample_id: str
+    filepath: str
+    label_ids: list[str]
+    pixels: Any  # (n, 3, S, S) tensor or None
+    error: str | None
+    decode_s: float
+    prepare_s: float
+
+
+def _load_item(clip: ClipModel, sample_id, filepath, label_ids, boxes, context) -> _Item:
+    import torch
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    try:
+        image = load_image(filepath)
+    except ImageLoadError as e:
+        return _Item(sample_id, filepath, label_ids, None, str(e), time.perf_counter() - t0, 0.0)
+    t1 = time.perf_counter()
+    crops = crop_boxes(image, boxes, context)
+    pixels = torch.stack([clip.preprocess(Image.fromarray(np.ascontiguousarray(c))) for c in crops])
+    return _Item(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
+
+
+def _prefetch(jobs, load, num_workers) -> Iterator[_Item]:
+    """Yields loaded items in order, loading up to ``2 * num_workers`` ahead."""
+    if num_workers == 0:
+        for job in jobs:
+            yield load(*job)
+        return
+    with cf.ThreadPoolExecutor(num_workers, thread_name_prefix="stoplight-embed") as pool:
+        futures: list[cf.Future] = []
+        try:
+            for job in jobs:
+                futures.append(pool.submit(load, *job))
+                if len(futures) > 2 * num_workers:
+                    yield futures.pop(0).result()
+            while futures:
+                yield futures.pop(0).result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _check_label_field(sample_collection, label_field: str) -> None:
+    import fiftyone as fo
+
+    field = sample_collection.get_field(label_field)
+    if field is None:
+        raise ValueError(f"Field '{label_field}' does not exist on this collection")
+    if getattr(field, "document_type", None) is not fo.Detections:
+        raise ValueError(
+            f"Field '{label_field}' must hold fo.Detections; got {type(field).__name__}"
+        )
+
+
+def iter_compute_label_embeddings(
+    sample_collection,
+    label_field: str = "autolabels",
+    model_name: str = "ViT-B-32",
+    pretrained: str | None = "openai",
+    context: float = 0.1,
+    batch_size: int = 64,
+    embeddings_attr: str = "embedding",
+    overwrite: bool = False,
+    device: str | None = None,
+    num_workers: int | None = None,
+    write_every: int = 1024,
+    prompts: Sequence[str] | None = None,
+    run_key: str | None = None,
+    clip: ClipModel | None = None,
+) -> Iterator[Progress]:
+    """Generator form of :func:`compute_label_embeddings`.
+
+    Yields :class:`Progress` events (in labels) and returns the run summary
+    (the ``StopIteration`` value). Arguments are those of
+    :func:`compute_label_embeddings`.
+    """
+    import fiftyone as fo
+
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
+    for name, value in (("batch_size", batch_size), ("write_every", write_every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"Parameter '{name}' must be a positive integer; got {value!r}")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"Parameter 'num_workers' must be >= 0; got {num_workers!r}")
+    if not (isinstance(context, (int, float)) and context >= 0):
+        raise ValueError(f"Parameter 'context' must be >= 0; got {context!r}")
+    if not embeddings_attr or not embeddings_attr.isidentifier():
+        raise ValueError(f"Parameter 'embeddings_attr' must be an identifier; got {embeddings_attr!r}")
+    _check_label_field(sample_collection, label_field)
+
+    root = f"{label_field}.detections"
+    dataset = sample_collection._dataset
+    has_attr = sample_collection.has_field(f"{root}.{embeddings_attr}")
+    fields = ["id", "filepath", f"{root}.id", f"{root}.bounding_box"]
+    if has_attr:
+        fields.append(f"{root}.{embeddings_attr}")
+    columns = list(sample_collection.values(fields))
+    if not has_attr:
+        columns.append([None] * len(columns[0]))
+
+    jobs = []
+    num_target = num_skipped = 0
+    for sid, path, lids, boxes, embs in zip(*columns):
+        todo_ids, todo_boxes = [], []
+        for i, lid in enumerate(lids or []):
+            num_target += 1
+            if not overwrite and embs is not None and embs[i] is not None:
+                num_skipped += 1
+                continue
+            todo_ids.append(lid)
+            todo_boxes.append(boxes[i])
+        if todo_ids:
+            jobs.append((sid, path, todo_ids, todo_boxes))
+    total = num_target - num_skipped
+
+    if clip is None:
+        clip = load_clip(model_name, pretrained, device=device)
+    prompts = list(prompts or [])
+
+    run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
+    record = provenance.start_run(
+        dataset,
+        run_key,
+        method="compute_label_embeddings",
+        model_name=clip.model_name,
+        pretrained=clip.pretrained,
+        embedding_dim=clip.dim,
+        label_field=label_field,
+        embeddings_attr=embeddings_attr,
+        context=float(context),
+        batch_size=batch_size,
+        device=clip.device,
+        overwrite=overwrite,
+        prompts=prompts,
+        num_target_labels=num_target,
+        num_skipped_labels=num_skipped,
+    )
+
+    timings = dict(decode_s=0.0, prepare_s=0.0, embed_s=0.0, write_s=0.0, text_s=0.0)
+    failures: list[dict] = []
+    num_failed_samples = num_failed_labels = num_embedded = 0
+    pending: list[dict] = []
+    queue_pixels: list = []  # per-item tensors not yet embedded
+    queue_ids: list[tuple[str, str]] = []  # (sample_id, label_id) of queued rows
+    text_embeddings = None
+    path = f"{root}.{embeddings_attr}"
+
+    def flush():
+        if pending:
+            t0 = time.perf_counter()
+            sample_collection.set_label_values(path, list(pending), validate=False)
+            timings["write_s"] += time.perf_counter() - t0
+            pending.clear()
+
+    def embed(n):
+        """Embeds the first ``n`` queued crops."""
+        nonlocal num_embedded
+        import torch
+
+        pixels = torch.cat(queue_pixels) if len(queue_pixels) > 1 else queue_pixels[0]
+        batch, rest = pixels[:n], pixels[n:]
+        queue_pixels.clear()
+        if len(rest):
+            queue_pixels.append(rest)
+        t0 = time.perf_counter()
+        feats = clip.encode_images(batch)
+        timings["embed_s"] += time.perf_counter() - t0
+        for (sid, lid), vec in zip(queue_ids[:n], feats):
+            pending.append({"sample_id": sid, "label_id": lid, "value": vec.tolist()})
+        del queue_ids[:n]
+        num_embedded += len(feats)
+
+    bulk.declare_field(dataset, label_field, fo.Detections, {embeddings_attr: fo.FloatField})
+    yield Progress(0, total, f"Embedding {total} labels with {clip.model_name}")
+    status = "failed"
+    try:
+        if prompts:
+            t0 = time.perf_counter()
+            text_embeddings = clip.encode_texts(prompts)
+            timings["text_s"] += time.perf_counter() - t0
+
+        def load(sid, fp, lids, boxes):
+            return _load_item(clip, sid, fp, lids, boxes, context)
+
+        for item in _prefetch(jobs, load, num_workers):
+            timings["decode_s"] += item.decode_s
+            timings["prepare_s"] += item.prepare_s
+            if item.error is not None:
+                num_failed_samples += 1
+                num_failed_labels += len(item.label_ids)
+                logger.warning("Sample %s (%s): %s", item.sample_id, item.filepath, item.error)
+                if len(failures) < MAX_RECORDED_FAILURES:
+                    failures.append(
+                        dict(sample_id=item.sample_id, filepath=item.filepath, error=item.error)
+                    )
+            else:
+                queue_pixels.append(item.pixels)
+                queue_ids.extend((item.sample_id, lid) for lid in item.label_ids)
+                while len(queue_ids) >= batch_size:
+                    embed(batch_size)
+            if len(pending) >= write_every:
+                flush()
+            done = num_embedded + num_failed_labels
+            yield Progress(done, total, f"Embedded {done}/{total} labels")
+        if queue_ids:
+            embed(len(queue_ids))
+        flush()
+        yield Progress(total, total, f"Embedded {num_embedded}/{total} labels")
+        status = "completed"
+    except (GeneratorExit, KeyboardInterrupt):
+        status = "interrupted"
+        raise
+    finally:
+        try:
+            flush()
+        finally:
+            summary = dict(
+                run_key=run_key,
+                label_field=label_field,
+                embeddings_attr=embeddings_attr,
+                model_name=clip.model_name,
+                pretrained=clip.pretrained,
+                embedding_dim=clip.dim,
+                status=status,
+                num_target_labels=num_target,
+                num_skipped_labels=num_skipped,
+                num_embedded_labels=num_embedded,
+                num_failed_labels=num_failed_labels,
+                num_failed_samples=num_failed_samples,
+                failures=failures,
+                prompts=prompts,
+                text_embeddings=None if text_embeddings is None else text_embeddings.tolist(),
+                timings={k: round(v, 4) for k, v in timings.items()},
+            )
+            provenance.finish_run(dataset, run_key, record, summary)
+    summary["text_embeddings"] = text_embeddings
+    return summary
+
+
+def compute_label_embeddings(
+    sample_collection,
+    label_field: str = "autolabels",
+    model_name: str = "ViT-B-32",
+    pretrained: str | None = "openai",
+    context: float = 0.1,
+    batch_size: int = 64,
+    embeddings_attr: str = "embedding",
+    overwrite: bool = False,
+    device: str | None = None,
+    num_workers: int | None = None,
+    write_every: int = 1024,
+    prompts: Sequence[str] | None = None,
+    run_key: str | None = None,
+    clip: ClipModel | None = None,
+    progress: bool | Callable[[Progress], None] = True,
+) -> dict:
+    """Stores a CLIP embedding of each label's box crop on the label.
+
+    Example usage::
+
+        from stoplight.plugins.scoring.embeddings import compute_label_embeddings
+
+        summary = compute_label_embeddings(
+            ds, "autolabels", prompts=["a photo of a person", "a photo of a bus"]
+        )
+        ds.first().autolabels.detections[0].embedding   # a unit vector
+
+    Args:
+        sample_collection: a dataset or view of images
+        label_field: a ``fo.Detections`` field
+        model_name: open_clip architecture (see :func:`load_clip`)
+        pretrained: open_clip tag or local checkpoint file
+        context: padding on each side, as a fraction of the box size
+        batch_size: crops per forward pass (crops of several images share one)
+        embeddings_attr: the per-label attribute to write
+        overwrite: recompute labels that already have ``embeddings_attr``;
+            by default they are skipped, so an interrupted run resumes
+        device: torch device; ``None`` uses CUDA when available
+        num_workers: threads decoding, cropping and preprocessing upcoming
+            images; ``None`` uses one per CPU core, at most 8
+        write_every: labels buffered between bulk database writes
+        prompts: optional class prompts whose text embeddings (same model)
+            are returned as ``summary["text_embeddings"]`` (``(P, D)``
+            float32 array) and stored in the run's results
+        run_key: key of the run record; ``None`` generates one
+        clip: an already loaded :class:`ClipModel` to use
+        progress: a progress bar (``True``), nothing (``False``), or a
+            callable receiving :class:`Progress` events
+
+    Returns:
+        the run summary: label counts (target, skipped, embedded, failed),
+        failed samples, timings, the run key and the text embeddings
+    """
+    import fiftyone.core.utils as fou
+
+    gen = iter_compute_label_embeddings(
+        sample_collection,
+        label_field=label_field,
+        model_name=model_name,
+        pretrained=pretrained,
+        context=context,
+        batch_size=batch_size,
+        embeddings_attr=embeddings_attr,
+        overwrite=overwrite,
+        device=device,
+        num_workers=num_workers,
+        write_every=write_every,
+        prompts=prompts,
+        run_key=run_key,
+        clip=clip,
+    )
+    if callable(progress):
+        return drive(gen, progress)
+    if not progress:
+        return drive(gen, lambda p: None)
+
+    bar = None
+    last = 0
+
+    def update(p: Progress):
+        nonlocal bar, last
+        if bar is None:
+            bar = fou.ProgressBar(total=p.total)
+            bar.start()
+        bar.update(p.done - last)
+        last = p.done
+
+    try:
+        return drive(gen, update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def load_label_embeddings(
+    sample_collection, label_field: str = "autolabels", embeddings_attr: str = "embedding"
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Reads the stored label embeddings back in bulk.
+
+    Labels without an embedding are left out.
+
+    Returns:
+        ``(label_ids, sample_ids, embeddings)``: aligned lists of the label
+        and sample ids, and an ``(N, D)`` float32 array
+    """
+    root = f"{label_field}.detections"
+    if not sample_collection.has_field(f"{root}.{embeddings_attr}"):
+        return [], [], np.zeros((0, 0), np.float32)
+    sids, lids, embs = sample_collection.values(["id", f"{root}.id", f"{root}.{embeddings_attr}"])
+    label_ids, sample_ids, rows = [], [], []
+    for sid, ls, es in zip(sids, lids, embs):
+        for lid, e in zip(ls or [], es or []):
+            if e is not None:
+                label_ids.append(lid)
+                sample_ids.append(sid)
+                rows.append(e)
+    if not rows:
+        return [], [], np.zeros((0, 0), np.float32)
+    return label_ids, sample_ids, np.asarray(rows, dtype=np.float32)

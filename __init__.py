@@ -6,10 +6,12 @@ on every registry build, so it must stay cheap and stateless.
 
 from .plugins.autolabel.operators import ZeroShotDetect
 from .plugins.autolabel.pipeline import zero_shot_detect
+from .plugins.scoring.operators import ComputeLabelEmbeddings
 
 
 def register(p):
     p.register(ZeroShotDetect)
+    p.register(ComputeLabelEmbeddings)
 
 
 __all__ = ["zero_shot_detect", "register"]

@@ -270,3 +270,34 @@ def test_invalid_inputs(labeled, embed):
         E.compute_label_embeddings(labeled, "cls", progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         embed(labeled, batch_size=0)
+
+
+# ------------------------------------------------------------ the operator
+
+EMBED_URI = "@stoplight/autolabel/compute_label_embeddings"
+
+
+@pytest.mark.parametrize("delegated", [False, True])
+def test_operator_embeds_every_label_and_the_class_prompts(labeled, tiny_clip, delegated):
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    name, ckpt = tiny_clip
+    params = dict(label_field=LABELS, model_name=name, pretrained=ckpt, device="cpu",
+                  batch_size=7, delegate=delegated)
+    result = foo.execute_operator(EMBED_URI, ctx={"dataset": labeled}, params=params,
+                                  request_delegation=delegated)
+    assert result.error is None, result.error
+    if delegated:
+        DelegatedOperationService().execute_queued_operations(dataset_name=labeled.name)
+
+    n = labeled.count(f"{LABELS}.detections")
+    vectors = [v for per_sample in labeled.values(f"{LABELS}.detections.embedding")
+               for v in per_sample or []]
+    assert len(vectors) == n and all(v is not None and len(v) == E.TINY_MODEL_CONFIG["embed_dim"] for v in vectors)
+    (key,) = [k for k in labeled.list_runs()
+              if labeled.get_run_info(k).config.stoplight_method == "compute_label_embeddings"]
+    config = labeled.get_run_info(key).config
+    assert config.status == "completed"
+    # CLIP agreement needs every class's prompt: the operator passes them
+    assert sorted(config.prompts) == sorted(labeled.distinct(f"{LABELS}.detections.label"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common.app_progress import run_with_progress
 from .backends import available_backends, get_backend
 from .pipeline import iter_zero_shot_detect
 
@@ -68,25 +69,7 @@ class ZeroShotDetect(foo.Operator):
         params = _params(ctx)
         view = ctx.target_view()
         gen = iter_zero_shot_detect(view, **params)
-        try:
-            while True:
-                try:
-                    p = next(gen)
-                except StopIteration as stop:
-                    summary = stop.value
-                    break
-                if ctx.delegated:
-                    ctx.set_progress(progress=p.fraction, label=p.label)
-                else:
-                    yield ctx.ops.set_progress(progress=p.fraction, label=p.label)
-        except Exception as e:
-            # a generator's HTTP stream has already started: an exception
-            # alone would end it silently, so tell the App first
-            if not ctx.delegated:
-                yield ctx.ops.notify(f"Auto-labeling failed: {e}", variant="error")
-            raise
-        finally:
-            gen.close()  # a cancelled run still records what it wrote
+        summary = yield from run_with_progress(ctx, gen, "Auto-labeling")
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
             yield ctx.ops.show_output(_summary_outputs().to_json(), _summary_results(summary))

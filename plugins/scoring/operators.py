@@ -1,0 +1,136 @@
+"""App layer of scoring: the ``compute_label_embeddings`` operator.
+
+Only translates ``ctx`` into a call of
+:func:`embeddings.iter_compute_label_embeddings` and forwards its progress.
+"""
+
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from ..common.app_progress import run_with_progress
+from .embeddings import iter_compute_label_embeddings
+
+DEFAULTS = dict(
+    label_field="autolabels",
+    model_name="ViT-B-32",
+    pretrained="openai",
+    context=0.1,
+    batch_size=64,
+    embeddings_attr="embedding",
+    overwrite=False,
+)
+
+
+class ComputeLabelEmbeddings(foo.Operator):
+    """Embeds the crop of every label with open_clip, stored on the label.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/compute_label_embeddings",
+            ctx={"dataset": dataset},
+            params={"label_field": "autolabels", "model_name": "ViT-B-32",
+                    "pretrained": "openai"},
+        )
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compute_label_embeddings",
+            label="Stoplight: compute label embeddings",
+            icon="scatter_plot",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _embedding_inputs(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Compute label embeddings"))
+
+    def resolve_delegation(self, ctx):
+        return ctx.params.get("delegate", None)
+
+    def execute(self, ctx):
+        p = ctx.params
+        label_field = p.get("label_field", DEFAULTS["label_field"])
+        view = ctx.target_view()
+        prompts = p.get("prompts") or None
+        if prompts is None and view.has_field(label_field):
+            # CLIP agreement needs a text embedding of every class present
+            prompts = view.distinct(f"{label_field}.detections.label") or None
+        gen = iter_compute_label_embeddings(
+            view,
+            label_field=label_field,
+            model_name=p.get("model_name", DEFAULTS["model_name"]),
+            pretrained=p.get("pretrained", DEFAULTS["pretrained"]) or None,
+            context=p.get("context", DEFAULTS["context"]),
+            batch_size=p.get("batch_size", DEFAULTS["batch_size"]),
+            embeddings_attr=p.get("embeddings_attr", DEFAULTS["embeddings_attr"]),
+            overwrite=p.get("overwrite", DEFAULTS["overwrite"]),
+            device=p.get("device") or None,
+            prompts=prompts,
+            run_key=p.get("run_key") or None,
+        )
+        summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            outputs = types.Object()
+            outputs.str("run_key", label="Run key")
+            for key, label in _COUNT_LABELS.items():
+                outputs.int(key, label=label)
+            shown = {k: v for k, v in summary.items() if k == "run_key" or k in _COUNT_LABELS}
+            yield ctx.ops.show_output(types.Property(outputs).to_json(), shown)
+
+
+_COUNT_LABELS = {
+    "num_embedded_labels": "Labels embedded",
+    "num_skipped_labels": "Labels skipped (already embedded)",
+    "num_failed_labels": "Labels failed",
+}
+
+
+def _embedding_inputs(ctx, inputs):
+    inputs.view_target(ctx, action_description="Embed the labels of")
+    inputs.str("label_field", default=DEFAULTS["label_field"], label="Label field")
+    inputs.str(
+        "model_name",
+        default=DEFAULTS["model_name"],
+        label="open_clip model",
+        description="An open_clip architecture, e.g. ViT-B-32, ViT-L-14",
+    )
+    inputs.str(
+        "pretrained",
+        default=DEFAULTS["pretrained"],
+        label="Pretrained weights",
+        description="An open_clip pretrained tag (downloaded) or a local checkpoint file",
+    )
+    inputs.float(
+        "context",
+        min=0.0,
+        default=DEFAULTS["context"],
+        label="Context padding",
+        description="Fraction of the box size added on each side of the crop",
+    )
+    inputs.int("batch_size", min=1, default=DEFAULTS["batch_size"], label="Crops per batch")
+    inputs.str(
+        "embeddings_attr",
+        default=DEFAULTS["embeddings_attr"],
+        label="Embedding attribute",
+        description="Label attribute that stores the vector",
+    )
+    inputs.bool(
+        "overwrite",
+        default=DEFAULTS["overwrite"],
+        label="Overwrite",
+        description="Recompute labels that already have an embedding (default: skip them, so runs resume)",
+    )
+    inputs.str("device", label="Device", description="Empty uses CUDA when available")
+    inputs.bool("delegate", default=False, label="Delegate")

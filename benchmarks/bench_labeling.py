@@ -164,7 +164,7 @@ def main(argv=None) -> int:
                 continue
             print(f"{k:<14}{ips[k]:>10.2f}{ips[k] / ips['bare loop']:>9.2f}x"
                   f"{ips['stoplight'] / ips[k]:>13.2f}x{labels.get(k, ''):>8}")
-        print(f"\nstoplight time by stage (last round; decode+prepare run in background threads): "
+        print("\nstoplight time by stage (last round; decode+prepare run in background threads): "
               + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in timings.items()))
         print(f"peak RSS {peak_rss:.0f} MiB" + (f", peak GPU memory {gpu_peak:.0f} MiB" if gpu_peak else ""))
         targets = [("stoplight / bare loop", ips["stoplight"] / ips["bare loop"], 0.9)]

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--delete-after", action="store_true", help="delete the dataset at the end")
     args = parser.parse_args(argv)
 
-    stoplight = import_stoplight()
+    import_stoplight()
     from stoplight.plugins.autolabel.backends import get_backend
     from stoplight.plugins.autolabel.models import load_detector
     from stoplight.plugins.autolabel.pipeline import zero_shot_detect

@@ -1,6 +1,5 @@
 """The labeling pipeline on a real dataset, real MongoDB, a real tiny model."""
 
-import shutil
 
 import fiftyone as fo
 import numpy as np

@@ -10,7 +10,6 @@ interrupted keeps every chunk written so far, and re-running with
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import logging
 import os
@@ -22,6 +21,7 @@ import numpy as np
 from ..common import provenance
 from .backends import Predictions, ZeroShotDetector
 from ..common import bulk
+from ..common.prefetch import prefetch
 from .detections import CLASS_SCORES_ATTR, detections_doc, postprocess
 from .images import ImageLoadError, load_image
 from .ontology import Ontology
@@ -408,24 +408,9 @@ def _load_batch(detector, ids, paths) -> _Batch:
 
 
 def _prefetch(batches, detector, num_workers) -> Iterator[_Batch]:
-    """Yields loaded batches in order, loading up to ``num_workers`` ahead."""
-    if num_workers == 0:
-        for ids, paths in batches:
-            yield _load_batch(detector, ids, paths)
-        return
-    with cf.ThreadPoolExecutor(num_workers, thread_name_prefix="stoplight-load") as pool:
-        futures: list[cf.Future] = []
-        it = iter(batches)
-        try:
-            for ids, paths in it:
-                futures.append(pool.submit(_load_batch, detector, ids, paths))
-                if len(futures) > num_workers:
-                    yield futures.pop(0).result()
-            while futures:
-                yield futures.pop(0).result()
-        finally:
-            for f in futures:
-                f.cancel()
+    """Loaded batches in order, up to ``num_workers`` batches ahead."""
+    jobs = ((detector, ids, paths) for ids, paths in batches)
+    return prefetch(jobs, _load_batch, num_workers)
 
 
 def _predict_isolating_failures(detector, batch: _Batch, path_of, fail) -> list[Predictions | None]:

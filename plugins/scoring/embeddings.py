@@ -17,7 +17,6 @@ are written in bulk with ``set_label_values`` every ``write_every`` labels.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import inspect
 import json
@@ -34,6 +33,7 @@ import numpy as np
 from ..autolabel.images import ImageLoadError, load_image
 from ..autolabel.pipeline import MAX_RECORDED_FAILURES, Progress, drive
 from ..common import bulk, provenance
+from ..common.prefetch import prefetch
 
 logger = logging.getLogger(__name__)
 
@@ -278,26 +278,6 @@ def _load_item(clip: ClipModel, sample_id, filepath, label_ids, boxes, context) 
     return _Item(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
 
 
-def _prefetch(jobs, load, num_workers) -> Iterator[_Item]:
-    """Yields loaded items in order, loading up to ``2 * num_workers`` ahead."""
-    if num_workers == 0:
-        for job in jobs:
-            yield load(*job)
-        return
-    with cf.ThreadPoolExecutor(num_workers, thread_name_prefix="stoplight-embed") as pool:
-        futures: list[cf.Future] = []
-        try:
-            for job in jobs:
-                futures.append(pool.submit(load, *job))
-                if len(futures) > 2 * num_workers:
-                    yield futures.pop(0).result()
-            while futures:
-                yield futures.pop(0).result()
-        finally:
-            for f in futures:
-                f.cancel()
-
-
 def _check_label_field(sample_collection, label_field: str) -> None:
     import fiftyone as fo
 
@@ -441,7 +421,7 @@ def iter_compute_label_embeddings(
         def load(sid, fp, lids, boxes):
             return _load_item(clip, sid, fp, lids, boxes, context)
 
-        for item in _prefetch(jobs, load, num_workers):
+        for item in prefetch(jobs, load, num_workers, ahead=2 * num_workers, name="stoplight-embed"):
             timings["decode_s"] += item.decode_s
             timings["prepare_s"] += item.prepare_s
             if item.error is not None:

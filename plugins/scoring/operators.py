@@ -134,3 +134,142 @@ def _embedding_inputs(ctx, inputs):
     )
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
     inputs.bool("delegate", default=False, label="Delegate")
+
+
+# ---------------------------------------------------------------------------
+# score_labels
+# ---------------------------------------------------------------------------
+
+SCORE_DEFAULTS = dict(
+    label_field="autolabels",
+    reference_field=None,
+    iou=0.5,
+    spurious_confidence=0.95,
+    embeddings_attr="embedding",
+    consensus_fields=None,
+    consensus_iou=0.5,
+    k=10,
+    rer=True,
+)
+
+
+class ScoreLabels(foo.Operator):
+    """Scores every auto-label (hardness, margin, mistakenness, kNN agreement,
+    RER, CLIP agreement, consensus, uncertainty); see :mod:`.scores`.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/score_labels",
+            ctx={"dataset": dataset},
+            params={"label_field": "autolabels", "reference_field": "ground_truth"},
+        )
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="score_labels",
+            label="Stoplight: score labels",
+            icon="traffic",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _score_inputs(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Score labels"))
+
+    def resolve_delegation(self, ctx):
+        return ctx.params.get("delegate", None)
+
+    def execute(self, ctx):
+        from .scores import iter_score_labels
+
+        p = ctx.params
+
+        def get(name):
+            value = p.get(name, None)
+            return SCORE_DEFAULTS[name] if value is None else value
+
+        gen = iter_score_labels(
+            ctx.target_view(),
+            label_field=get("label_field"),
+            reference_field=p.get("reference_field") or None,
+            iou=get("iou"),
+            spurious_confidence=get("spurious_confidence"),
+            embeddings_attr=get("embeddings_attr"),
+            consensus_fields=p.get("consensus_fields") or None,
+            consensus_iou=get("consensus_iou"),
+            k=get("k"),
+            rer=get("rer"),
+            run_key=p.get("run_key") or None,
+            device=p.get("device") or None,
+        )
+        summary = yield from run_with_progress(ctx, gen, "Scoring labels")
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            outputs = types.Object()
+            outputs.str("run_key", label="Run key")
+            for key, label in _SCORE_COUNT_LABELS.items():
+                outputs.int(key, label=label)
+            outputs.float("difficulty", label="Dataset difficulty (mean RER)")
+            outputs.list("notes", types.String(), label="Notes")
+            shown = {
+                k: summary.get(k)
+                for k in ("run_key", "difficulty", "notes", *_SCORE_COUNT_LABELS)
+                if summary.get(k) is not None
+            }
+            yield ctx.ops.show_output(types.Property(outputs).to_json(), shown)
+
+
+_SCORE_COUNT_LABELS = {
+    "num_scored_labels": "Labels scored",
+    "num_embedded_labels": "Labels with embeddings",
+    "num_possible_missing": "Possibly missing labels",
+    "num_possible_spurious": "Possibly spurious labels",
+}
+
+
+def _score_inputs(ctx, inputs):
+    inputs.view_target(ctx, action_description="Score the labels of")
+    inputs.str("label_field", default=SCORE_DEFAULTS["label_field"], label="Label field")
+    inputs.str(
+        "reference_field",
+        label="Reference field",
+        description="Optional Detections field of reference (e.g. human) labels, for mistakenness",
+    )
+    inputs.float("iou", min=0.0, max=1.0, default=SCORE_DEFAULTS["iou"], label="Reference IoU")
+    inputs.float(
+        "spurious_confidence",
+        min=0.0,
+        max=1.0,
+        default=SCORE_DEFAULTS["spurious_confidence"],
+        label="Spurious confidence",
+        description="Least confidence of an unmatched auto-label to count as possibly spurious",
+    )
+    inputs.str(
+        "embeddings_attr",
+        default=SCORE_DEFAULTS["embeddings_attr"],
+        label="Embedding attribute",
+        description="Label attribute with stored embeddings (for kNN agreement, RER, CLIP agreement)",
+    )
+    inputs.list(
+        "consensus_fields",
+        types.String(),
+        label="Consensus fields",
+        description="Other models' Detections fields to measure agreement with",
+    )
+    inputs.float(
+        "consensus_iou", min=0.0, max=1.0, default=SCORE_DEFAULTS["consensus_iou"],
+        label="Consensus IoU",
+    )
+    inputs.int("k", min=1, default=SCORE_DEFAULTS["k"], label="kNN neighbours")
+    inputs.bool("rer", default=SCORE_DEFAULTS["rer"], label="Class-wise autoencoder RER")
+    inputs.str("device", label="Device", description="Empty uses CUDA when available")
+    inputs.bool("delegate", default=False, label="Delegate")

@@ -22,6 +22,8 @@ from ..common import provenance
 from .backends import Predictions, ZeroShotDetector
 from ..common import bulk
 from ..common.prefetch import prefetch
+from ..common.progress import Progress
+from ..common.progress import run as run_progress
 from .detections import CLASS_SCORES_ATTR, detections_doc, postprocess
 from .images import ImageLoadError, load_image
 from .ontology import Ontology
@@ -30,19 +32,6 @@ logger = logging.getLogger(__name__)
 
 #: at most this many failures are kept verbatim in the run record
 MAX_RECORDED_FAILURES = 1000
-
-
-@dataclasses.dataclass
-class Progress:
-    """One progress event: ``done`` of ``total`` samples handled."""
-
-    done: int
-    total: int
-    label: str = ""
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
 
 
 @dataclasses.dataclass
@@ -315,8 +304,6 @@ def zero_shot_detect(
         the run summary: counts of samples (target, skipped, processed,
         failed), of labels, the failures, per-stage timings and the run key
     """
-    import fiftyone.core.utils as fou
-
     gen = iter_zero_shot_detect(
         sample_collection,
         backend=backend,
@@ -337,45 +324,7 @@ def zero_shot_detect(
         run_key=run_key,
         detector=detector,
     )
-    if callable(progress):
-        return drive(gen, progress)
-    if not progress:
-        return drive(gen, lambda p: None)
-
-    bar = None
-    last = 0
-
-    def update(p: Progress):
-        nonlocal bar, last
-        if bar is None:
-            bar = fou.ProgressBar(total=p.total)
-            bar.start()
-        bar.update(p.done - last)
-        last = p.done
-
-    try:
-        return drive(gen, update)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def drive(gen: Iterator[Progress], callback: Callable[[Progress], None]) -> dict:
-    """Runs a progress generator to its end; returns its summary.
-
-    If the callback raises (a user interrupt, a closed connection), the
-    generator is closed at once so that it records its partial work.
-    """
-    try:
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            callback(event)
-    except BaseException:
-        gen.close()
-        raise
+    return run_progress(gen, progress)
 
 
 def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):

@@ -31,7 +31,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..autolabel.images import ImageLoadError, load_image
-from ..autolabel.pipeline import MAX_RECORDED_FAILURES, Progress, drive
+from ..autolabel.pipeline import MAX_RECORDED_FAILURES
+from ..common.progress import Progress
+from ..common.progress import run as run_progress
 from ..common import bulk, provenance
 from ..common.prefetch import prefetch
 
@@ -530,8 +532,6 @@ def compute_label_embeddings(
         the run summary: label counts (target, skipped, embedded, failed),
         failed samples, timings, the run key and the text embeddings
     """
-    import fiftyone.core.utils as fou
-
     gen = iter_compute_label_embeddings(
         sample_collection,
         label_field=label_field,
@@ -548,27 +548,7 @@ def compute_label_embeddings(
         run_key=run_key,
         clip=clip,
     )
-    if callable(progress):
-        return drive(gen, progress)
-    if not progress:
-        return drive(gen, lambda p: None)
-
-    bar = None
-    last = 0
-
-    def update(p: Progress):
-        nonlocal bar, last
-        if bar is None:
-            bar = fou.ProgressBar(total=p.total)
-            bar.start()
-        bar.update(p.done - last)
-        last = p.done
-
-    try:
-        return drive(gen, update)
-    finally:
-        if bar is not None:
-            bar.close()
+    return run_progress(gen, progress)
 
 
 def load_label_embeddings(

@@ -67,7 +67,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..autolabel.pipeline import Progress, drive
+from ..common.progress import Progress
+from ..common.progress import run as run_progress
 from ..common import bulk, provenance
 from . import signals
 from .embeddings import load_label_embeddings
@@ -687,18 +688,4 @@ def score_labels(
         run_key=run_key,
         device=device,
     )
-    if callable(progress):
-        return drive(gen, progress)
-    if not progress:
-        return drive(gen, lambda p: None)
-    import fiftyone.core.utils as fou
-
-    with fou.ProgressBar(total=6) as bar:
-        last = 0
-
-        def update(p: Progress):
-            nonlocal last
-            bar.update(p.done - last)
-            last = p.done
-
-        return drive(gen, update)
+    return run_progress(gen, progress)

@@ -193,6 +193,20 @@ def bert_tokenizer():
     return _tokenizer_from_files({"vocab.txt": "\n".join(vocab) + "\n"}, config)
 
 
+def seeded(build, seed: int = 0):
+    """Calls ``build()`` under a fixed torch seed, leaving the global RNG as it was.
+
+    Random checkpoints must be the same on every machine: some random
+    initializations of a tiny model score every box below ``min_score``,
+    which would make offline demos and tests depend on luck.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 def save_checkpoint(model, processor, directory: str) -> str:
     """Saves model (safetensors) and processor so ``from_pretrained`` loads both."""
     os.makedirs(directory, exist_ok=True)

@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from .. import boxes as B
-from ._hf import HFBatch, HFDetector, bert_tokenizer, check_size, save_checkpoint, stable_sigmoid
+from ._hf import HFBatch, HFDetector, bert_tokenizer, check_size, save_checkpoint, seeded, stable_sigmoid
 from .base import Predictions, register
 
 #: characters Grounding DINO treats as phrase delimiters (ids 1012, 1029)
@@ -294,6 +294,6 @@ class GroundingDinoDetector(HFDetector):
         else:
             config = GroundingDinoConfig()
             image_processor = GroundingDinoImageProcessor()
-        model = GroundingDinoForObjectDetection(config).eval()
+        model = seeded(lambda: GroundingDinoForObjectDetection(config).eval())
         processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
         return save_checkpoint(model, processor, directory)

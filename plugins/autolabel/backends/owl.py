@@ -27,7 +27,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from .. import boxes as B
-from ._hf import HFBatch, HFDetector, check_size, clip_tokenizer, save_checkpoint, stable_sigmoid
+from ._hf import HFBatch, HFDetector, check_size, clip_tokenizer, save_checkpoint, seeded, stable_sigmoid
 from .base import Predictions, register
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class _OwlDetector(HFDetector):
             image_size, patch_size = cls._full_vision
             config_kwargs = dict(vision_config=dict(image_size=image_size, patch_size=patch_size))
         config = getattr(transformers, cls._config_cls)(**config_kwargs)
-        model = getattr(transformers, cls._model_cls)(config).eval()
+        model = seeded(lambda: getattr(transformers, cls._model_cls)(config).eval())
         image_processor = getattr(transformers, cls._image_processor_cls)(
             size={"height": image_size, "width": image_size}
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common.app_progress import run_with_progress
+from ..common.app_progress import LongRunningOperator, run_with_progress
 from .backends import available_backends, get_backend
 from .pipeline import iter_zero_shot_detect
 
@@ -25,7 +25,7 @@ DEFAULTS = dict(
 )
 
 
-class ZeroShotDetect(foo.Operator):
+class ZeroShotDetect(LongRunningOperator, foo.Operator):
     """Auto-labels images with a zero-shot detector (YOLO-World, YOLOE,
     OWL-ViT, OWLv2, Grounding DINO).
 
@@ -45,25 +45,13 @@ class ZeroShotDetect(foo.Operator):
         )
     """
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="zero_shot_detect",
-            label="Stoplight: zero-shot auto-label",
-            icon="auto_awesome",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "zero_shot_detect"
+    op_label = "Stoplight: zero-shot auto-label"
+    op_icon = "auto_awesome"
+    form_title = "Zero-shot auto-label"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def _inputs(self, ctx, inputs):
         _detect_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Zero-shot auto-label"))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
 
     def execute(self, ctx):
         params = _params(ctx)

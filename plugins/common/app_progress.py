@@ -34,3 +34,42 @@ def run_with_progress(ctx, gen: Iterator, what: str) -> Generator[Any, None, dic
         raise
     finally:
         gen.close()
+
+
+class LongRunningOperator:
+    """Mixin for Stoplight's long-running operators.
+
+    Subclasses set ``op_name``, ``op_label``, ``op_icon`` and ``form_title`` and
+    implement ``_inputs(ctx, inputs)`` and a generator ``execute``. They
+    run immediately or delegated (the ``delegate`` input decides), as
+    generators so that immediate runs stream progress to the App.
+    """
+
+    op_name: str
+    op_label: str
+    op_icon: str
+    form_title: str
+
+    @property
+    def config(self):
+        import fiftyone.operators as foo
+
+        return foo.OperatorConfig(
+            name=self.op_name,
+            label=self.op_label,
+            icon=self.op_icon,
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        import fiftyone.operators.types as types
+
+        inputs = types.Object()
+        self._inputs(ctx, inputs)
+        return types.Property(inputs, view=types.View(label=self.form_title))
+
+    def resolve_delegation(self, ctx):
+        return ctx.params.get("delegate", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common.app_progress import run_with_progress
+from ..common.app_progress import LongRunningOperator, run_with_progress
 from .embeddings import iter_compute_label_embeddings
 
 DEFAULTS = dict(
@@ -23,7 +23,7 @@ DEFAULTS = dict(
 )
 
 
-class ComputeLabelEmbeddings(foo.Operator):
+class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
     """Embeds the crop of every label with open_clip, stored on the label.
 
     Example usage::
@@ -38,25 +38,13 @@ class ComputeLabelEmbeddings(foo.Operator):
         )
     """
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="compute_label_embeddings",
-            label="Stoplight: compute label embeddings",
-            icon="scatter_plot",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "compute_label_embeddings"
+    op_label = "Stoplight: compute label embeddings"
+    op_icon = "scatter_plot"
+    form_title = "Compute label embeddings"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def _inputs(self, ctx, inputs):
         _embedding_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Compute label embeddings"))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
 
     def execute(self, ctx):
         p = ctx.params
@@ -153,7 +141,7 @@ SCORE_DEFAULTS = dict(
 )
 
 
-class ScoreLabels(foo.Operator):
+class ScoreLabels(LongRunningOperator, foo.Operator):
     """Scores every auto-label (hardness, margin, mistakenness, kNN agreement,
     RER, CLIP agreement, consensus, uncertainty); see :mod:`.scores`.
 
@@ -168,25 +156,13 @@ class ScoreLabels(foo.Operator):
         )
     """
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="score_labels",
-            label="Stoplight: score labels",
-            icon="traffic",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+    op_name = "score_labels"
+    op_label = "Stoplight: score labels"
+    op_icon = "traffic"
+    form_title = "Score labels"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
+    def _inputs(self, ctx, inputs):
         _score_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Score labels"))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
 
     def execute(self, ctx):
         from .scores import iter_score_labels

@@ -53,3 +53,46 @@ def write_docs(sample_collection, field: str, docs: Mapping[str, dict]) -> None:
         for sid in ids
     ]
     sample_collection._dataset._bulk_write(ops, ids=ids)
+
+
+def write_label_attrs(
+    sample_collection,
+    list_path: str,
+    sample_ids,
+    label_ids,
+    values: Mapping[str, "list | object"],
+) -> None:
+    """Sets several attributes of many labels with one update per sample.
+
+    Each label is addressed by its ``_id`` through MongoDB's filtered
+    positional operator (``<list_path>.$[l0].<attr>``), so only the named
+    attributes change: nothing else on the label (a review decision, say)
+    is rewritten, and a label list reordered meanwhile is still safe. One
+    call replaces ``len(values)`` ``set_label_values`` calls (~0.3 ms per
+    label and attribute each).
+
+    Args:
+        sample_collection: the collection whose dataset holds the labels
+        list_path: e.g. ``"autolabels.detections"``
+        sample_ids: ``(N,)`` owning sample id of each label
+        label_ids: ``(N,)`` label ids
+        values: ``{attr: (N,) values}``; ``None`` values are written as null
+    """
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    by_sample: dict[str, list[int]] = {}
+    for i, sid in enumerate(sample_ids):
+        by_sample.setdefault(sid, []).append(i)
+    now = datetime.datetime.utcnow()
+    ops = []
+    for sid, rows in by_sample.items():
+        update = {"last_modified_at": now}
+        filters = []
+        for j, i in enumerate(rows):
+            filters.append({f"l{j}._id": ObjectId(label_ids[i])})
+            for attr, vals in values.items():
+                update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
+        ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
+    if ops:
+        sample_collection._dataset._bulk_write(ops, ids=list(by_sample))

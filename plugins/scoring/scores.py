@@ -2,10 +2,10 @@
 
 FiftyOne I/O stays at the edges: all label attributes are read with one bulk
 ``values()`` call per field, the pure functions of :mod:`.signals` compute
-the scores on numpy arrays, and every score is written back with one bulk
-``set_label_values`` call per attribute. Re-running updates the scores only:
-no other attribute of a label is written, in particular never the human
-review attributes (:data:`PROTECTED_ATTRS`).
+the scores on numpy arrays, and all scores are written back with one bulk
+update per sample (:func:`..common.bulk.write_label_attrs`). Re-running
+updates the scores only: no other attribute of a label is written, in
+particular never the human review attributes (:data:`PROTECTED_ATTRS`).
 
 Per-label attributes written on ``{label_field}.detections`` (a public
 contract; ``None`` means "this signal says nothing about this label"):
@@ -563,16 +563,13 @@ def iter_score_labels(
         t0 = time.perf_counter()
         written = [a for a in SCORE_ATTRS if a in scores]
         _declare_float_attrs(dataset, label_field, written)
-        for attr in written:
-            vals = scores[attr]
-            sample_collection.set_label_values(
-                f"{root}.{attr}",
-                [
-                    {"sample_id": owner_sid[i], "label_id": lid[i], "value": _nan_to_none(vals[i])}
-                    for i in range(n)
-                ],
-                validate=False,
-            )
+        bulk.write_label_attrs(
+            sample_collection,
+            root,
+            owner_sid,
+            lid,
+            {attr: [_nan_to_none(v) for v in scores[attr]] for attr in written},
+        )
         if reference_field:
             for name, vals in (
                 (possible_missing_field(label_field), missing_counts),

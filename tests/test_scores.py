@@ -255,6 +255,28 @@ def test_operator_scores_the_dataset(constructed):
     assert cfg.stoplight_method == "score_labels" and cfg.spurious_confidence == 0.9
 
 
+def test_operator_delegated(constructed):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    result = foo.execute_operator(
+        URI, ctx={"dataset": constructed},
+        params={"label_field": LABELS, "reference_field": "ground_truth", "delegate": True},
+        request_delegation=True,
+    )
+    assert result.delegated
+    assert not constructed.list_runs()  # queued, not run
+    DelegatedOperationService().execute_queued_operations(dataset_name=constructed.name)
+    constructed.reload()
+    assert _by_name(constructed, "mistakenness")["same"] == 0.0
+    (key,) = constructed.list_runs()
+    assert constructed.get_run_info(key).config.status == "completed"
+
+
+def test_sdk_progress_bar_default(constructed):
+    summary = S.score_labels(constructed, LABELS, reference_field="ground_truth")
+    assert summary["status"] == "completed"
+
+
 def test_review_attributes_untouched_and_rerun_idempotent(ds):
     _cluster_dataset(ds, np.random.default_rng(2))
     # a human reviewed some labels

@@ -58,12 +58,13 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
         view = ctx.target_view()
         gen = iter_zero_shot_detect(view, **params)
         summary = yield from run_with_progress(ctx, gen, "Auto-labeling")
-        if not ctx.delegated:
-            yield ctx.ops.reload_dataset()
-            yield ctx.ops.show_output(_summary_outputs().to_json(), _summary_results(summary))
+        outputs = _summary_outputs()
+        yield from self.show_summary(
+            ctx, _summary_results(summary), outputs, list(outputs.properties)
+        )
 
 
-def _summary_outputs() -> types.Property:
+def _summary_outputs() -> types.Object:
     outputs = types.Object()
     outputs.str("run_key", label="Run key")
     outputs.int("num_processed_samples", label="Samples labeled")
@@ -71,7 +72,7 @@ def _summary_outputs() -> types.Property:
     outputs.int("num_failed_samples", label="Samples failed")
     outputs.int("num_labels", label="Labels written")
     outputs.str("failure_report", label="Failures", view=types.MarkdownView())
-    return types.Property(outputs)
+    return outputs
 
 
 def _summary_results(summary: dict, shown: int = 10) -> dict:

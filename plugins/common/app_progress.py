@@ -73,3 +73,14 @@ class LongRunningOperator:
 
     def resolve_delegation(self, ctx):
         return ctx.params.get("delegate", None)
+
+    def show_summary(self, ctx, summary: dict, outputs, keys) -> Iterator:
+        """After an immediate run: reloads the App and shows ``keys`` of
+        ``summary`` (those not None) in the ``outputs`` form object."""
+        import fiftyone.operators.types as types
+
+        if ctx.delegated:
+            return
+        yield ctx.ops.reload_dataset()
+        shown = {k: summary.get(k) for k in keys if summary.get(k) is not None}
+        yield ctx.ops.show_output(types.Property(outputs).to_json(), shown)

@@ -356,7 +356,11 @@ def iter_compute_label_embeddings(
 
     if clip is None:
         clip = load_clip(model_name, pretrained, device=device)
-    prompts = list(prompts or [])
+    if prompts is None:
+        # the classes present: score_labels' CLIP agreement needs a text
+        # embedding of every class, with the class name as its prompt
+        prompts = sample_collection.distinct(f"{label_field}.detections.label")
+    prompts = list(prompts)
 
     run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
     record = provenance.start_run(
@@ -520,9 +524,10 @@ def compute_label_embeddings(
         num_workers: threads decoding, cropping and preprocessing upcoming
             images; ``None`` uses one per CPU core, at most 8
         write_every: labels buffered between bulk database writes
-        prompts: optional class prompts whose text embeddings (same model)
-            are returned as ``summary["text_embeddings"]`` (``(P, D)``
-            float32 array) and stored in the run's results
+        prompts: class prompts whose text embeddings (same model) are
+            returned as ``summary["text_embeddings"]`` (``(P, D)`` float32
+            array) and stored in the run's results; ``None`` uses the class
+            names present in ``label_field``, ``[]`` embeds no text
         run_key: key of the run record; ``None`` generates one
         clip: an already loaded :class:`ClipModel` to use
         progress: a progress bar (``True``), nothing (``False``), or a

@@ -48,15 +48,9 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
 
     def execute(self, ctx):
         p = ctx.params
-        label_field = p.get("label_field", DEFAULTS["label_field"])
-        view = ctx.target_view()
-        prompts = p.get("prompts") or None
-        if prompts is None and view.has_field(label_field):
-            # CLIP agreement needs a text embedding of every class present
-            prompts = view.distinct(f"{label_field}.detections.label") or None
         gen = iter_compute_label_embeddings(
-            view,
-            label_field=label_field,
+            ctx.target_view(),
+            label_field=p.get("label_field", DEFAULTS["label_field"]),
             model_name=p.get("model_name", DEFAULTS["model_name"]),
             pretrained=p.get("pretrained", DEFAULTS["pretrained"]) or None,
             context=p.get("context", DEFAULTS["context"]),
@@ -64,18 +58,15 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
             embeddings_attr=p.get("embeddings_attr", DEFAULTS["embeddings_attr"]),
             overwrite=p.get("overwrite", DEFAULTS["overwrite"]),
             device=p.get("device") or None,
-            prompts=prompts,
+            prompts=p.get("prompts") or None,
             run_key=p.get("run_key") or None,
         )
         summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
-        if not ctx.delegated:
-            yield ctx.ops.reload_dataset()
-            outputs = types.Object()
-            outputs.str("run_key", label="Run key")
-            for key, label in _COUNT_LABELS.items():
-                outputs.int(key, label=label)
-            shown = {k: v for k, v in summary.items() if k == "run_key" or k in _COUNT_LABELS}
-            yield ctx.ops.show_output(types.Property(outputs).to_json(), shown)
+        outputs = types.Object()
+        outputs.str("run_key", label="Run key")
+        for key, label in _COUNT_LABELS.items():
+            outputs.int(key, label=label)
+        yield from self.show_summary(ctx, summary, outputs, ["run_key", *_COUNT_LABELS])
 
 
 _COUNT_LABELS = {
@@ -188,20 +179,14 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
             device=p.get("device") or None,
         )
         summary = yield from run_with_progress(ctx, gen, "Scoring labels")
-        if not ctx.delegated:
-            yield ctx.ops.reload_dataset()
-            outputs = types.Object()
-            outputs.str("run_key", label="Run key")
-            for key, label in _SCORE_COUNT_LABELS.items():
-                outputs.int(key, label=label)
-            outputs.float("difficulty", label="Dataset difficulty (mean RER)")
-            outputs.list("notes", types.String(), label="Notes")
-            shown = {
-                k: summary.get(k)
-                for k in ("run_key", "difficulty", "notes", *_SCORE_COUNT_LABELS)
-                if summary.get(k) is not None
-            }
-            yield ctx.ops.show_output(types.Property(outputs).to_json(), shown)
+        outputs = types.Object()
+        outputs.str("run_key", label="Run key")
+        for key, label in _SCORE_COUNT_LABELS.items():
+            outputs.int(key, label=label)
+        outputs.float("difficulty", label="Dataset difficulty (mean RER)")
+        outputs.list("notes", types.String(), label="Notes")
+        keys = ["run_key", "difficulty", "notes", *_SCORE_COUNT_LABELS]
+        yield from self.show_summary(ctx, summary, outputs, keys)
 
 
 _SCORE_COUNT_LABELS = {

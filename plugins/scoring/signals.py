@@ -45,13 +45,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import neighbors
+
 # Scores below this total are treated as "no evidence at all".
 _EPS = 1e-12
 
-# knn_agreement switches from exact to subsampled references above this N.
-KNN_EXACT_LIMIT = 200_000
-# Number of reference labels the subsampled knn path compares against.
-KNN_MAX_REFERENCE = 100_000
 # Elements of one (batch x reference) similarity block (~256 MB in float32).
 _BLOCK_ELEMENTS = 2**26
 
@@ -184,38 +182,15 @@ def margin(class_scores: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def _stratified_reference(
-    labels: np.ndarray, size: int, min_per_class: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Sorted indices of a class-stratified random subsample of ``size``.
-
-    Each class gets a share proportional to its size, but at least
-    ``min(count, min_per_class)`` members, so that rare classes keep
-    neighbours to vote with.
-    """
-    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    n = labels.shape[0]
-    quota = np.floor(counts * (size / n)).astype(np.int64)
-    quota = np.maximum(quota, np.minimum(counts, min_per_class))
-    quota = np.minimum(quota, counts)
-    # A random permutation, then a stable sort by class, gives each class its
-    # members in random order; take each class's first ``quota``.
-    perm = rng.permutation(n)
-    order = perm[np.argsort(inverse[perm], kind="stable")]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(n) - np.repeat(starts, counts)
-    keep = rank < np.repeat(quota, counts)
-    return np.sort(order[keep])
-
-
 def knn_agreement(
     embeddings: np.ndarray,
     labels: np.ndarray,
     k: int = 10,
     batch_size: int | None = None,
     device: Any = None,
-    exact_limit: int = KNN_EXACT_LIMIT,
-    max_reference: int = KNN_MAX_REFERENCE,
+    exact_limit: int = neighbors.EXACT_LIMIT,
+    list_size: int = neighbors.LIST_SIZE,
+    nprobe: int = neighbors.NPROBE,
     seed: int = 0,
 ) -> np.ndarray:
     """Similarity-weighted share of each label's nearest neighbours of its class.
@@ -229,39 +204,33 @@ def knn_agreement(
     Range ``[0, 1]``. Negative similarities get weight 0: a neighbour pointing
     the other way is not evidence for or against the class. If all ``k``
     weights are 0, the unweighted share is used. With fewer than 2 labels
-    there are no neighbours and the result is NaN. ``k`` is capped at the
-    number of available references minus one.
+    there are no neighbours and the result is NaN. ``k`` is capped at
+    ``N - 1``.
 
-    Exact path (``N <= exact_limit``): every label is compared with every
-    other, by batched matrix products on ``device`` with a top-k per batch;
-    memory is bounded by ``batch_size x N`` similarities.
-
-    Approximate path (``N > exact_limit``): every label is compared with a
-    fixed random reference subsample of ``max_reference`` labels, stratified
-    by class (proportional shares, but at least ``min(count, 2k)`` members of
-    each class, so rare classes keep neighbours). The reference subsample is
-    drawn with ``seed``, so results are reproducible. Its neighbours are a
-    random sample of the density around each label rather than the exact
-    nearest ones, so the share estimates the same quantity with more noise
-    and over a somewhat larger neighbourhood (about ``N / max_reference``
-    times the volume).
+    Neighbours (:mod:`.neighbors`): exact up to ``exact_limit`` labels
+    (batched matrix products, cost ``N^2``); above it an IVF index
+    (spherical k-means into ``N / list_size`` lists, each label searched in
+    its ``nprobe`` nearest lists; cost linear in ``N``). The index may miss
+    some true neighbours and take the next-nearest instead, so the share is
+    computed over a slightly wider neighbourhood; recall and the effect on
+    this score are measured in ``benchmarks/README.md``. A label whose
+    probed lists hold fewer than ``k`` others votes with those it has.
 
     Args:
         embeddings: ``(N, D)`` float embeddings (any scale)
         labels: ``(N,)`` integer class ids
         k: number of neighbours
-        batch_size: query rows per matrix product; default keeps one
+        batch_size: query rows per exact matrix product; default keeps one
             similarity block near 256 MB
         device: torch device; default CUDA when available, else CPU
-        exact_limit: largest ``N`` computed exactly
-        max_reference: reference labels on the approximate path
-        seed: seed of the reference subsample
+        exact_limit: largest ``N`` searched exactly
+        list_size: target labels per IVF list
+        nprobe: IVF lists searched per label
+        seed: seed of the IVF k-means (results are reproducible)
 
     Returns:
         ``(N,)`` float64 array in ``[0, 1]`` (NaN where undefined)
     """
-    import torch
-
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError(f"embeddings must have shape (N, D), got {x.shape}")
@@ -271,40 +240,41 @@ def knn_agreement(
         raise ValueError("k must be >= 1")
     if n < 2:
         return np.full(n, np.nan)
-
     dev = _device(device)
-    if n > exact_limit:
-        ref_idx = _stratified_reference(lab, max_reference, 2 * k, np.random.default_rng(seed))
-    else:
-        ref_idx = np.arange(n)
-    m = ref_idx.shape[0]
-    kk = min(k, m - 1)
-    # Position of each label in the reference set (-1 if absent), to mask
-    # self-similarity; a label never votes for itself.
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[ref_idx] = np.arange(m)
+    sims, idx = neighbors.knn(
+        x, k, exact_limit=exact_limit, list_size=list_size, nprobe=nprobe,
+        batch_size=batch_size, seed=seed, device=dev,
+    )
+    return neighbor_agreement(sims, idx, lab)
 
-    emb = torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32, device=dev), dim=1)
-    lab_t = torch.as_tensor(lab, device=dev)
-    ref = emb[torch.as_tensor(ref_idx, device=dev)]
-    ref_lab = lab_t[torch.as_tensor(ref_idx, device=dev)]
-    pos_t = torch.as_tensor(pos, device=dev)
-    if batch_size is None:
-        batch_size = int(max(1, min(8192, _BLOCK_ELEMENTS // m)))
 
-    out = torch.empty(n, dtype=torch.float64, device=dev)
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        sim = emb[start:stop] @ ref.T  # (b, m)
-        p = pos_t[start:stop]
-        rows = torch.nonzero(p >= 0).squeeze(1)
-        sim[rows, p[rows]] = -float("inf")
-        top_sim, top_idx = torch.topk(sim, kk, dim=1)
-        same = (ref_lab[top_idx] == lab_t[start:stop, None]).to(torch.float64)
-        w = top_sim.to(torch.float64).clamp_min(0.0)
-        wsum = w.sum(dim=1)
-        weighted = (w * same).sum(dim=1) / wsum.clamp_min(_EPS)
-        out[start:stop] = torch.where(wsum > _EPS, weighted, same.mean(dim=1))
+def neighbor_agreement(sims, idx, labels: np.ndarray) -> np.ndarray:
+    """:func:`knn_agreement` from given neighbour lists.
+
+    Args:
+        sims: ``(N, k)`` cosine similarities of the neighbours (array or
+            tensor; ``-inf`` = no neighbour in that place)
+        idx: ``(N, k)`` neighbour row indices (``-1`` = none)
+        labels: ``(N,)`` integer class ids
+
+    Returns:
+        ``(N,)`` float64 array in ``[0, 1]`` (NaN for a row with no neighbour)
+    """
+    import torch
+
+    s = torch.as_tensor(sims).to(torch.float64)
+    i = torch.as_tensor(idx).long()
+    lab_t = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=i.device)
+    valid = i >= 0
+    same = (lab_t[i.clamp_min(0)] == lab_t[:, None]) & valid
+    same = same.to(torch.float64)
+    w = torch.where(valid, s.clamp_min(0.0), torch.zeros_like(s))
+    wsum = w.sum(dim=1)
+    nvalid = valid.sum(dim=1)
+    weighted = (w * same).sum(dim=1) / wsum.clamp_min(_EPS)
+    plain = same.sum(dim=1) / nvalid.clamp_min(1)
+    out = torch.where(wsum > _EPS, weighted, plain)
+    out = torch.where(nvalid > 0, out, torch.full_like(out, float("nan")))
     return out.cpu().numpy()
 
 

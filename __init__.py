@@ -7,12 +7,19 @@ on every registry build, so it must stay cheap and stateless.
 from .plugins.autolabel.operators import ZeroShotDetect
 from .plugins.autolabel.pipeline import zero_shot_detect
 from .plugins.scoring.operators import ComputeLabelEmbeddings, ScoreLabels
+from .plugins.triage.operators import AssignQueues, CalibrateTriage, TriageReport
+from .plugins.review.operators import FinalizeLabels, ReviewLabels
 
 
 def register(p):
     p.register(ZeroShotDetect)
     p.register(ComputeLabelEmbeddings)
     p.register(ScoreLabels)
+    p.register(CalibrateTriage)
+    p.register(AssignQueues)
+    p.register(TriageReport)
+    p.register(ReviewLabels)
+    p.register(FinalizeLabels)
 
 
 __all__ = ["zero_shot_detect", "register"]

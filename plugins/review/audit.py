@@ -1,0 +1,145 @@
+"""The append-only audit log of review decisions, kept in MongoDB.
+
+Each dataset has its own pair of collections in FiftyOne's database, named
+after the dataset's sample collection (``samples.<id>``), so that renaming
+a dataset keeps its log:
+
+- ``stoplight_review.<samples.id>.entries``: one document per label per
+  decision: ``action_id``, ``action`` (accept, reject, reset, undo),
+  ``user``, ``at`` (naive UTC, like FiftyOne), ``sample_id``,
+  ``label_id``, ``field``, ``before`` and ``after`` (each
+  ``{review, reviewed_by, reviewed_at, review_action}``);
+- ``stoplight_review.<samples.id>.actions``: one header document per
+  action: ``_id`` (= ``action_id``), ``action``, ``user``, ``at``,
+  ``field``, ``num_labels`` and, for an undo, ``undoes``.
+
+Nothing here updates or deletes a document except :func:`delete_log`
+(for when the dataset itself is deleted).
+
+Action ids come from one atomic counter per dataset
+(``find_one_and_update`` with ``$inc`` on ``stoplight_review.counters``),
+so they are unique and increase in the order actions *start*, across every
+process writing to the same database. :mod:`.decisions` uses them as the
+order of decisions.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+#: per-label fields of an entry's ``before``/``after`` state
+STATE_KEYS = ("review", "reviewed_by", "reviewed_at", "review_action")
+
+_COUNTERS = "stoplight_review.counters"
+#: ids per ``$in`` query: keeps each query far below MongoDB's 16 MB limit
+_CHUNK = 50_000
+
+
+def _db():
+    import fiftyone.core.odm.database as fod
+
+    return fod.get_db_conn()
+
+
+def _prefix(dataset) -> str:
+    return f"stoplight_review.{dataset._root_dataset._sample_collection_name}"
+
+
+def entries_collection(dataset):
+    """The pymongo collection of per-label entries of ``dataset``'s log."""
+    coll = _db()[f"{_prefix(dataset)}.entries"]
+    # create_index is a no-op when the index exists
+    coll.create_index([("user", 1), ("action_id", 1)])
+    coll.create_index([("label_id", 1), ("action_id", 1)])
+    return coll
+
+
+def actions_collection(dataset):
+    """The pymongo collection of per-action headers of ``dataset``'s log."""
+    coll = _db()[f"{_prefix(dataset)}.actions"]
+    coll.create_index([("user", 1), ("_id", -1)])
+    return coll
+
+
+def next_action_id(dataset) -> int:
+    """Reserves the next action id of ``dataset`` (1, 2, ...), atomically."""
+    from pymongo import ReturnDocument
+
+    doc = _db()[_COUNTERS].find_one_and_update(
+        {"_id": dataset._root_dataset._sample_collection_name},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    return int(doc["seq"])
+
+
+def append(dataset, action: dict, entries: Sequence[dict]) -> None:
+    """Appends one action header and its per-label entries to the log."""
+    if entries:
+        entries_collection(dataset).insert_many(list(entries), ordered=False)
+    actions_collection(dataset).insert_one(dict(action))
+
+
+def user_actions(dataset, user: str) -> Iterator[dict]:
+    """The action headers of ``user``, newest first."""
+    return actions_collection(dataset).find({"user": user}).sort("_id", -1)
+
+
+def action_entries(dataset, action_id: int) -> list[dict]:
+    """The per-label entries of one action."""
+    return list(entries_collection(dataset).find({"action_id": action_id}, {"_id": 0}))
+
+
+def read_log(dataset, user: str | None = None, label_ids: Iterable[str] | None = None) -> list[dict]:
+    """Per-label entries in decision order, optionally of one user / labels.
+
+    Args:
+        dataset: the dataset (or a view of it)
+        user: only this user's decisions
+        label_ids: only decisions on these label ids
+
+    Returns:
+        entry dicts (without Mongo's ``_id``), sorted by ``action_id``
+    """
+    query: dict = {}
+    if user is not None:
+        query["user"] = user
+    coll = entries_collection(dataset)
+    if label_ids is None:
+        return list(coll.find(query, {"_id": 0}).sort("action_id", 1))
+    out: list[dict] = []
+    ids = list(label_ids)
+    for i in range(0, len(ids), _CHUNK):
+        out.extend(coll.find(dict(query, label_id={"$in": ids[i : i + _CHUNK]}), {"_id": 0}))
+    out.sort(key=lambda e: e["action_id"])
+    return out
+
+
+def states_before(dataset, label_ids: Sequence[str], action_id: int) -> dict[str, dict]:
+    """The state each label had right before ``action_id``, per the log.
+
+    That is the ``after`` of the label's latest logged decision with a
+    smaller action id. Labels with no such decision are absent from the
+    result (their state before was not written by a logged decision).
+    """
+    coll = entries_collection(dataset)
+    out: dict[str, dict] = {}
+    ids = list(label_ids)
+    for i in range(0, len(ids), _CHUNK):
+        pipeline = [
+            {"$match": {"label_id": {"$in": ids[i : i + _CHUNK]}, "action_id": {"$lt": action_id}}},
+            {"$sort": {"label_id": 1, "action_id": -1}},
+            {"$group": {"_id": "$label_id", "after": {"$first": "$after"}}},
+        ]
+        for doc in coll.aggregate(pipeline, allowDiskUse=True):
+            out[doc["_id"]] = doc["after"]
+    return out
+
+
+def delete_log(dataset) -> None:
+    """Drops ``dataset``'s audit log and counter (e.g. before deleting it)."""
+    db = _db()
+    db.drop_collection(f"{_prefix(dataset)}.entries")
+    db.drop_collection(f"{_prefix(dataset)}.actions")
+    db[_COUNTERS].delete_one({"_id": dataset._root_dataset._sample_collection_name})

@@ -301,3 +301,73 @@ def test_operator_embeds_every_label_and_the_class_prompts(labeled, tiny_clip, d
     assert config.status == "completed"
     # CLIP agreement needs every class's prompt: the operator passes them
     assert sorted(config.prompts) == sorted(labeled.distinct(f"{LABELS}.detections.label"))
+
+
+# ------------------------------------------------------- reading embeddings
+
+
+def test_read_label_vectors_matches_values_for_every_layout(dataset):
+    """Floats (fast path), integers and None elements (decoded path), missing
+    and null attributes (left out), a filtered view, 1-d to 3-digit keys."""
+    from fiftyone import ViewField as F
+
+    from stoplight.plugins.common import bulk
+
+    rng = np.random.default_rng(0)
+    dim = 130  # keys "0".."129": one-, two- and three-byte runs
+    expected = {}
+    for i, sample in enumerate(dataset):
+        dets = []
+        for j in range(4):
+            d = fo.Detection(label="a" if j % 2 else "b", bounding_box=[0.1, 0.1, 0.2, 0.2])
+            if (i, j) == (0, 1):
+                d["embedding"] = [int(v) for v in rng.integers(-3, 3, dim)]  # int32s
+            elif (i, j) == (1, 2):
+                d["embedding"] = None
+            elif (i, j) == (1, 3):
+                pass  # no attribute at all
+            elif (i, j) == (2, 0):
+                vec = rng.normal(size=dim).tolist()
+                vec[5] = None
+                d["embedding"] = vec
+            else:
+                d["embedding"] = rng.normal(size=dim).tolist()
+            if d.has_field("embedding") and d["embedding"] is not None:
+                expected[d.id] = (sample.id, np.asarray(
+                    [np.nan if v is None else v for v in d["embedding"]], dtype=np.float32))
+            dets.append(d)
+        sample["autolabels"] = fo.Detections(detections=dets)
+        sample.save()
+
+    sids, lids, arr = bulk.read_label_vectors(dataset, "autolabels.detections", "embedding")
+    assert sorted(lids) == sorted(expected) and arr.shape == (len(expected), dim)
+    for sid, lid, row in zip(sids, lids, arr):
+        assert sid == expected[lid][0]
+        np.testing.assert_array_equal(row, expected[lid][1])
+
+    view = dataset.filter_labels("autolabels", F("label") == "a")
+    _, vlids, varr = bulk.read_label_vectors(view, "autolabels.detections", "embedding")
+    want = [lid for lid in view.values("autolabels.detections.id", unwind=True) if lid in expected]
+    assert vlids == want and varr.shape == (len(want), dim)
+
+    # the same order as FiftyOne's own reader
+    assert lids == [lid for lid in dataset.values("autolabels.detections.id", unwind=True)
+                    if lid in expected]
+    # load_label_embeddings reads declared attributes through it
+    bulk.declare_field(dataset, "autolabels", fo.Detections, {"embedding": fo.FloatField})
+    lids_e, sids_e, emb = E.load_label_embeddings(dataset, "autolabels", "embedding")
+    assert lids_e == lids and sids_e == sids
+    np.testing.assert_array_equal(emb, arr)
+
+
+def test_read_label_vectors_names_the_label_of_another_length(dataset):
+    from stoplight.plugins.common import bulk
+
+    sample = dataset.first()
+    odd = fo.Detection(label="a", bounding_box=[0, 0, 1, 1], embedding=[0.5] * 7)
+    sample["autolabels"] = fo.Detections(detections=[
+        fo.Detection(label="a", bounding_box=[0, 0, 1, 1], embedding=[0.5] * 8), odd,
+    ])
+    sample.save()
+    with pytest.raises(ValueError, match=odd.id):
+        bulk.read_label_vectors(dataset, "autolabels.detections", "embedding")

@@ -561,23 +561,20 @@ def load_label_embeddings(
 ) -> tuple[list[str], list[str], np.ndarray]:
     """Reads the stored label embeddings back in bulk.
 
-    Labels without an embedding are left out.
+    Labels without an embedding are left out. The vectors come straight
+    from MongoDB's raw BSON into one float32 array
+    (:func:`..common.bulk.read_label_vectors`), without a Python float per
+    number: at 100k x 512-d about 17 s with ``values()`` and 12 GB at 1M.
 
     Returns:
         ``(label_ids, sample_ids, embeddings)``: aligned lists of the label
         and sample ids, and an ``(N, D)`` float32 array
+
+    Raises:
+        ValueError: if the stored embeddings have different lengths
     """
     root = f"{label_field}.detections"
     if not sample_collection.has_field(f"{root}.{embeddings_attr}"):
         return [], [], np.zeros((0, 0), np.float32)
-    sids, lids, embs = sample_collection.values(["id", f"{root}.id", f"{root}.{embeddings_attr}"])
-    label_ids, sample_ids, rows = [], [], []
-    for sid, ls, es in zip(sids, lids, embs):
-        for lid, e in zip(ls or [], es or []):
-            if e is not None:
-                label_ids.append(lid)
-                sample_ids.append(sid)
-                rows.append(e)
-    if not rows:
-        return [], [], np.zeros((0, 0), np.float32)
-    return label_ids, sample_ids, np.asarray(rows, dtype=np.float32)
+    sample_ids, label_ids, emb = bulk.read_label_vectors(sample_collection, root, embeddings_attr)
+    return label_ids, sample_ids, emb

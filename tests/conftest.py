@@ -165,3 +165,7 @@ def tiny_checkpoint(tmp_root):
         return built[backend]
 
     return get
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long test (seconds to minutes); CI runs it too")

@@ -28,12 +28,16 @@ class ImageDetections:
         confidence: ``(N,)`` score of the written class
         class_scores: ``(N, C)`` per-class scores, or ``None`` when the
             backend exposes only the top score
+        num_invalid: raw predictions dropped because a box coordinate or a
+            prompt score was NaN or infinite, or a score was outside
+            ``[0, 1]`` (a backend fault, counted so the run can report it)
     """
 
     boxes: np.ndarray
     labels: np.ndarray
     confidence: np.ndarray
     class_scores: np.ndarray | None
+    num_invalid: int = 0
 
 
 def postprocess(
@@ -49,7 +53,9 @@ def postprocess(
 
     Each box gets the class with the highest class score (the max over that
     class's prompts). Boxes scoring below ``confidence_threshold`` are
-    dropped, as are boxes with no area inside the image. With
+    dropped, as are boxes with no area inside the image and invalid
+    predictions: a NaN or infinite coordinate or score, or a score outside
+    ``[0, 1]`` (counted in ``num_invalid``; never written as a label). With
     ``class_agnostic_nms``, overlapping boxes of *different* classes
     suppress each other too (useful when several prompts fire on one
     object); same-class duplicates are always suppressed.
@@ -63,7 +69,19 @@ def postprocess(
         class_agnostic_nms: suppress across classes
         nms_iou: IoU above which the lower-scoring box is suppressed
     """
-    cls_scores = ontology.class_scores(pred.prompt_scores)
+    raw_boxes = np.asarray(pred.boxes, dtype=np.float64)
+    prompt_scores = np.asarray(pred.prompt_scores, dtype=np.float64)
+    # checked on the raw values: clipping would turn an infinite box into the
+    # whole image, and a NaN anywhere in a score vector would be written as
+    # class_scores
+    with np.errstate(invalid="ignore"):
+        valid = (
+            np.isfinite(raw_boxes).all(axis=1)
+            & np.isfinite(prompt_scores).all(axis=1)
+            & (prompt_scores >= 0.0).all(axis=1)
+            & (prompt_scores <= 1.0).all(axis=1)
+        )
+    cls_scores = ontology.class_scores(np.where(valid[:, None], prompt_scores, 0.0))
     if len(cls_scores):
         labels = cls_scores.argmax(axis=1)
         conf = cls_scores[np.arange(len(labels)), labels]
@@ -71,13 +89,12 @@ def postprocess(
         labels = np.zeros(0, dtype=int)
         conf = np.zeros(0)
 
-    rel = B.xyxy_to_fiftyone(pred.boxes, width, height)
-    finite = np.isfinite(conf) & np.isfinite(rel).all(axis=1)
-    keep = finite & (conf >= confidence_threshold) & (rel[:, 2] > 0) & (rel[:, 3] > 0)
+    rel = B.xyxy_to_fiftyone(np.where(valid[:, None], raw_boxes, 0.0), width, height)
+    keep = valid & (conf >= confidence_threshold) & (rel[:, 2] > 0) & (rel[:, 3] > 0)
     idx = np.flatnonzero(keep)
     if len(idx):
         order = B.nms(
-            pred.boxes[idx],
+            raw_boxes[idx],
             conf[idx],
             nms_iou,
             None if class_agnostic_nms else labels[idx],
@@ -89,6 +106,7 @@ def postprocess(
         labels=labels[idx],
         confidence=conf[idx],
         class_scores=cls_scores[idx] if pred.has_score_vector else None,
+        num_invalid=int((~valid).sum()),
     )
 
 

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+#: images with more pixels are refused before they are decoded. Pillow's own
+#: decompression-bomb guard warns at 89 MP and refuses at 179 MP; decoding
+#: stays bounded here by one explicit limit instead: 2**27 pixels (134 MP,
+#: e.g. 13,000 x 10,000) take about 0.4 GB as an RGB array, and the decoding
+#: threads hold a few such images at once. For gigapixel imagery raise it,
+#: and Pillow's ``Image.MAX_IMAGE_PIXELS`` too (Pillow refuses above twice its
+#: own value before this check is reached).
+MAX_IMAGE_PIXELS = 2**27
+
 
 class ImageLoadError(Exception):
     """An image that cannot be decoded; the message names the file."""
@@ -66,20 +75,54 @@ def _pil_open():
     return opener
 
 
-def load_image(path: str) -> np.ndarray:
+def load_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     """Reads an image file into an ``HxWx3`` uint8 RGB array.
 
-    Raises:
-        ImageLoadError: if the file is missing, empty, truncated or not an
-            image; the message names the path
-    """
-    from PIL import UnidentifiedImageError
+    The size is checked from the header, before any pixel is decoded.
 
+    Args:
+        path: the image file
+        max_pixels: refuse images with more pixels (width x height);
+            ``None`` uses :data:`MAX_IMAGE_PIXELS`
+
+    Raises:
+        ImageLoadError: if the file is missing, empty, truncated, not an
+            image, or larger than ``max_pixels``; the message names the path
+    """
+    from PIL import Image
+
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with _pil_open()(path) as img:
+            width, height = img.size
+            if width * height > limit:
+                raise ImageLoadError(_too_large(path, width, height, limit))
             img.load()
             return to_rgb_array(img)
+    except ImageLoadError:
+        raise
     except FileNotFoundError:
         raise ImageLoadError(f"Image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageLoadError(f"Cannot decode image {path}: {e}") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"Image path is a directory, not a file: {path}") from None
+    except Image.DecompressionBombError as e:
+        # above twice Pillow's own limit: refused by Image.open itself
+        raise ImageLoadError(
+            f"Image {path} is too large to decode ({e}); refused before decoding to "
+            "bound memory (limits: stoplight images.MAX_IMAGE_PIXELS and Pillow's "
+            "Image.MAX_IMAGE_PIXELS)"
+        ) from None
+    except MemoryError:
+        raise ImageLoadError(f"Out of memory decoding image {path}") from None
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop a run
+        # Pillow's decoders raise OSError, SyntaxError, ValueError, but also
+        # EOFError, struct.error, IndexError... on malformed files
+        raise ImageLoadError(f"Cannot decode image {path}: {type(e).__name__}: {e}") from None
+
+
+def _too_large(path: str, width: int, height: int, limit: int) -> str:
+    return (
+        f"Image {path} is {width}x{height} = {width * height:,} pixels, more than the "
+        f"limit of {limit:,} (stoplight images.MAX_IMAGE_PIXELS); refused before "
+        "decoding to bound memory"
+    )

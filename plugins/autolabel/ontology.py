@@ -40,9 +40,13 @@ class Ontology:
             classes: class names (a list, or one comma-separated string)
             ontology: ``{prompt: class}`` (a dict, or its JSON text)
 
+        Prompts and class names are stripped of surrounding whitespace;
+        repeated prompts are kept once.
+
         Raises:
-            ValueError: if neither or both are given, or a prompt or class
-                name is empty
+            ValueError: naming the parameter if neither or both are given,
+                a value is not a string, or a prompt or class name is empty
+                or whitespace only
         """
         if isinstance(ontology, str):
             text = ontology.strip()
@@ -73,11 +77,29 @@ class Ontology:
             raise ValueError("Give 'classes' or 'ontology', not both")
 
         if ontology:
-            pairs = [(str(p), str(c)) for p, c in ontology.items()]
+            if not isinstance(ontology, Mapping):
+                raise ValueError(
+                    "Parameter 'ontology' must be a mapping {prompt: class}; got "
+                    f"{type(ontology).__name__}"
+                )
+            pairs = list(ontology.items())
             param = "ontology"
         else:
-            pairs = [(str(c), str(c)) for c in classes]
+            if isinstance(classes, Mapping) or not isinstance(classes, Sequence):
+                raise ValueError(
+                    "Parameter 'classes' must be a list of class names; got "
+                    f"{type(classes).__name__} (use 'ontology' for a {{prompt: class}} mapping)"
+                )
+            pairs = [(c, c) for c in classes]
             param = "classes"
+        for prompt, cls_name in pairs:
+            # str(None) would silently become a class called "None"
+            for value in (prompt, cls_name):
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"Parameter '{param}' must hold strings; got "
+                        f"{type(value).__name__} {value!r}"
+                    )
 
         prompts: list[str] = []
         class_names: list[str] = []
@@ -86,8 +108,8 @@ class Ontology:
             prompt, cls_name = prompt.strip(), cls_name.strip()
             if not prompt or not cls_name:
                 raise ValueError(
-                    f"Parameter '{param}' contains an empty prompt or class "
-                    f"name: {pairs!r}"
+                    f"Parameter '{param}' contains an empty or whitespace-only "
+                    f"prompt or class name: {_abridged(pairs)}"
                 )
             if prompt in prompts:
                 continue  # duplicates add nothing but cost
@@ -116,3 +138,10 @@ class Ontology:
     def to_dict(self) -> dict:
         """JSON-serializable ``{prompt: class}`` for run records."""
         return {p: self.classes[i] for p, i in zip(self.prompts, self.prompt_to_class)}
+
+
+def _abridged(pairs, limit: int = 10) -> str:
+    """``repr`` of the first ``limit`` pairs (a 1,000-class list is unreadable)."""
+    shown = ", ".join(f"{p!r}: {c!r}" for p, c in pairs[:limit])
+    more = f", ... ({len(pairs) - limit} more)" if len(pairs) > limit else ""
+    return "{" + shown + more + "}"

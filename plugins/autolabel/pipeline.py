@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..common import provenance
+from ..common import bulk, provenance
+from . import db_errors
 from .backends import Predictions, ZeroShotDetector
-from ..common import bulk
 from ..common.prefetch import prefetch
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
@@ -43,6 +43,8 @@ class _Batch:
     failures: list[dict]
     decode_s: float
     prepare_s: float
+    #: set when every image of the batch failed ``prepare`` on its own
+    prepare_error: BaseException | None = None
 
 
 def validate_label_field(sample_collection, label_field: str) -> None:
@@ -148,44 +150,84 @@ def iter_zero_shot_detect(
 
     timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
     failures: list[dict] = []
-    num_failed = 0
-    num_processed = 0
-    num_labels = 0
+    warnings: list[dict] = []
+    counts = dict(failed=0, processed=0, labels=0, invalid=0, written=0)
     pending: dict[str, Any] = {}
-
-    def flush():
-        if pending:
-            t0 = time.perf_counter()
-            bulk.write_docs(sample_collection, label_field, pending)
-            timings["write_s"] += time.perf_counter() - t0
-            pending.clear()
+    path_of = dict(zip(ids, paths))
+    resume_hint = (
+        "Labels written before are kept ({written} samples in this run); once the "
+        "database is back, re-run with overwrite=False to label the remaining samples"
+    )
 
     def fail(sample_id, filepath, error):
-        nonlocal num_failed
-        num_failed += 1
+        counts["failed"] += 1
         logger.warning("Sample %s (%s): %s", sample_id, filepath, error)
         if len(failures) < MAX_RECORDED_FAILURES:
             failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
 
+    def write(docs: Mapping[str, Any]) -> None:
+        try:
+            bulk.write_docs(sample_collection, label_field, docs)
+        except Exception as e:  # noqa: BLE001 - classified below
+            if db_errors.is_connection_error(e):
+                raise db_errors.unavailable(
+                    e,
+                    f"writing the labels of {len(docs)} samples to field '{label_field}' "
+                    f"of dataset '{dataset.name}'",
+                    resume_hint.format(written=counts["written"]),
+                ) from e
+            if len(docs) == 1:
+                raise
+            # one refused document (e.g. over MongoDB's 16 MB limit) must not
+            # cost its chunk-mates their labels: write them one by one
+            logger.warning("Bulk write failed (%s); writing samples one by one", e)
+            for sid, doc in docs.items():
+                try:
+                    write({sid: doc})
+                except db_errors.DatabaseUnavailableError:
+                    raise
+                except Exception as e1:  # noqa: BLE001 - recorded per sample
+                    counts["processed"] -= 1
+                    counts["labels"] -= len(doc["detections"])
+                    fail(sid, path_of[sid], f"The database refused the labels of this sample: "
+                         f"{type(e1).__name__}: {e1}")
+            return
+        counts["written"] += len(docs)
+
+    def flush():
+        if pending:
+            t0 = time.perf_counter()
+            try:
+                write(pending)
+            finally:
+                timings["write_s"] += time.perf_counter() - t0
+            pending.clear()
+
     import fiftyone as fo
 
     bulk.declare_field(dataset, label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField})
-    path_of = dict(zip(ids, paths))
     batches = [
         (ids[i : i + batch_size], paths[i : i + batch_size])
         for i in range(0, len(ids), batch_size)
     ]
     yield Progress(0, len(ids), f"Labeling {len(ids)} samples with {detector.name}")
     status = "failed"
+    error: BaseException | None = None
     try:
         for batch in _prefetch(batches, detector, num_workers):
             timings["decode_s"] += batch.decode_s
             timings["prepare_s"] += batch.prepare_s
             for f in batch.failures:
                 fail(f["sample_id"], f["filepath"], f["error"])
+            if batch.prepare_error is not None and counts["processed"] == 0:
+                # every image failed alone and none ever succeeded: the
+                # backend, not the data, is broken
+                raise batch.prepare_error
             if batch.ids:
                 t0 = time.perf_counter()
-                preds = _predict_isolating_failures(detector, batch, path_of, fail)
+                preds = _predict_isolating_failures(
+                    detector, batch, path_of, fail, systematic_if_all=counts["processed"] == 0
+                )
                 timings["predict_s"] += time.perf_counter() - t0
 
                 t0 = time.perf_counter()
@@ -195,25 +237,39 @@ def iter_zero_shot_detect(
                     dets = postprocess(
                         pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
                     )
+                    if dets.num_invalid:
+                        counts["invalid"] += dets.num_invalid
+                        msg = (
+                            f"{dets.num_invalid} predictions with a NaN/infinite box or score, "
+                            "or a score outside [0, 1], dropped"
+                        )
+                        logger.warning("Sample %s (%s): %s", sid, path_of[sid], msg)
+                        if len(warnings) < MAX_RECORDED_FAILURES:
+                            warnings.append(dict(sample_id=sid, filepath=path_of[sid], warning=msg))
                     pending[sid] = detections_doc(dets, onto)
-                    num_labels += len(dets.labels)
-                    num_processed += 1
+                    counts["labels"] += len(dets.labels)
+                    counts["processed"] += 1
                 timings["postprocess_s"] += time.perf_counter() - t0
             if len(pending) >= write_every:
                 flush()
-            done = num_processed + num_failed
+            done = counts["processed"] + counts["failed"]
             yield Progress(done, len(ids), f"Labeled {done}/{len(ids)} samples")
         flush()
         status = "completed"
-    except (GeneratorExit, KeyboardInterrupt):
-        status = "interrupted"
+    except (GeneratorExit, KeyboardInterrupt) as e:
+        status, error = "interrupted", e
+        raise
+    except BaseException as e:
+        error = e
         raise
     finally:
-        # whatever was computed before an interruption is kept
-        try:
-            flush()
-        finally:
-            summary = dict(
+        summary = _finish(
+            dataset,
+            run_key,
+            record,
+            flush=None if isinstance(error, db_errors.DatabaseUnavailableError) else flush,
+            error=error,
+            summary=lambda: dict(
                 run_key=run_key,
                 label_field=label_field,
                 backend=detector.name,
@@ -221,13 +277,15 @@ def iter_zero_shot_detect(
                 status=status,
                 num_target_samples=total_target,
                 num_skipped_samples=skipped,
-                num_processed_samples=num_processed,
-                num_failed_samples=num_failed,
-                num_labels=num_labels,
+                num_processed_samples=counts["processed"],
+                num_failed_samples=counts["failed"],
+                num_labels=counts["labels"],
+                num_invalid_predictions=counts["invalid"],
                 failures=failures,
+                warnings=warnings,
                 timings={k: round(v, 4) for k, v in timings.items()},
-            )
-            provenance.finish_run(dataset, run_key, record, summary)
+            ),
+        )
     return summary
 
 
@@ -339,6 +397,43 @@ def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):
         raise ValueError(f"Parameter 'num_workers' must be >= 0; got {num_workers!r}")
 
 
+def _finish(dataset, run_key, record, flush, error, summary) -> dict:
+    """Flushes what was computed and records the run's end, whatever happened.
+
+    Runs in the ``finally`` of the labeling loop. A failure here must not
+    hide the error that ended the run (the user needs that one), and with the
+    database gone there is no point in waiting for two more server-selection
+    timeouts: the run then stays recorded as ``running`` and the exception
+    says why.
+    """
+    if flush is not None:
+        try:
+            flush()  # whatever was computed before an interruption is kept
+        except Exception as e:  # noqa: BLE001
+            if error is None:
+                error = e
+                raise
+            logger.warning("Could not write the last labels after %r: %s", error, e)
+            if db_errors.is_connection_error(e):
+                return summary()
+    out = summary()
+    if isinstance(error, db_errors.DatabaseUnavailableError):
+        return out
+    try:
+        provenance.finish_run(dataset, run_key, record, out)
+    except Exception as e:  # noqa: BLE001
+        if error is None:
+            if db_errors.is_connection_error(e):
+                raise db_errors.unavailable(
+                    e,
+                    f"recording the end of run '{run_key}'",
+                    "Every label was written; only the run record still says 'running'",
+                ) from e
+            raise
+        logger.warning("Could not record the end of run %s after %r: %s", run_key, error, e)
+    return out
+
+
 def _load_batch(detector, ids, paths) -> _Batch:
     t0 = time.perf_counter()
     ok_ids, sizes, images, failures = [], [], [], []
@@ -352,8 +447,34 @@ def _load_batch(detector, ids, paths) -> _Batch:
         images.append(img)
         sizes.append((img.shape[1], img.shape[0]))
     t1 = time.perf_counter()
-    inputs = detector.prepare(images) if images else None
-    return _Batch(ok_ids, sizes, images, inputs, failures, t1 - t0, time.perf_counter() - t1)
+    inputs, prepare_error = None, None
+    if images:
+        try:
+            inputs = detector.prepare(images)
+        except Exception as batch_error:  # noqa: BLE001 - isolated below
+            # one image the processor rejects must not fail its batch-mates
+            logger.warning("Preparing a batch failed (%s); preparing its images one by one", batch_error)
+            path_of = dict(zip(ids, paths))
+            kept = []
+            for i, (sid, img) in enumerate(zip(ok_ids, images)):
+                path = path_of[sid]
+                try:
+                    detector.prepare([img])
+                    kept.append(i)
+                except Exception as e:  # noqa: BLE001 - recorded per sample
+                    failures.append(dict(
+                        sample_id=sid, filepath=path,
+                        error=f"Cannot prepare image {path} for the model: {type(e).__name__}: {e}",
+                    ))
+            if not kept:
+                prepare_error = batch_error
+            ok_ids = [ok_ids[i] for i in kept]
+            sizes = [sizes[i] for i in kept]
+            images = [images[i] for i in kept]
+            inputs = detector.prepare(images) if images else None
+    return _Batch(
+        ok_ids, sizes, images, inputs, failures, t1 - t0, time.perf_counter() - t1, prepare_error
+    )
 
 
 def _prefetch(batches, detector, num_workers) -> Iterator[_Batch]:
@@ -362,27 +483,32 @@ def _prefetch(batches, detector, num_workers) -> Iterator[_Batch]:
     return prefetch(jobs, _load_batch, num_workers)
 
 
-def _predict_isolating_failures(detector, batch: _Batch, path_of, fail) -> list[Predictions | None]:
+def _predict_isolating_failures(
+    detector, batch: _Batch, path_of, fail, systematic_if_all: bool = True
+) -> list[Predictions | None]:
     """Predicts a batch; on error, retries image by image to find culprits.
 
-    A systematic error (every image fails alone too) is raised, since
-    continuing would only record the same failure for every sample.
+    When every image also fails alone and ``systematic_if_all`` (nothing has
+    been labeled yet in this run), the error is systematic and is raised,
+    since continuing would only record the same failure for every sample.
+    Once the model has labeled other images, failures are the images' own.
     """
     try:
         return detector.predict(batch.inputs)
     except Exception as batch_error:  # noqa: BLE001 - narrowed below
-        if len(batch.ids) == 1:
+        if len(batch.ids) == 1 and systematic_if_all:
             raise
         logger.warning("Batch failed (%s); retrying its images one by one", batch_error)
     out: list[Predictions | None] = []
-    errors = []
+    errors: list[tuple[str, Exception]] = []
     for sid, img in zip(batch.ids, batch.images):
         try:
             out.append(detector.predict(detector.prepare([img]))[0])
-        except Exception as e:  # noqa: BLE001 - recorded per sample
-            errors.append(e)
-            fail(sid, path_of[sid], f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - recorded per sample below
+            errors.append((sid, e))
             out.append(None)
-    if len(errors) == len(batch.ids):
-        raise errors[0]
+    if len(errors) == len(batch.ids) and systematic_if_all:
+        raise errors[0][1]
+    for sid, e in errors:
+        fail(sid, path_of[sid], f"The model failed on this image: {type(e).__name__}: {e}")
     return out

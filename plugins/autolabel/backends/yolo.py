@@ -25,12 +25,15 @@ thresholding and NMS. Facts checked in ultralytics 8.4's sources:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import pickle
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -416,9 +419,12 @@ class YOLOWorldDetector(ZeroShotDetector):
 
     - an ultralytics weight name, e.g. ``"yolov8l-worldv2.pt"`` (default),
       which ultralytics downloads on first use;
-    - a local ultralytics ``.pt`` file (ultralytics unpickles it: load only
-      files you trust, or set ``ULTRALYTICS_SAFE_LOAD=1``, which makes
-      ultralytics load with ``weights_only=True`` and an allow-list);
+    - a local ultralytics ``.pt`` file. ``.pt`` files are pickles, which can
+      run code when loaded: they are loaded with ``torch.load(...,
+      weights_only=True)`` and ultralytics' allow-list of model classes
+      (its ``ULTRALYTICS_SAFE_LOAD`` mode, which also builds YAML models
+      without ``eval``), so a file referencing anything else is refused.
+      ``allow_pickle=True`` loads such a file anyway (only files you trust);
     - a model ``.yaml`` (a path, or a name ultralytics ships such as
       ``"yolov8s-worldv2.yaml"``): the architecture with random weights;
     - a directory holding ``model.pt`` (or exactly one ``.pt``) and
@@ -449,6 +455,9 @@ class YOLOWorldDetector(ZeroShotDetector):
             .npy path}`` or a ``.npz`` with ``prompts`` ``(P,)`` and
             ``embeddings`` ``(P, D)`` arrays; the raw text-encoder features
             (what CLIP's ``encode_text`` returns), L2-normalized here
+        allow_pickle: load ``.pt`` checkpoints with full unpickling, which
+            runs any code the file carries (default False; needs
+            ultralytics >= 8.4 otherwise)
 
     Batches run as one forward pass of the torch model; every anchor above
     ``min_score`` keeps its full per-prompt score vector. fp16 applies on
@@ -464,6 +473,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         "text_encoder": None,
         "text_encoder_checkpoint": None,
         "text_embeddings": None,
+        "allow_pickle": False,
     }
     #: ultralytics YAMLs of build_random_checkpoint: (base of "tiny", "full")
     _random_yamls: ClassVar[tuple[str, str]] = ("yolov8-worldv2.yaml", "yolov8l-worldv2.yaml")
@@ -510,7 +520,12 @@ class YOLOWorldDetector(ZeroShotDetector):
         if self.fp16 and not str(device).startswith("cuda"):
             logger.warning("fp16 is only used on CUDA; running %s in fp32 on %s", self.name, device)
             self.fp16 = False
-        self.wrapper = self._wrapper_class()(model_source)
+        allow_pickle = opts["allow_pickle"]
+        if not isinstance(allow_pickle, bool):
+            # a string such as "false" must not switch unpickling on
+            raise ValueError("Option 'allow_pickle' must be True or False")
+        with _ultralytics_load(safe=not allow_pickle, checkpoint=self.checkpoint):
+            self.wrapper = self._wrapper_class()(model_source)
         net = self.wrapper.model
         if not isinstance(net, torch.nn.Module):
             raise ValueError(f"Parameter 'checkpoint': {self.checkpoint!r} is not a PyTorch model")
@@ -783,6 +798,47 @@ class YOLOEDetector(YOLOWorldDetector):
 
 # --------------------------------------------------------------------------
 # internals
+
+
+_SAFE_LOAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ultralytics_load(safe: bool, checkpoint: str):
+    """Runs an ultralytics model load, restricted to plain tensors if ``safe``.
+
+    ultralytics reads its ``ULTRALYTICS_SAFE_LOAD`` flag once, at import, into
+    ``ultralytics.nn.tasks.SAFE_LOAD``; it is switched on only around this
+    load (under a lock), so the user's own ultralytics calls elsewhere in
+    the process keep their behavior. Refusals become a ``ValueError``
+    naming the ``checkpoint`` parameter.
+    """
+    if not safe:
+        yield
+        return
+    import ultralytics.nn.tasks as tasks
+
+    safe_load = getattr(tasks, "_SafeLoad", None)
+    if safe_load is None or not safe_load.SUPPORTED or not hasattr(tasks, "SAFE_LOAD"):
+        raise ValueError(
+            f"Parameter 'checkpoint': {checkpoint!r} cannot be loaded safely with this "
+            "ultralytics/torch (weights_only loading needs ultralytics >= 8.4 and "
+            "torch >= 2.6); upgrade them, or pass backend_options={'allow_pickle': True} "
+            "to unpickle a file you trust"
+        )
+    with _SAFE_LOAD_LOCK:
+        previous = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = True
+        try:
+            yield
+        except (TypeError, pickle.UnpicklingError) as e:
+            raise ValueError(
+                f"Parameter 'checkpoint': {checkpoint!r} was refused by weights_only loading "
+                f"(it references code outside ultralytics' model classes): {e}. Only if you "
+                "trust the file, pass backend_options={'allow_pickle': True}"
+            ) from e
+        finally:
+            tasks.SAFE_LOAD = previous
 
 
 def _check_number(name: str, value: Any, low: float, high: float | None, integer: bool = False):

@@ -1,0 +1,1 @@
+"""Calibrated green / yellow / red triage of auto-labels."""

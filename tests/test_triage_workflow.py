@@ -1,0 +1,222 @@
+"""Triage through real FiftyOne: calibrate on verified samples, assign queues,
+report, learn from reviews — on real digit images with a real classifier's
+auto-labels (examples/digits_dataset.py)."""
+
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import numpy as np
+import pytest
+from digits_dataset import build_digits_dataset
+
+from stoplight.plugins.triage import workflow
+
+CAL = "@stoplight/autolabel/calibrate_triage"
+ASSIGN = "@stoplight/autolabel/assign_queues"
+REPORT = "@stoplight/autolabel/triage_report"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_root):
+    ds, info = build_digits_dataset(seed=0, copies=2, out_dir=str(tmp_root / "digits"))
+    ds.persistent = False
+    ids = ds.values("id")
+    rng = np.random.default_rng(0)
+    verified = rng.choice(ids, size=len(ids) // 2, replace=False)
+    ds.select(verified).tag_samples("verified")
+    # ground truth is only known on the verified samples (the others are
+    # what we triage); keep the full truth aside to measure against
+    truth = dict(zip(ds.values("autolabels.detections.id", unwind=True), info["wrong"]))
+    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
+    yield ds, truth
+    ds.delete()
+
+
+@pytest.fixture()
+def fresh(digits):
+    """A clone of the digits dataset for tests that write."""
+    ds, truth = digits
+    clone = ds.clone()
+    # clones get new label ids: carry the truth over by position
+    old = ds.values("autolabels.detections.id", unwind=True)
+    new = clone.values("autolabels.detections.id", unwind=True)
+    yield clone, {n: truth[o] for o, n in zip(old, new)}
+    clone.delete()
+
+
+def _labels(ds, *attrs):
+    out = ds.values([f"autolabels.detections.{a}" for a in ("id", *attrs)], unwind=True)
+    return out
+
+
+def test_calibrate_matches_with_fiftyone_and_stores_the_run(fresh):
+    ds, truth = fresh
+    view = ds.match_tags("verified")
+    summary = workflow.calibrate_triage(view, "autolabels", "ground_truth", calibration_key="cal")
+    assert ds.list_evaluations() == []  # the temporary evaluation is gone
+    assert not ds.has_field("autolabels.detections.stoplight_tmp")  # no leftovers on labels
+    ids = view.values("autolabels.detections.id", unwind=True)
+    assert summary["num_verified_labels"] == len(ids)
+    # evaluate_detections' verdicts equal the construction's truth
+    assert summary["num_verified_correct"] == sum(not truth[i] for i in ids)
+    assert summary["signals"] == ["confidence"]  # nothing else present yet
+    info = ds.get_run_info("cal")
+    assert info.config.stoplight_method == "calibrate_triage" and info.config.status == "completed"
+    cal = workflow.load_calibration(ds, "cal")
+    assert set(cal["per_class"]) == set(ds.distinct("autolabels.detections.label"))
+    # re-running with the same key replaces the calibration
+    workflow.calibrate_triage(view, "autolabels", "ground_truth", calibration_key="cal", target_precision=0.9)
+    assert workflow.load_calibration(ds, "cal")["target_precision"] == 0.9
+    assert ds.list_runs().count("cal") == 1
+
+
+def test_assign_writes_queues_and_keeps_human_decisions(fresh):
+    ds, truth = fresh
+    workflow.calibrate_triage(ds.match_tags("verified"), "autolabels", "ground_truth", calibration_key="cal",
+                              target_precision=0.9)
+    # a person decided three labels before triage; other attributes are set too
+    decided = ds.values("autolabels.detections.id", unwind=True)[:3]
+    _set_labels(ds, dict(
+        review={lid: "accepted" if i % 2 == 0 else "rejected" for i, lid in enumerate(decided)},
+        reviewed_by={lid: "alice" for lid in decided},
+        queue={lid: "yellow" for lid in decided},
+        p_correct={lid: 0.5 for lid in decided},
+    ))
+    before = {lid: _label_doc(ds, lid) for lid in decided}
+
+    summary = workflow.assign_queues(ds, "autolabels", calibration_key="cal")
+    assert summary["num_human_decided"] == 3
+    for lid in decided:
+        assert _label_doc(ds, lid) == before[lid]
+
+    ids, queue, p, rank = _labels(ds, "queue", "p_correct", "review_rank")
+    undecided = [i for i, lid in enumerate(ids) if lid not in decided]
+    assert all(queue[i] in ("green", "yellow", "red") for i in undecided)
+    assert all(0.0 <= p[i] <= 1.0 for i in undecided)
+    yellow = [i for i in undecided if queue[i] == "yellow"]
+    assert sorted(rank[i] for i in yellow) == list(range(1, len(yellow) + 1))
+    assert all(rank[i] is None for i in undecided if queue[i] != "yellow")
+    assert summary["num_green"] + summary["num_yellow"] + summary["num_red"] == len(undecided)
+
+    # green precision on labels nobody verified, against the construction's truth
+    unverified = set(ds.match_tags("verified", bool=False).values("autolabels.detections.id", unwind=True))
+    green = [ids[i] for i in undecided if queue[i] == "green" and ids[i] in unverified]
+    assert len(green) > 50, "the digits set should certify some green"
+    assert np.mean([not truth[g] for g in green]) >= 0.9
+    red = [ids[i] for i in undecided if queue[i] == "red" and ids[i] in unverified]
+    if red:
+        assert np.mean([not truth[r] for r in red]) <= 0.4
+
+    report = summary["report"]
+    assert report["queues"]["green"]["count"] == sum(q == "green" for q in queue)
+    assert report["totals"]["accepted"] == 2 and report["totals"]["rejected"] == 1
+    assert report["cost"]["manual_usd"] == pytest.approx(len(ids) * 0.07)
+
+    # the report recomputed from the stored labels agrees
+    again = workflow.triage_report(ds, "autolabels", "cal")
+    assert again["queues"] == report["queues"]
+
+
+def test_reviews_join_the_calibration(fresh):
+    ds, truth = fresh
+    verified = ds.match_tags("verified")
+    first = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")
+    assert first["num_from_reviews"] == 0
+    before = workflow.assign_queues(ds, "autolabels", calibration_key="cal")["report"]
+    # people review the first 100 yellow labels of unverified samples in
+    # review_rank order, judging correctly
+    ids, queue, rank = _labels(ds.match_tags("verified", bool=False), "queue", "review_rank")
+    order = sorted((r, lid) for lid, q, r in zip(ids, queue, rank) if q == "yellow")[:100]
+    pool = [lid for _, lid in order]
+    _set_labels(ds, dict(review={lid: "rejected" if truth[lid] else "accepted" for lid in pool},
+                         reviewed_by={lid: "bob" for lid in pool}))
+    second = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")
+    assert second["num_from_reviews"] == 100
+    assert second["num_verified_labels"] == first["num_verified_labels"] + 100
+    assert second["num_verified_correct"] - first["num_verified_correct"] == sum(not truth[i] for i in pool)
+    per_class = second["calibration"]["per_class"]
+    assert sum(v["num_verified"] for v in per_class.values()) == second["num_verified_labels"]
+    # decided labels leave the open yellow work, and keep their decisions
+    after = workflow.assign_queues(ds, "autolabels", calibration_key="cal")["report"]
+    assert after["totals"]["accepted"] + after["totals"]["rejected"] == 100
+    assert after["workload"]["yellow_open"] < before["workload"]["yellow_open"]
+    _, review = _labels(ds, "review")
+    assert sum(r in ("accepted", "rejected") for r in review) == 100
+    # without reviews, the same verified set as at first
+    third = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal",
+                                      use_reviews=False)
+    assert third["num_verified_labels"] == first["num_verified_labels"]
+
+
+def test_calibration_set_without_matches_certifies_no_green(fresh):
+    ds, _ = fresh
+    view = ds.match_tags("verified")
+    view.set_field("ground_truth", fo.Detections()).save()  # verified: nothing there
+    summary = workflow.calibrate_triage(view, "autolabels", "ground_truth", calibration_key="cal",
+                                        use_reviews=False)
+    assert summary["num_verified_correct"] == 0
+    assert summary["num_green_classes"] == 0
+    out = workflow.assign_queues(ds, "autolabels", calibration_key="cal")
+    assert out["num_green"] == 0
+    assert any("has no green" in n for n in out["report"]["notes"])
+
+
+def test_clear_errors(fresh):
+    ds, _ = fresh
+    view = ds.match_tags("verified")
+    with pytest.raises(ValueError, match="'gt_field'.*'nope' does not exist"):
+        workflow.calibrate_triage(view, "autolabels", "nope")
+    ds.add_sample_field("caption", fo.StringField)
+    with pytest.raises(ValueError, match="'label_field'.*must hold fo.Detections"):
+        workflow.calibrate_triage(view, "caption", "ground_truth")
+    with pytest.raises(ValueError, match="'calibration_key'.*no run 'missing'"):
+        workflow.assign_queues(ds, "autolabels", calibration_key="missing")
+    with pytest.raises(ValueError, match="'signals'.*\\['rer'\\]"):
+        workflow.calibrate_triage(view, "autolabels", "ground_truth", signals=["confidence", "rer"])
+    empty = ds.match_tags("no-such-tag")
+    with pytest.raises(ValueError, match="no verified auto-labels"):
+        workflow.calibrate_triage(empty, "autolabels", "ground_truth", use_reviews=False)
+    assert ds.list_runs() == []  # nothing half-stored
+
+
+def test_expected_guarantee_through_fiftyone(fresh):
+    ds, truth = fresh
+    workflow.calibrate_triage(ds.match_tags("verified"), "autolabels", "ground_truth", calibration_key="cal",
+                              guarantee="expected", target_precision=0.9)
+    out = workflow.assign_queues(ds, "autolabels", calibration_key="cal")
+    assert out["num_green"] > 0
+    assert any("Green (expected)" in n for n in out["report"]["notes"])
+
+
+def test_operators_through_the_sdk(fresh):
+    ds, _ = fresh
+    result = foo.execute_operator(
+        CAL, ctx={"dataset": ds, "view": ds.match_tags("verified"),
+                  "params": dict(view_target="CURRENT_VIEW", target_precision=0.9)},
+    )
+    assert result.error is None, result.error
+    assert ds.get_run_info("triage").config.target_precision == 0.9
+    result = foo.execute_operator(ASSIGN, ctx={"dataset": ds, "params": {}})
+    assert result.error is None, result.error
+    assert set(ds.distinct("autolabels.detections.queue")) <= {"green", "yellow", "red"}
+    result = foo.execute_operator(REPORT, ctx={"dataset": ds, "params": {"cents_per_box": 10}})
+    assert result.error is None, result.error
+    report = result.result["report"]
+    assert report["cost"]["cents_per_box"] == 10
+    assert result.result["green"] == report["queues"]["green"]["count"]
+    with pytest.raises(Exception, match="target_precision"):
+        foo.execute_operator(CAL, ctx={"dataset": ds, "params": dict(target_precision=1.5)})
+
+
+def _label_doc(ds, label_id):
+    view = ds.select_labels(ids=[label_id], fields="autolabels")
+    (dets,) = view.values("autolabels.detections")
+    (det,) = dets
+    return det.to_dict()
+
+
+def _set_labels(ds, values_by_attr):
+    """``{attr: {label_id: value}}`` written with FiftyOne's set_label_values."""
+    for attr, values in values_by_attr.items():
+        ds.set_label_values(f"autolabels.detections.{attr}", values)

@@ -4,11 +4,14 @@ Each dataset has its own pair of collections in FiftyOne's database, named
 after the dataset's sample collection (``samples.<id>``), so that renaming
 a dataset keeps its log:
 
-- ``stoplight_review.<samples.id>.entries``: one document per label per
+- ``stoplight_review.<samples.id>.entries``: one document per sample per
   decision: ``action_id``, ``action`` (accept, reject, reset, undo),
-  ``user``, ``at`` (naive UTC, like FiftyOne), ``sample_id``,
-  ``label_id``, ``field``, ``before`` and ``after`` (each
-  ``{review, reviewed_by, reviewed_at, review_action}``);
+  ``user``, ``at`` (naive UTC, like FiftyOne), ``field``, ``sample_id``
+  and ``labels``, a list of ``{label_id, before, after}`` (each state
+  ``{review, reviewed_by, reviewed_at, review_action}``); undo entries
+  also carry ``undoes``. One document per sample rather than per label
+  keeps a 100k-label decision to ~10k inserts; :func:`read_log` hands out
+  one flat entry per label;
 - ``stoplight_review.<samples.id>.actions``: one header document per
   action: ``_id`` (= ``action_id``), ``action``, ``user``, ``at``,
   ``field``, ``num_labels`` and, for an undo, ``undoes``.
@@ -46,11 +49,11 @@ def _prefix(dataset) -> str:
 
 
 def entries_collection(dataset):
-    """The pymongo collection of per-label entries of ``dataset``'s log."""
+    """The pymongo collection of per-sample entries of ``dataset``'s log."""
     coll = _db()[f"{_prefix(dataset)}.entries"]
     # create_index is a no-op when the index exists
     coll.create_index([("user", 1), ("action_id", 1)])
-    coll.create_index([("label_id", 1), ("action_id", 1)])
+    coll.create_index([("labels.label_id", 1), ("action_id", 1)])
     return coll
 
 
@@ -75,7 +78,7 @@ def next_action_id(dataset) -> int:
 
 
 def append(dataset, action: dict, entries: Sequence[dict]) -> None:
-    """Appends one action header and its per-label entries to the log."""
+    """Appends one action header and its per-sample entries to the log."""
     if entries:
         entries_collection(dataset).insert_many(list(entries), ordered=False)
     actions_collection(dataset).insert_one(dict(action))
@@ -86,13 +89,21 @@ def user_actions(dataset, user: str) -> Iterator[dict]:
     return actions_collection(dataset).find({"user": user}).sort("_id", -1)
 
 
+def _flatten(docs) -> Iterator[dict]:
+    for doc in docs:
+        doc.pop("_id", None)
+        labels = doc.pop("labels")
+        for lab in labels:
+            yield dict(doc, **lab)
+
+
 def action_entries(dataset, action_id: int) -> list[dict]:
-    """The per-label entries of one action."""
-    return list(entries_collection(dataset).find({"action_id": action_id}, {"_id": 0}))
+    """The per-label entries of one action (see :func:`read_log`)."""
+    return list(_flatten(entries_collection(dataset).find({"action_id": action_id})))
 
 
 def read_log(dataset, user: str | None = None, label_ids: Iterable[str] | None = None) -> list[dict]:
-    """Per-label entries in decision order, optionally of one user / labels.
+    """One flat entry per label decision, in decision order.
 
     Args:
         dataset: the dataset (or a view of it)
@@ -100,18 +111,24 @@ def read_log(dataset, user: str | None = None, label_ids: Iterable[str] | None =
         label_ids: only decisions on these label ids
 
     Returns:
-        entry dicts (without Mongo's ``_id``), sorted by ``action_id``
+        dicts with ``action_id``, ``action``, ``user``, ``at``, ``field``,
+        ``sample_id``, ``label_id``, ``before``, ``after`` (and ``undoes``),
+        sorted by ``action_id``
     """
     query: dict = {}
     if user is not None:
         query["user"] = user
     coll = entries_collection(dataset)
     if label_ids is None:
-        return list(coll.find(query, {"_id": 0}).sort("action_id", 1))
+        return list(_flatten(coll.find(query).sort([("action_id", 1), ("_id", 1)])))
+    ids = list(dict.fromkeys(label_ids))
+    wanted = set(ids)
     out: list[dict] = []
-    ids = list(label_ids)
     for i in range(0, len(ids), _CHUNK):
-        out.extend(coll.find(dict(query, label_id={"$in": ids[i : i + _CHUNK]}), {"_id": 0}))
+        docs = coll.find(dict(query, **{"labels.label_id": {"$in": ids[i : i + _CHUNK]}}))
+        out.extend(e for e in _flatten(docs) if e["label_id"] in wanted)
+    # a document can match two chunks; label decisions are unique per action
+    out = list({(e["action_id"], e["label_id"]): e for e in out}.values())
     out.sort(key=lambda e: e["action_id"])
     return out
 
@@ -127,10 +144,13 @@ def states_before(dataset, label_ids: Sequence[str], action_id: int) -> dict[str
     out: dict[str, dict] = {}
     ids = list(label_ids)
     for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
         pipeline = [
-            {"$match": {"label_id": {"$in": ids[i : i + _CHUNK]}, "action_id": {"$lt": action_id}}},
-            {"$sort": {"label_id": 1, "action_id": -1}},
-            {"$group": {"_id": "$label_id", "after": {"$first": "$after"}}},
+            {"$match": {"labels.label_id": {"$in": chunk}, "action_id": {"$lt": action_id}}},
+            {"$unwind": "$labels"},
+            {"$match": {"labels.label_id": {"$in": chunk}}},
+            {"$sort": {"labels.label_id": 1, "action_id": -1}},
+            {"$group": {"_id": "$labels.label_id", "after": {"$first": "$labels.after"}}},
         ]
         for doc in coll.aggregate(pipeline, allowDiskUse=True):
             out[doc["_id"]] = doc["after"]

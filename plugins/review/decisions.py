@@ -215,13 +215,8 @@ def review_labels(
     action_id = audit.next_action_id(dataset)
     now = _now()
     after = dict(review=ACTIONS[action], reviewed_by=user, reviewed_at=now, review_action=action_id)
-    entries = [
-        dict(
-            action_id=action_id, action=action, user=user, at=now, field=label_field,
-            sample_id=info["sample_id"], label_id=lid, before=info["state"], after=after,
-        )
-        for lid, info in rows
-    ]
+    common = dict(action_id=action_id, action=action, user=user, at=now, field=label_field)
+    entries = _entries(common, [(info["sample_id"], lid, info["state"], after) for lid, info in rows])
     header = dict(_id=action_id, action=action, user=user, at=now, field=label_field, num_labels=len(rows))
     _declare(dataset, list_path)
     audit.append(dataset, header, entries)
@@ -277,28 +272,20 @@ def undo_last(sample_collection, user: str | None = None) -> dict:
 
     action_id = audit.next_action_id(dataset)
     now = _now()
-    log, writes = [], []
+    changes = []
     for e, info in revert:
         restored = dict(prior.get(e["label_id"], e["before"]), review_action=action_id)
         restored = {k: restored.get(k) for k in audit.STATE_KEYS}
-        log.append(
-            dict(
-                action_id=action_id, action="undo", user=user, at=now, field=label_field,
-                sample_id=info["sample_id"], label_id=e["label_id"], before=info["state"],
-                after=restored, undoes=target["_id"],
-            )
-        )
-        writes.append((info["sample_id"], e["label_id"], restored))
-    header = dict(
-        _id=action_id, action="undo", user=user, at=now, field=label_field,
-        num_labels=len(log), undoes=target["_id"],
-    )
-    audit.append(dataset, header, log)
-    _write(dataset, list_path, writes, action_id)
+        changes.append((info["sample_id"], e["label_id"], info["state"], restored))
+    common = dict(action_id=action_id, action="undo", user=user, at=now, field=label_field, undoes=target["_id"])
+    header = dict(common, num_labels=len(changes))
+    header["_id"] = header.pop("action_id")
+    audit.append(dataset, header, _entries(common, changes))
+    _write(dataset, list_path, [(sid, lid, after) for sid, lid, _, after in changes], action_id)
     return dict(
         action="undo", action_id=action_id, undone_action_id=target["_id"],
         undone_action=target["action"], user=user, label_field=label_field,
-        num_labels=len(log), num_conflicts=conflicts, num_missing=missing,
+        num_labels=len(changes), num_conflicts=conflicts, num_missing=missing,
     )
 
 
@@ -320,6 +307,15 @@ def _now() -> datetime.datetime:
     # compare equal to the logged ones
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _entries(common: dict, changes) -> list[dict]:
+    """Audit-log documents, one per sample, from ``(sample_id, label_id,
+    before, after)`` tuples."""
+    by_sample: dict[str, list[dict]] = {}
+    for sid, lid, before, after in changes:
+        by_sample.setdefault(sid, []).append(dict(label_id=lid, before=before, after=after))
+    return [dict(common, sample_id=sid, labels=labels) for sid, labels in by_sample.items()]
 
 
 def _same_decision(a: dict, b: dict) -> bool:
@@ -389,23 +385,30 @@ def _declare(dataset, list_path: str) -> None:
 
 def _write(dataset, list_path: str, rows: Sequence[tuple[str, str, dict]], action_id: int) -> None:
     """Writes each ``(sample_id, label_id, state)`` with one update per
-    sample, each label guarded by ``review_action < action_id``."""
+    sample, each label guarded by ``review_action < action_id``.
+
+    Labels of a sample that get the same state (all of them, for accept,
+    reject and reset) share one array filter (``_id`` in a list), so an
+    update has four ``$set`` paths per distinct state, not per label.
+    """
     from bson import ObjectId
     from pymongo import UpdateOne
 
-    by_sample: dict[str, list[tuple[str, dict]]] = {}
+    by_sample: dict[str, dict[tuple, tuple[dict, list]]] = {}
     for sid, lid, state in rows:
-        by_sample.setdefault(sid, []).append((lid, state))
+        groups = by_sample.setdefault(sid, {})
+        key = tuple(state.get(k) for k in audit.STATE_KEYS)
+        groups.setdefault(key, (state, []))[1].append(ObjectId(lid))
     now = datetime.datetime.utcnow()  # FiftyOne's last_modified_at is naive UTC
     ops = []
-    for sid, labels in by_sample.items():
+    for sid, groups in by_sample.items():
         update: dict[str, Any] = {"last_modified_at": now}
         filters = []
-        for j, (lid, state) in enumerate(labels):
+        for j, (state, oids) in enumerate(groups.values()):
             # $not/$gte also matches labels with no review_action yet
-            filters.append({f"l{j}._id": ObjectId(lid), f"l{j}.review_action": {"$not": {"$gte": action_id}}})
+            filters.append({f"g{j}._id": {"$in": oids}, f"g{j}.review_action": {"$not": {"$gte": action_id}}})
             for attr in audit.STATE_KEYS:
-                update[f"{list_path}.$[l{j}].{attr}"] = state.get(attr)
+                update[f"{list_path}.$[g{j}].{attr}"] = state.get(attr)
         ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
     if ops:
         dataset._bulk_write(ops, ids=list(by_sample))

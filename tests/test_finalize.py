@@ -149,6 +149,17 @@ def test_view_picks_samples_and_keeps_label_filters_from_dropping_accepted(revie
                if d.id in got)
 
 
+def test_patches_view_finalizes_the_source_samples(reviewed):
+    dataset, accepted, rejected, queue = reviewed
+    patches = dataset.to_patches("autolabels").match(fo.ViewField("autolabels.review") == "accepted")
+    summary = finalize_labels(patches, "autolabels")
+    owners = set(patches.values("sample_id"))
+    assert summary["num_samples"] == len(owners)
+    final = _final(dataset)
+    assert {sid for sid, dets in final.items() if dets is not None} == owners
+    assert {d["source_id"] for dets in final.values() if dets for d in dets} == accepted
+
+
 def test_clear_errors(reviewed):
     dataset, *_ = reviewed
     with pytest.raises(ValueError, match="Unknown label field 'nope'"):

@@ -130,6 +130,23 @@ def test_queue_and_class_within_the_view(labeled):
     assert all(truth[lid][2] is not None for lid in rejected | expected)
 
 
+def test_patches_view(labeled):
+    dataset, truth = labeled
+    patches = dataset.to_patches("autolabels")
+    summary = D.review_labels(patches, "autolabels", "reject", queue="red", label="dog", user="pat")
+    expected = {lid for lid, (_, lab, q) in truth.items() if q == "red" and lab == "dog"}
+    assert expected and summary["num_labels"] == len(expected)
+    # selected patches (the App's selection in a patches view are patch ids)
+    patch_ids = patches.limit(2).values("id")
+    summary = D.review_labels(patches, "autolabels", "accept", sample_ids=patch_ids, user="pat")
+    accepted = set(patches.limit(2).values("autolabels.id"))
+    assert summary["num_labels"] == 2
+    # written to the source dataset, and read back through the patches view
+    states = _states(dataset)
+    assert {lid for lid, s in states.items() if s.get("review") == "accepted"} == accepted
+    assert set(D.decided_label_ids(dataset.to_patches("autolabels"), "autolabels")) == expected | accepted
+
+
 def test_reset_and_decided_label_ids(labeled):
     dataset, truth = labeled
     ids = list(truth)

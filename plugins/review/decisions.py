@@ -81,13 +81,9 @@ def is_decided(review: Sequence[Any]) -> np.ndarray:
 def decided_label_ids(sample_collection, label_field: str) -> list[str]:
     """Ids of the labels of ``label_field`` in the collection that a human
     accepted or rejected (those the triage must not override)."""
-    list_path = label_list_path(sample_collection, label_field)
-    ids, review = sample_collection.values([f"{list_path}.id", f"{list_path}.review"])
-    out = []
-    for sample_ids, sample_review in zip(ids, review):
-        if sample_ids:
-            out.extend(i for i, r in zip(sample_ids, sample_review) if r in HUMAN_DECISIONS)
-    return out
+    label_list_path(sample_collection._root_dataset, label_field)  # validates
+    ids, review = _collection_values(sample_collection, label_field, ["id", "review"])
+    return [i for i, r in zip(ids, review) if r in HUMAN_DECISIONS]
 
 
 def resolve_user(user: str | None = None) -> str:
@@ -126,6 +122,20 @@ def label_list_path(sample_collection, label_field: str) -> str:
             f"Field {label_field!r} is not a label list field (e.g. fo.Detections); got {field}"
         )
     return f"{label_field}.{list_name}"
+
+
+def _collection_values(sample_collection, label_field: str, attrs: Sequence[str]) -> list[list]:
+    """Flat per-label lists of ``attrs`` of the labels the collection shows:
+    those of a label list field, or, in a patches view, its one label per
+    patch."""
+    field = sample_collection.get_field(label_field)
+    list_name = getattr(getattr(field, "document_type", None), "_LABEL_LIST_FIELD", None)
+    if list_name is None:  # a patches view: one label per sample
+        cols = sample_collection.values([f"{label_field}.{a}" for a in attrs])
+        keep = [i for i, v in enumerate(cols[0]) if v is not None]
+        return [[col[i] for i in keep] for col in cols]
+    cols = sample_collection.values([f"{label_field}.{list_name}.{a}" for a in attrs])
+    return [[v for per_sample in col if per_sample for v in per_sample] for col in cols]
 
 
 def review_labels(
@@ -172,7 +182,8 @@ def review_labels(
         raise ValueError(f"Parameter 'action' must be one of {sorted(ACTIONS)}; got {action!r}{hint}")
     if queue is not None and queue not in QUEUES:
         raise ValueError(f"Parameter 'queue' must be one of {QUEUES}; got {queue!r}")
-    list_path = label_list_path(sample_collection, label_field)
+    # the dataset's field, also when the view is a patches view
+    list_path = label_list_path(sample_collection._root_dataset, label_field)
     label_ids = _unique(label_ids)
     sample_ids = _unique(sample_ids)
     if label_ids and sample_ids:
@@ -191,7 +202,7 @@ def review_labels(
         view = sample_collection
         if sample_ids:
             view = _select_samples(sample_collection, sample_ids)
-        candidates = [i for ids in view.values(f"{list_path}.id") if ids for i in ids]
+        (candidates,) = _collection_values(view, label_field, ["id"])
     current = _read_labels(dataset, list_path, candidates)
     if label_ids:
         missing = [i for i in label_ids if i not in current]

@@ -91,8 +91,9 @@ def finalize_labels(
     """
     import fiftyone as fo
 
-    list_path = label_list_path(sample_collection, label_field)
-    if sample_collection.get_field(label_field).document_type is not fo.Detections:
+    dataset = sample_collection._root_dataset
+    list_path = label_list_path(dataset, label_field)
+    if dataset.get_field(label_field).document_type is not fo.Detections:
         raise ValueError(f"Field {label_field!r} must be an fo.Detections field to finalize")
     final_field = final_field or f"{label_field}_final"
     if final_field == label_field:
@@ -101,7 +102,6 @@ def finalize_labels(
         raise ValueError(f"Parameter 'final_field' must be a plain field name; got {final_field!r}")
     if sample_collection.media_type != "image":
         raise ValueError(f"Only image samples can be finalized; the view has media type {sample_collection.media_type!r}")
-    dataset = sample_collection._root_dataset
     existing = dataset.get_field(final_field)
     if existing is not None and getattr(existing, "document_type", None) is not fo.Detections:
         raise ValueError(f"Field {final_field!r} exists and is not an fo.Detections field; choose another 'final_field'")

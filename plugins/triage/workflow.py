@@ -79,14 +79,16 @@ def read_labels(sample_collection, label_field: str, attrs: Sequence[str] = ()) 
     """Bulk read of every label of ``label_field`` in the view.
 
     Returns:
-        dict of flat, aligned arrays: ``label_id``, ``sample_id``, ``label``,
+        dict of flat, aligned arrays: ``label_id`` (``ObjectId``: bulk
+        writes take them as they are, converting a million strings back
+        costs seconds), ``sample_id`` (str), ``label``,
         ``review`` and one float array per name in ``attrs`` (NaN where
         missing); ``queue`` when asked for
     """
     root = f"{label_field}.detections"
     text_attrs = [a for a in attrs if a in ("queue",)]
     float_attrs = [a for a in attrs if a not in text_attrs]
-    paths = ["id", f"{root}.id", f"{root}.label", f"{root}.review"]
+    paths = ["id", f"{root}._id", f"{root}.label", f"{root}.review"]
     paths += [f"{root}.{a}" for a in text_attrs + float_attrs]
     values = sample_collection.values(paths)
     sids, lids, labs, revs = values[:4]
@@ -386,7 +388,7 @@ def iter_assign_queues(
         lids, _, emb = load_label_embeddings(sample_collection, label_field, diversity_attr)
         if len(lids):
             pos = {lid: i for i, lid in enumerate(lids)}
-            rows = np.array([pos.get(l, -1) for l in labels["label_id"][yellow]])
+            rows = np.array([pos.get(str(l), -1) for l in labels["label_id"][yellow]])
             cluster = np.full(len(yellow), -1)
             have = rows >= 0
             if have.any():

@@ -75,6 +75,36 @@ def tiny_clip(tmp_root):
     return E.build_random_clip(str(tmp_root / "checkpoints" / "clip"))
 
 
+def test_letterbox_centers_the_crop_on_a_square_of_the_fill_color():
+    crop = _img(6, 2)  # 2 rows, 6 columns
+    out = E.letterbox(crop, (10.2, 20.6, 30.0))
+    assert out.shape == (6, 6, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[2:4], crop)
+    assert (out[:2] == [10, 21, 30]).all() and (out[4:] == [10, 21, 30]).all()
+    tall = E.letterbox(_img(2, 5), (0, 0, 0))
+    assert tall.shape == (5, 5, 3)
+    np.testing.assert_array_equal(tall[:, 1:3], _img(2, 5))
+    square = _img(4, 4)
+    assert E.letterbox(square, (0, 0, 0)) is square
+
+
+def test_letterbox_keeps_both_ends_of_an_elongated_box_through_clip_preprocessing(tiny_clip):
+    """CLIP's resize + center crop cuts a 1:10 box's ends; the letterbox keeps them."""
+    from PIL import Image
+
+    clip = E.load_clip(*tiny_clip, device="cpu")
+    box = np.full((20, 200, 3), 128, dtype=np.uint8)
+    box[:, :20] = [255, 0, 0]  # red left end
+    box[:, -20:] = [0, 0, 255]  # blue right end
+
+    def ends(pixels):
+        t = clip.preprocess(Image.fromarray(pixels)).numpy()  # normalized (3, S, S)
+        return bool(((t[0] - t[2]) > 2).any()), bool(((t[2] - t[0]) > 2).any())
+
+    assert ends(box) == (False, False)
+    assert ends(E.letterbox(box, box.reshape(-1, 3).mean(axis=0))) == (True, True)
+
+
 def test_load_clip_reads_the_checkpoint_file(tiny_clip, tmp_root):
     name, ckpt = tiny_clip
     clip = E.load_clip(name, ckpt, device="cpu")
@@ -200,6 +230,8 @@ def test_embedding_matches_the_crop_fed_alone(labeled, embed, tiny_clip):
     import torch
 
     crops = E.crop_boxes(img, [d.bounding_box for d in dets], context=0.2)
+    mean = img.reshape(-1, 3).mean(axis=0)
+    crops = [E.letterbox(c, mean) for c in crops]
     from PIL import Image
 
     pixels = torch.stack([clip.preprocess(Image.fromarray(np.ascontiguousarray(c))) for c in crops])
@@ -260,6 +292,54 @@ def test_broken_image_is_recorded_and_the_rest_embedded(labeled, embed, tmp_path
 
     label_ids, sample_ids, arr = E.load_label_embeddings(labeled, LABELS, "embedding")
     assert len(label_ids) == n - n_victim and victim.id not in sample_ids
+
+
+def _poisoned_clip(clip, poison=None):
+    """``clip`` whose forward fails on any batch holding ``poison`` (a
+    preprocessed crop), or on every batch when ``poison`` is None."""
+    import dataclasses
+
+    import torch
+
+    class Poisoned(E.ClipModel):
+        def encode_images(self, pixels):
+            if poison is None or any(torch.equal(p, poison) for p in pixels):
+                raise RuntimeError("poisoned crop")
+            return super().encode_images(pixels)
+
+    return Poisoned(*[getattr(clip, f.name) for f in dataclasses.fields(clip)])
+
+
+def test_a_crop_failing_in_the_model_is_isolated_and_recorded(labeled, embed, tiny_clip):
+    from PIL import Image
+
+    from stoplight.plugins.autolabel.images import load_image
+
+    clip = E.load_clip(*tiny_clip, device="cpu")
+    sample = next(s for s in labeled if len(s[LABELS].detections) >= 2)
+    victim = sample[LABELS].detections[1]
+    img = load_image(sample.filepath)
+    (crop,) = E.crop_boxes(img, [victim.bounding_box], context=0.1)
+    poison = clip.preprocess(Image.fromarray(np.ascontiguousarray(
+        E.letterbox(crop, img.reshape(-1, 3).mean(axis=0)))))
+    n = labeled.count(f"{LABELS}.detections")
+
+    summary = embed(labeled, clip=_poisoned_clip(clip, poison), batch_size=8)
+    assert summary["status"] == "completed"
+    assert summary["num_failed_labels"] == 1 and summary["num_embedded_labels"] == n - 1
+    (failure,) = summary["failures"]
+    assert failure["label_id"] == victim.id and failure["sample_id"] == sample.id
+    assert "poisoned crop" in failure["error"]
+    embs = _embeddings(labeled)
+    assert embs[victim.id] is None
+    assert sum(v is not None for v in embs.values()) == n - 1
+
+    # a model that fails on everything is broken, not the data: the run stops
+    with pytest.raises(RuntimeError, match="poisoned crop"):
+        embed(labeled, clip=_poisoned_clip(clip), overwrite=True)
+    failed = [k for k in labeled.list_runs()
+              if labeled.get_run_info(k).config.status == "failed"]
+    assert len(failed) == 1
 
 
 def test_invalid_inputs(labeled, embed):

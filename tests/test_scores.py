@@ -325,3 +325,61 @@ def test_scoring_a_view_touches_only_its_labels(constructed):
     assert mist == {"same": 0.0, "cross": 1.0, "spur": None, "weak": None, "noscores": None}
     assert constructed.values(S.possible_missing_field(LABELS)) == [0, None, None]
     assert constructed.list_evaluations() == []
+
+
+# ----------------------------------------------------- run recording
+
+
+def test_recorded_run_records_every_ending(ds):
+    """completed / failed (error re-raised) / interrupted (generator closed) /
+    flush failure after a successful body (raised, recorded as failed)."""
+    from stoplight.plugins.common import provenance
+
+    def start(key):
+        return provenance.start_run(ds, key, method="test")
+
+    def summary(key):
+        return lambda status: {"run_key": key, "status": status, "num_things": 3}
+
+    rec = start("ok")
+    with provenance.recorded_run(ds, "ok", rec, summary("ok")) as run:
+        pass
+    assert run.summary["status"] == "completed"
+    assert ds.get_run_info("ok").config.status == "completed"
+    assert ds.get_run_info("ok").config.num_things == 3
+
+    rec = start("boom")
+    flushed = []
+    with pytest.raises(ZeroDivisionError):
+        with provenance.recorded_run(ds, "boom", rec, summary("boom"),
+                                     flush=lambda: flushed.append(1)):
+            1 / 0
+    assert flushed == [1]  # what was computed is still written
+    assert ds.get_run_info("boom").config.status == "failed"
+
+    def gen():
+        rec = start("gen")
+        with provenance.recorded_run(ds, "gen", rec, summary("gen")):
+            yield 1
+            yield 2
+
+    g = gen()
+    next(g)
+    g.close()
+    assert ds.get_run_info("gen").config.status == "interrupted"
+
+    def bad_flush():
+        raise OSError("disk full")
+
+    rec = start("late")
+    with pytest.raises(OSError, match="disk full"):
+        with provenance.recorded_run(ds, "late", rec, summary("late"), flush=bad_flush):
+            pass
+    assert ds.get_run_info("late").config.status == "failed"
+
+    # a flush failure after the body's own error is logged, not raised over it
+    rec = start("both")
+    with pytest.raises(KeyError):
+        with provenance.recorded_run(ds, "both", rec, summary("both"), flush=bad_flush):
+            raise KeyError("first")
+    assert ds.get_run_info("both").config.status == "failed"

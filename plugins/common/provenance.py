@@ -9,10 +9,14 @@ full summary, including per-sample failures.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
+import logging
 import re
-from typing import Any
+from typing import Any, Callable, Iterator
+
+logger = logging.getLogger(__name__)
 
 PACKAGES = ("fiftyone", "torch", "torchvision", "transformers", "ultralytics", "open_clip_torch", "numpy")
 
@@ -73,3 +77,79 @@ def finish_run(dataset, run_key: str, record: dict, summary: dict) -> None:
     dataset.update_run_config(run_key, dataset.init_run(**record))
     results = dataset.init_run_results(run_key, **{k: v for k, v in summary.items() if k != "run_key"})
     dataset.save_run_results(run_key, results, overwrite=True)
+
+
+class RunOutcome:
+    """What :func:`recorded_run` knows about a run: its status and summary."""
+
+    def __init__(self) -> None:
+        self.status = "failed"
+        self.summary: dict = {}
+
+
+@contextlib.contextmanager
+def recorded_run(
+    dataset,
+    run_key: str,
+    record: dict,
+    make_summary: Callable[[str], dict],
+    flush: Callable[[], None] | None = None,
+) -> Iterator[RunOutcome]:
+    """Records the end of a run started with :func:`start_run`, however it ends.
+
+    The body's normal end makes the run ``completed``; ``GeneratorExit`` or
+    ``KeyboardInterrupt`` (a generator closed early, an operator cancelled,
+    Ctrl-C) ``interrupted``; any other exception ``failed``. Then, always:
+    ``flush()`` keeps what was computed, ``make_summary(status)`` builds the
+    summary, and :func:`finish_run` stores it. The body's exception is
+    re-raised unchanged; a failure of the flush or of the record is raised
+    only when the body succeeded (otherwise logged, so it never hides the
+    error that ended the run). Use inside generator operators too::
+
+        record = provenance.start_run(dataset, key, method="...", **params)
+        with provenance.recorded_run(dataset, key, record, summary, flush) as run:
+            ...  # may yield progress
+        return run.summary
+
+    Args:
+        dataset: the dataset the run is registered on
+        run_key: its key
+        record: the config dict :func:`start_run` returned
+        make_summary: builds the summary dict from the final status
+        flush: writes what is still buffered (called once, first)
+
+    Yields:
+        a :class:`RunOutcome`; ``summary`` is set once the block has ended
+    """
+    run = RunOutcome()
+    error: BaseException | None = None
+    try:
+        yield run
+        run.status = "completed"
+    except (GeneratorExit, KeyboardInterrupt) as e:
+        run.status, error = "interrupted", e
+        raise
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        late: Exception | None = None
+        if flush is not None:
+            try:
+                flush()
+            except Exception as e:  # noqa: BLE001
+                if error is None:
+                    run.status, late = "failed", e
+                else:
+                    logger.warning("Run %s: could not write buffered results after %r: %s",
+                                   run_key, error, e)
+        run.summary = make_summary(run.status)
+        try:
+            finish_run(dataset, run_key, record, run.summary)
+        except Exception as e:  # noqa: BLE001
+            if error is None and late is None:
+                late = e
+            else:
+                logger.warning("Run %s: could not record its end: %s", run_key, e)
+        if late is not None:
+            raise late

@@ -2,8 +2,9 @@
 
 Each ``fo.Detection`` of a ``Detections`` field gets a per-label attribute
 (``embedding`` by default): the L2-normalized CLIP image embedding of its
-box crop, padded by ``context`` times the box size on each side, as a list
-of floats. Storing the vector on the label keeps it next to the box it
+box crop, padded by ``context`` times the box size on each side and then
+to a square with the image's mean color (so that CLIP's center crop keeps
+the whole of an elongated box), as a list of floats. Storing the vector on the label keeps it next to the box it
 describes: it follows the label through views, filters and clones, a run
 that is interrupted keeps every chunk written so far, and re-running with
 ``overwrite=False`` embeds only the labels that have none yet.
@@ -254,6 +255,33 @@ def crop_boxes(image: np.ndarray, boxes_xywh_rel, context: float = 0.1) -> list[
     return out
 
 
+def letterbox(crop: np.ndarray, fill) -> np.ndarray:
+    """``crop`` centered on a square canvas of ``fill`` color.
+
+    CLIP's preprocessing resizes the short side and center-crops the long
+    one: a 1:5 box would lose 80 % of its length, often the part that says
+    what it is (a bus's front, a person's feet). Padding to a square first
+    keeps the whole box; the fill (callers pass the image's mean color)
+    adds no edge a model would read as content.
+
+    Args:
+        crop: ``(h, w, 3)`` uint8 pixels
+        fill: 3 channel values
+
+    Returns:
+        ``(s, s, 3)`` uint8, ``s = max(h, w)``; the crop itself if square
+    """
+    h, w = crop.shape[:2]
+    if h == w:
+        return crop
+    side = max(h, w)
+    out = np.empty((side, side) + crop.shape[2:], dtype=crop.dtype)
+    out[...] = np.asarray(fill, dtype=np.float64).round().astype(crop.dtype)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top : top + h, left : left + w] = crop
+    return out
+
+
 @dataclasses.dataclass
 class _Item:
     sample_id: str
@@ -265,7 +293,9 @@ class _Item:
     prepare_s: float
 
 
-def _load_item(clip: ClipModel, sample_id, filepath, label_ids, boxes, context) -> _Item:
+def _load_item(
+    clip: ClipModel, sample_id, filepath, label_ids, boxes, context, square: bool = True
+) -> _Item:
     import torch
     from PIL import Image
 
@@ -276,8 +306,50 @@ def _load_item(clip: ClipModel, sample_id, filepath, label_ids, boxes, context) 
         return _Item(sample_id, filepath, label_ids, None, str(e), time.perf_counter() - t0, 0.0)
     t1 = time.perf_counter()
     crops = crop_boxes(image, boxes, context)
+    if square:
+        mean = image.reshape(-1, image.shape[-1]).mean(axis=0)
+        crops = [letterbox(c, mean) for c in crops]
     pixels = torch.stack([clip.preprocess(Image.fromarray(np.ascontiguousarray(c))) for c in crops])
     return _Item(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
+
+
+def _encode_isolating_failures(
+    clip: ClipModel, pixels, ids, on_failure, systematic_if_all: bool
+) -> list:
+    """Embeddings of a batch of crops; ``None`` for crops that fail alone.
+
+    A failing batch is retried crop by crop (like the labeling pipeline
+    retries a failing batch image by image) so that one bad crop (say, one
+    that makes the model produce NaNs or run out of memory) does not stop
+    the run: each crop that fails alone is reported to ``on_failure(sample_id,
+    label_id, error)`` and left without an embedding. If every crop fails
+    alone and ``systematic_if_all`` (nothing has been embedded yet), the
+    model itself is broken and the batch's error is raised.
+    """
+    try:
+        return list(_checked(clip.encode_images(pixels)))
+    except Exception as batch_error:  # noqa: BLE001
+        if len(ids) > 1:
+            logger.warning("A batch of %d crops failed (%s); retrying one by one", len(ids), batch_error)
+        out, errors = [], []
+        for i, (sid, lid) in enumerate(ids):
+            try:
+                out.append(_checked(clip.encode_images(pixels[i : i + 1]))[0])
+            except Exception as e:  # noqa: BLE001
+                out.append(None)
+                errors.append((sid, lid, e))
+        if systematic_if_all and len(errors) == len(ids):
+            raise batch_error
+        for sid, lid, e in errors:
+            on_failure(sid, lid, e)
+        return out
+
+
+def _checked(feats: np.ndarray) -> np.ndarray:
+    """``feats`` unless a row is not finite (a NaN vector would poison kNN)."""
+    if not np.isfinite(feats).all():
+        raise FloatingPointError("the model returned a non-finite embedding")
+    return feats
 
 
 def _check_label_field(sample_collection, label_field: str) -> None:
@@ -307,6 +379,7 @@ def iter_compute_label_embeddings(
     prompts: Sequence[str] | None = None,
     run_key: str | None = None,
     clip: ClipModel | None = None,
+    letterbox_crops: bool = True,
 ) -> Iterator[Progress]:
     """Generator form of :func:`compute_label_embeddings`.
 
@@ -353,6 +426,7 @@ def iter_compute_label_embeddings(
         if todo_ids:
             jobs.append((sid, path, todo_ids, todo_boxes))
     total = num_target - num_skipped
+    path_of = {job[0]: job[1] for job in jobs}
 
     if clip is None:
         clip = load_clip(model_name, pretrained, device=device)
@@ -373,6 +447,7 @@ def iter_compute_label_embeddings(
         label_field=label_field,
         embeddings_attr=embeddings_attr,
         context=float(context),
+        letterbox_crops=bool(letterbox_crops),
         batch_size=batch_size,
         device=clip.device,
         overwrite=overwrite,
@@ -408,24 +483,55 @@ def iter_compute_label_embeddings(
         if len(rest):
             queue_pixels.append(rest)
         t0 = time.perf_counter()
-        feats = clip.encode_images(batch)
+        feats = _encode_isolating_failures(
+            clip, batch, queue_ids[:n], record_crop_failure, systematic_if_all=num_embedded == 0
+        )
         timings["embed_s"] += time.perf_counter() - t0
         for (sid, lid), vec in zip(queue_ids[:n], feats):
-            pending.append({"sample_id": sid, "label_id": lid, "value": vec.tolist()})
+            if vec is not None:
+                pending.append({"sample_id": sid, "label_id": lid, "value": vec.tolist()})
+                num_embedded += 1
         del queue_ids[:n]
-        num_embedded += len(feats)
+
+    def record_crop_failure(sid: str, lid: str, error: BaseException) -> None:
+        nonlocal num_failed_labels
+        num_failed_labels += 1
+        msg = f"embedding failed: {type(error).__name__}: {error}"
+        logger.warning("Sample %s (%s), label %s: %s", sid, path_of.get(sid), lid, msg)
+        if len(failures) < MAX_RECORDED_FAILURES:
+            failures.append(dict(sample_id=sid, filepath=path_of.get(sid), label_id=lid, error=msg))
 
     bulk.declare_field(dataset, label_field, fo.Detections, {embeddings_attr: fo.FloatField})
     yield Progress(0, total, f"Embedding {total} labels with {clip.model_name}")
-    status = "failed"
-    try:
+
+    def make_summary(status: str) -> dict:
+        return dict(
+            run_key=run_key,
+            label_field=label_field,
+            embeddings_attr=embeddings_attr,
+            model_name=clip.model_name,
+            pretrained=clip.pretrained,
+            embedding_dim=clip.dim,
+            status=status,
+            num_target_labels=num_target,
+            num_skipped_labels=num_skipped,
+            num_embedded_labels=num_embedded,
+            num_failed_labels=num_failed_labels,
+            num_failed_samples=num_failed_samples,
+            failures=failures,
+            prompts=prompts,
+            text_embeddings=None if text_embeddings is None else text_embeddings.tolist(),
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+
+    with provenance.recorded_run(dataset, run_key, record, make_summary, flush=flush) as run:
         if prompts:
             t0 = time.perf_counter()
             text_embeddings = clip.encode_texts(prompts)
             timings["text_s"] += time.perf_counter() - t0
 
         def load(sid, fp, lids, boxes):
-            return _load_item(clip, sid, fp, lids, boxes, context)
+            return _load_item(clip, sid, fp, lids, boxes, context, letterbox_crops)
 
         for item in prefetch(jobs, load, num_workers, ahead=2 * num_workers, name="stoplight-embed"):
             timings["decode_s"] += item.decode_s
@@ -451,33 +557,7 @@ def iter_compute_label_embeddings(
             embed(len(queue_ids))
         flush()
         yield Progress(total, total, f"Embedded {num_embedded}/{total} labels")
-        status = "completed"
-    except (GeneratorExit, KeyboardInterrupt):
-        status = "interrupted"
-        raise
-    finally:
-        try:
-            flush()
-        finally:
-            summary = dict(
-                run_key=run_key,
-                label_field=label_field,
-                embeddings_attr=embeddings_attr,
-                model_name=clip.model_name,
-                pretrained=clip.pretrained,
-                embedding_dim=clip.dim,
-                status=status,
-                num_target_labels=num_target,
-                num_skipped_labels=num_skipped,
-                num_embedded_labels=num_embedded,
-                num_failed_labels=num_failed_labels,
-                num_failed_samples=num_failed_samples,
-                failures=failures,
-                prompts=prompts,
-                text_embeddings=None if text_embeddings is None else text_embeddings.tolist(),
-                timings={k: round(v, 4) for k, v in timings.items()},
-            )
-            provenance.finish_run(dataset, run_key, record, summary)
+    summary = run.summary
     summary["text_embeddings"] = text_embeddings
     return summary
 
@@ -497,6 +577,7 @@ def compute_label_embeddings(
     prompts: Sequence[str] | None = None,
     run_key: str | None = None,
     clip: ClipModel | None = None,
+    letterbox_crops: bool = True,
     progress: bool | Callable[[Progress], None] = True,
 ) -> dict:
     """Stores a CLIP embedding of each label's box crop on the label.
@@ -530,6 +611,10 @@ def compute_label_embeddings(
             names present in ``label_field``, ``[]`` embeds no text
         run_key: key of the run record; ``None`` generates one
         clip: an already loaded :class:`ClipModel` to use
+        letterbox_crops: pad each crop to a square with the image's mean
+            color before CLIP's resize and center crop (see
+            :func:`letterbox`); ``False`` feeds the crop as is, and the
+            center crop cuts the ends of elongated boxes
         progress: a progress bar (``True``), nothing (``False``), or a
             callable receiving :class:`Progress` events
 
@@ -552,6 +637,7 @@ def compute_label_embeddings(
         prompts=prompts,
         run_key=run_key,
         clip=clip,
+        letterbox_crops=letterbox_crops,
     )
     return run_progress(gen, progress)
 

@@ -382,9 +382,22 @@ def iter_score_labels(
     scores: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     extra: dict[str, Any] = {}
-    status = "failed"
-    summary: dict = {}
-    try:
+
+    def make_summary(status: str) -> dict:
+        return dict(
+            run_key=run_key,
+            status=status,
+            label_field=label_field,
+            reference_field=reference_field or None,
+            num_labels=n,
+            num_samples=len(sample_ids),
+            **counts,
+            **extra,
+            notes=notes,
+            timings={k_: round(v, 4) for k_, v in timings.items()},
+        )
+
+    with provenance.recorded_run(dataset, run_key, record, make_summary) as run:
         # ------------------------------------------------- hardness / margin
         yield Progress(1, stages, "Class-score signals")
         t0 = time.perf_counter()
@@ -583,27 +596,9 @@ def iter_score_labels(
         extra["per_class"] = _per_class_stats(lab, class_names, scores, conf_a)
         extra["signals"] = written
         yield Progress(stages, stages, f"Scored {n} labels")
-        status = "completed"
-    except (GeneratorExit, KeyboardInterrupt):
-        status = "interrupted"
-        raise
-    finally:
-        summary = dict(
-            run_key=run_key,
-            status=status,
-            label_field=label_field,
-            reference_field=reference_field or None,
-            num_labels=n,
-            num_samples=len(sample_ids),
-            **counts,
-            **extra,
-            notes=notes,
-            timings={k_: round(v, 4) for k_, v in timings.items()},
-        )
-        provenance.finish_run(dataset, run_key, record, summary)
     for note in notes:
         logger.info("score_labels: %s", note)
-    return summary
+    return run.summary
 
 
 def _per_class_stats(lab, class_names, scores, conf) -> dict:

@@ -9,6 +9,8 @@ from .plugins.autolabel.pipeline import zero_shot_detect
 from .plugins.scoring.operators import ComputeLabelEmbeddings, ScoreLabels
 from .plugins.triage.operators import AssignQueues, CalibrateTriage, TriageReport
 from .plugins.review.operators import FinalizeLabels, ReviewLabels
+from .plugins.panels.label_map_panel import LabelMapPanel
+from .plugins.panels.verification_queues import VerificationQueues
 
 
 def register(p):
@@ -20,6 +22,8 @@ def register(p):
     p.register(TriageReport)
     p.register(ReviewLabels)
     p.register(FinalizeLabels)
+    p.register(VerificationQueues)
+    p.register(LabelMapPanel)
 
 
 __all__ = ["zero_shot_detect", "register"]

@@ -1,0 +1,22 @@
+"""The App's panels: verification queues and the label map.
+
+- :mod:`.queue_stats`: counts by queue / class / review state (MongoDB
+  aggregations), next yellow labels, drill-down views
+- :mod:`.label_map`: 2-D projection of label embeddings, cached as a run,
+  sampled per colour
+- :mod:`.charts`: table rows and Plotly traces (pure)
+- :mod:`.app_context`: label fields, selection, calibration run
+- :mod:`.verification_queues`, :mod:`.label_map_panel`: the App layer
+"""
+
+from .label_map import compute_label_map, load_label_map, project_2d
+from .queue_stats import count_labels, next_yellow, summarize_counts
+
+__all__ = [
+    "compute_label_map",
+    "count_labels",
+    "load_label_map",
+    "next_yellow",
+    "project_2d",
+    "summarize_counts",
+]

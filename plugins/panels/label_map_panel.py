@@ -1,0 +1,195 @@
+"""App layer: the ``label_map`` panel.
+
+A 2-D map of the label embeddings (:mod:`.label_map`), coloured by queue,
+class or review state. A lasso or box selection sets the App's view to
+exactly the selected labels (``select_labels`` on the base view; see
+:mod:`.verification_queues` for how the base view is kept); a click on a
+point opens its sample. The projection is computed once, by the *Compute
+map* button (or :func:`.label_map.compute_label_map` from Python), stored
+as a run on the dataset and only read on redraws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import app_context, label_map, queue_stats
+
+_COLOR_COLUMN = {"queue": "queue", "class": "label", "review": "review"}
+
+
+class LabelMapPanel(foo.Panel):
+    """Embedding map of auto-labels with lasso selection into the grid."""
+
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name="label_map",
+            label="Stoplight: label map",
+            icon="scatter_plot",
+            surfaces="grid",
+            help_markdown=(
+                "A 2-D map of the label embeddings. Lasso or box-select points to show those "
+                "labels in the grid; click a point to open its sample."
+            ),
+        )
+
+    # -- App events ---------------------------------------------------------
+
+    def on_load(self, ctx):
+        self._refresh(ctx)
+
+    def on_change_dataset(self, ctx):
+        ctx.panel.state.set(dict(drill=None, label_field=None, message=None))
+        self._refresh(ctx)
+
+    def on_change_view(self, ctx):
+        self._refresh(ctx)
+
+    def on_change_label_field(self, ctx):
+        ctx.panel.state.set(dict(label_field=ctx.params.get("value"), drill=None))
+        self._refresh(ctx)
+
+    def on_change_color_by(self, ctx):
+        ctx.panel.state.color_by = ctx.params.get("value")
+        self._refresh(ctx)
+
+    def on_change_method(self, ctx):
+        ctx.panel.state.method = ctx.params.get("value")
+
+    # -- actions --------------------------------------------------------------
+
+    def compute_map(self, ctx):
+        field = ctx.panel.state.label_field
+        method = ctx.panel.state.method or "auto"
+        try:
+            out = label_map.compute_label_map(ctx.dataset, field, method=method)
+        except ValueError as e:
+            ctx.panel.state.message = f"⚠ {e}"
+            ctx.ops.notify(str(e), variant="error")
+            return
+        ctx.panel.state.message = f"Mapped {out['num_labels']:,} labels ({out['dim']}-d) with {out['method'].upper()}"
+        self._refresh(ctx)
+
+    def on_point_click(self, ctx):
+        """Opens the sample of the clicked label."""
+        label_id = ctx.params.get("id")
+        field = ctx.panel.state.label_field
+        m = label_map.load_label_map(ctx.dataset, field) if field else None
+        if not label_id or m is None:
+            return
+        hit = np.flatnonzero(m["label_ids"] == label_id)
+        if len(hit):
+            ctx.ops.open_sample(id=str(m["sample_ids"][hit[0]]))
+
+    def on_map_selected(self, ctx):
+        """Shows exactly the lassoed labels in the grid."""
+        field = ctx.panel.state.label_field
+        points = ctx.params.get("data") or []
+        ids = list(dict.fromkeys(p["id"] for p in points if isinstance(p, dict) and p.get("id")))
+        base = self._base(ctx, field)
+        if not ids:
+            ctx.panel.state.drill = None
+            ctx.ops.set_view(base)
+            return
+        drill = dict(label_ids=ids)
+        ctx.panel.state.set(dict(drill=drill, message=f"{len(ids):,} label(s) selected on the map"))
+        ctx.ops.set_view(queue_stats.drill_view(base, field, drill))
+
+    def show_all(self, ctx):
+        base = self._base(ctx, ctx.panel.state.label_field)
+        ctx.panel.state.set(dict(drill=None, message=None))
+        ctx.ops.set_view(base)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _base(self, ctx, field):
+        base, found = queue_stats.strip_drilldown(ctx.view, field, ctx.panel.state.drill)
+        if ctx.panel.state.drill and not found:
+            ctx.panel.state.drill = None
+        return base
+
+    def _refresh(self, ctx):
+        dataset = ctx.dataset
+        field = app_context.choose_label_field(dataset, ctx.panel.state.label_field)
+        color_by = ctx.panel.state.color_by if ctx.panel.state.color_by in label_map.COLOR_BY else "queue"
+        ctx.panel.state.set(
+            dict(fields=app_context.label_fields(dataset), label_field=field, color_by=color_by,
+                 umap=label_map.umap_available())
+        )
+        if field is None:
+            ctx.panel.state.set(dict(error="This dataset has no fo.Detections field.", has_map=False))
+            return
+        m = label_map.load_label_map(dataset, field)
+        if m is None:
+            ctx.panel.state.set(dict(error=None, has_map=False, info=None))
+            ctx.panel.data.set("map_plot", [])
+            return
+        base = self._base(ctx, field)
+        states = label_map.label_states(base, field)
+        map_rows, state_rows = label_map.join_map(m, states)
+        traces = label_map.map_traces(
+            m["xy"][map_rows], m["label_ids"][map_rows], states[_COLOR_COLUMN[color_by]][state_rows],
+            m["priority"][map_rows], color_by,
+        )
+        shown = sum(len(t["x"]) for t in traces)
+        ctx.panel.state.set(
+            dict(
+                error=None,
+                has_map=True,
+                info=dict(method=m["method"], num_labels=m["num_labels"], created_at=m["created_at"],
+                          in_view=len(states["label_id"]), on_map=len(map_rows), shown=shown),
+            )
+        )
+        ctx.panel.data.set("map_plot", traces)
+
+    # -- layout -----------------------------------------------------------------
+
+    def render(self, ctx):
+        s = ctx.panel.state
+        panel = types.Object()
+        if s.error:
+            panel.md(f"**{s.error}**", name="error_md")
+            return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=1))
+        top = panel.h_stack("top", align_y="center", gap=2)
+        top.enum("label_field", s.fields or [s.label_field], default=s.label_field, label="Label field",
+                 on_change=self.on_change_label_field, view=types.DropdownView())
+        top.enum("color_by", list(label_map.COLOR_BY), default=s.color_by or "queue", label="Colour by",
+                 on_change=self.on_change_color_by, view=types.DropdownView())
+        methods = ["auto", "umap", "pca"] if s.umap else ["pca"]
+        top.enum("method", methods, default=s.method or methods[0], label="Projection",
+                 on_change=self.on_change_method, view=types.DropdownView())
+        top.btn("compute_map", label="Recompute map" if s.has_map else "Compute map", icon="scatter_plot",
+                on_click=self.compute_map, variant="outlined")
+        top.btn("show_all", label="Show all", icon="filter_alt_off", on_click=self.show_all,
+                variant="outlined", disabled=not s.drill)
+        info = s.info
+        if s.has_map and info:
+            note = (
+                f"{info['method'].upper()} map of {info['num_labels']:,} labels; this view: "
+                f"{info['in_view']:,} labels, {info['on_map']:,} on the map, {info['shown']:,} drawn "
+                f"(at most {label_map.MAX_PER_GROUP:,} per colour)"
+            )
+        else:
+            note = "No map yet: press **Compute map** (labels need an `embedding`; see compute_label_embeddings)."
+        panel.md(note, name="info_md")
+        if s.message:
+            panel.md(s.message, name="message_md")
+        if s.has_map:
+            panel.plot(
+                "map_plot",
+                layout=dict(
+                    dragmode="lasso", hovermode="closest", showlegend=True, height=560,
+                    uirevision="label-map", margin=dict(t=10, l=10, b=10, r=10),
+                    xaxis=dict(showticklabels=False, zeroline=False),
+                    yaxis=dict(showticklabels=False, zeroline=False),
+                ),
+                config=dict(displayModeBar=True, scrollZoom=True),
+                on_click=self.on_point_click,
+                on_selected=self.on_map_selected,
+                height=600,
+            )
+        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=1))

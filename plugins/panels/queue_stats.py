@@ -1,0 +1,271 @@
+"""Counts of auto-labels by queue, class and review state, from MongoDB.
+
+The verification panel redraws on every view and selection change, so its
+numbers come from database aggregations over the view's own pipeline (one
+``$unwind`` + ``$group`` for all counts, one sorted ``$limit`` for the next
+yellow labels), never from a Python loop over labels. The functions that
+turn those rows into tables are pure.
+
+Review states: a label whose ``review`` is missing, None or anything other
+than ``accepted`` / ``rejected`` counts as ``pending``. Labels without a
+``queue`` (not triaged yet) count as ``unassigned``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..review.decisions import HUMAN_DECISIONS, label_list_path
+
+QUEUES = ("green", "yellow", "red")
+UNASSIGNED = "unassigned"
+REVIEW_STATES = ("pending", "accepted", "rejected")
+
+
+def count_labels(sample_collection, label_field: str) -> list[dict]:
+    """Number of labels per (class, queue, review state) in the collection.
+
+    One aggregation: the collection's pipeline (so views, label filters and
+    App sidebar filters apply), then ``$unwind`` of the label list and a
+    ``$group`` on the three attributes.
+
+    Args:
+        sample_collection: a dataset or view
+        label_field: a label list field, e.g. ``"autolabels"``
+
+    Returns:
+        rows ``{"label", "queue", "review", "count"}``, ``queue`` one of
+        :data:`QUEUES` or ``"unassigned"``, ``review`` one of
+        :data:`REVIEW_STATES`
+
+    Raises:
+        ValueError: if ``label_field`` is not a label list field
+    """
+    list_path = label_list_path(sample_collection, label_field)
+    # the list is projected alone before the unwind: MongoDB then carries
+    # only the labels, not whole sample documents, through the pipeline
+    label = f"$_l.{list_path.split('.', 1)[1]}"
+    pipeline = [
+        {"$project": {"_l": f"${label_field}"}},
+        {"$unwind": label},
+        {
+            "$group": {
+                "_id": {
+                    "l": f"{label}.label",
+                    "q": {"$ifNull": [f"{label}.queue", UNASSIGNED]},
+                    "r": {
+                        "$cond": [
+                            {"$in": [f"{label}.review", list(HUMAN_DECISIONS)]},
+                            f"{label}.review",
+                            "pending",
+                        ]
+                    },
+                },
+                "n": {"$sum": 1},
+            }
+        },
+    ]
+    rows = []
+    for doc in sample_collection._aggregate(pipeline=pipeline):
+        key = doc["_id"]
+        queue = key.get("q")
+        rows.append(
+            dict(
+                label=key.get("l"),
+                queue=queue if queue in QUEUES else UNASSIGNED,
+                review=key.get("r", "pending"),
+                count=int(doc["n"]),
+            )
+        )
+    return rows
+
+
+def summarize_counts(rows: Sequence[dict]) -> dict:
+    """Tables of :func:`count_labels` rows.
+
+    Args:
+        rows: ``{"label", "queue", "review", "count"}`` dicts
+
+    Returns:
+        dict with
+
+        - ``total``, ``accepted``, ``rejected``, ``pending``, ``decided``
+          and ``progress`` (decided / total, None when empty)
+        - ``queues``: ``{queue: {count, accepted, rejected, pending}}`` for
+          each of green, yellow, red and unassigned
+        - ``classes``: sorted class names (None as ``"(none)"``)
+        - ``by_class``: ``{class: {green, yellow, red, unassigned, total,
+          accepted, rejected, pending}}``
+        - ``yellow_open``: yellow labels nobody decided
+    """
+    queues = {q: dict(count=0, accepted=0, rejected=0, pending=0) for q in (*QUEUES, UNASSIGNED)}
+    by_class: dict[str, dict] = {}
+    for row in rows:
+        n = int(row["count"])
+        q = row["queue"] if row["queue"] in queues else UNASSIGNED
+        r = row["review"] if row["review"] in REVIEW_STATES else "pending"
+        cls = "(none)" if row["label"] is None else str(row["label"])
+        queues[q]["count"] += n
+        queues[q][r] += n
+        c = by_class.setdefault(
+            cls, dict(green=0, yellow=0, red=0, unassigned=0, total=0, accepted=0, rejected=0, pending=0)
+        )
+        c[q] += n
+        c["total"] += n
+        c[r] += n
+    total = sum(v["count"] for v in queues.values())
+    accepted = sum(v["accepted"] for v in queues.values())
+    rejected = sum(v["rejected"] for v in queues.values())
+    decided = accepted + rejected
+    return dict(
+        total=total,
+        accepted=accepted,
+        rejected=rejected,
+        pending=total - decided,
+        decided=decided,
+        progress=decided / total if total else None,
+        queues=queues,
+        classes=sorted(by_class),
+        by_class={c: by_class[c] for c in sorted(by_class)},
+        yellow_open=queues["yellow"]["pending"],
+    )
+
+
+def next_yellow(sample_collection, label_field: str, limit: int = 10) -> list[dict]:
+    """The first open yellow labels in ``review_rank`` order (1 = look first).
+
+    Open: nobody accepted or rejected it yet. One aggregation with a sorted
+    ``$limit`` (MongoDB keeps only the top ``limit`` while sorting).
+
+    Args:
+        sample_collection: a dataset or view
+        label_field: a label list field
+        limit: how many labels
+
+    Returns:
+        ``{"rank", "label_id", "sample_id", "label", "p_correct"}`` dicts
+    """
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"Parameter 'limit' must be an integer >= 1; got {limit!r}")
+    list_path = label_list_path(sample_collection, label_field)
+    lab = f"$_l.{list_path.split('.', 1)[1]}"
+    pipeline = [
+        {"$project": {"_l": f"${label_field}"}},
+        {"$unwind": lab},
+        {"$replaceRoot": {"newRoot": {"$mergeObjects": [lab, {"_s": "$_id"}]}}},
+        {
+            "$match": {
+                "queue": "yellow",
+                "review": {"$nin": list(HUMAN_DECISIONS)},
+                "review_rank": {"$type": "number"},
+            }
+        },
+        {"$sort": {"review_rank": 1, "_id": 1}},
+        {"$limit": limit},
+        {"$project": {"_id": 1, "_s": 1, "label": 1, "p_correct": 1, "review_rank": 1}},
+    ]
+    return [
+        dict(
+            rank=int(d["review_rank"]),
+            label_id=str(d["_id"]),
+            sample_id=str(d["_s"]),
+            label=d.get("label"),
+            p_correct=d.get("p_correct"),
+        )
+        for d in sample_collection._aggregate(pipeline=pipeline)
+    ]
+
+
+def drilldown_filter(queue: str | None = None, label: str | None = None, review: str | None = None):
+    """The label filter (a ``ViewExpression`` on each label) for a queue,
+    class and/or review state; None when all three are None.
+
+    Raises:
+        ValueError: for an unknown queue or review state
+    """
+    from fiftyone import ViewField as F
+
+    if queue is not None and queue not in (*QUEUES, UNASSIGNED):
+        raise ValueError(f"Parameter 'queue' must be one of {(*QUEUES, UNASSIGNED)}; got {queue!r}")
+    if review is not None and review not in REVIEW_STATES:
+        raise ValueError(f"Parameter 'review' must be one of {REVIEW_STATES}; got {review!r}")
+    terms = []
+    if queue == UNASSIGNED:
+        terms.append(~F("queue").is_in(list(QUEUES)))
+    elif queue is not None:
+        terms.append(F("queue") == queue)
+    if label is not None:
+        terms.append(F("label") == label)
+    if review == "pending":
+        terms.append(~F("review").is_in(list(HUMAN_DECISIONS)))
+    elif review is not None:
+        terms.append(F("review") == review)
+    if not terms:
+        return None
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = expr & t
+    return expr
+
+
+def drilldown_view(sample_collection, label_field: str, queue=None, label=None, review=None):
+    """``sample_collection`` showing exactly the labels of a queue, class
+    and/or review state (and only the samples that have one).
+
+    Raises:
+        ValueError: if nothing is chosen, or for an unknown queue or state
+    """
+    label_list_path(sample_collection, label_field)
+    expr = drilldown_filter(queue, label, review)
+    if expr is None:
+        raise ValueError("Choose a queue, a class or a review state")
+    return sample_collection.filter_labels(label_field, expr, only_matches=True)
+
+
+def drill_view(sample_collection, label_field: str, drill: dict):
+    """``sample_collection`` narrowed by a panel's drill-down: ``drill`` is
+    ``{"label_ids": [...]}`` (exactly those labels, e.g. a lasso on the
+    label map) or ``{"queue", "label", "review"}`` (:func:`drilldown_view`).
+    """
+    if drill.get("label_ids") is not None:
+        label_list_path(sample_collection, label_field)
+        return sample_collection.select_labels(ids=list(drill["label_ids"]), fields=label_field)
+    return drilldown_view(sample_collection, label_field, **_drill_args(drill))
+
+
+def strip_drilldown(view, label_field: str, drill: dict | None):
+    """The view without the stage that :func:`drill_view` added for
+    ``drill`` (the panel's own click), wherever it sits in the stages (the
+    App may append its sidebar filters after it).
+
+    Args:
+        view: the App's current view
+        label_field: the field the drill-down filtered
+        drill: as given to :func:`drill_view` when it was applied, or None
+
+    Returns:
+        ``(base_view, found)``: the view without that stage and whether it
+        was there (False: the user changed the view since; the view is
+        returned as is)
+    """
+    import fiftyone.core.view as fov
+
+    if not drill:
+        return view, False
+    try:
+        ref = drill_view(view._root_dataset, label_field, drill)
+    except ValueError:
+        return view, False
+    # stage filters are serialized after validation (field-prefixed), so the
+    # reference is built on the dataset and compared without stage uuids
+    target = ref._serialize(include_uuids=False)[-1]
+    stages = view._serialize(include_uuids=True)
+    plain = view._serialize(include_uuids=False)
+    for i in range(len(plain) - 1, -1, -1):
+        if plain[i] == target:
+            return fov.DatasetView._build(view._root_dataset, stages[:i] + stages[i + 1 :]), True
+    return view, False
+
+
+def _drill_args(drill: dict) -> dict[str, Any]:
+    return {k: drill.get(k) for k in ("queue", "label", "review")}

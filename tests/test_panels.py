@@ -1,0 +1,399 @@
+"""The two panels without a browser: their pure functions, and their methods
+called with a real FiftyOne ``ExecutionContext`` (as the App server builds
+it) on the digits dataset with real triage queues. What a method asks the
+App to do (set the view, open a sample, patch panel state and data) is read
+from the context's executor, the way the App receives it."""
+
+from __future__ import annotations
+
+import collections
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from digits_dataset import build_digits_dataset
+from fiftyone.operators.executor import ExecutionContext, Executor
+
+from stoplight.plugins.panels import app_context, charts, label_map, queue_stats
+from stoplight.plugins.panels.label_map_panel import LabelMapPanel
+from stoplight.plugins.panels.verification_queues import VerificationQueues
+from stoplight.plugins.review.decisions import review_labels
+from stoplight.plugins.triage import workflow
+
+FIELD = "autolabels"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_root):
+    ds, _ = build_digits_dataset(seed=1, copies=1, out_dir=str(tmp_root / "digits-panels"))
+    ids = ds.values("id")
+    rng = np.random.default_rng(0)
+    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
+    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9)
+    workflow.assign_queues(ds, FIELD)
+    yield ds
+    ds.delete()
+
+
+@pytest.fixture()
+def fresh(digits):
+    clone = digits.clone()
+    yield clone
+    clone.delete()
+
+
+def _labels(view, *attrs):
+    return view.values([f"{FIELD}.detections.{a}" for a in ("id", *attrs)], unwind=True)
+
+
+def _truth_counts(view):
+    ids, label, queue, review = _labels(view, "label", "queue", "review")
+    out = collections.Counter()
+    for c, q, r in zip(label, queue, review):
+        out[(c, q if q in queue_stats.QUEUES else "unassigned", r if r in ("accepted", "rejected") else "pending")] += 1
+    return out
+
+
+# -- counts -------------------------------------------------------------------
+
+
+def test_counts_match_the_labels_in_the_view(fresh):
+    ids, queue = _labels(fresh, "queue")
+    green = [i for i, q in zip(ids, queue) if q == "green"]
+    yellow = [i for i, q in zip(ids, queue) if q == "yellow"]
+    review_labels(fresh, FIELD, "accept", label_ids=green[:7], user="ann")
+    review_labels(fresh, FIELD, "reject", label_ids=yellow[:3], user="ann")
+    review_labels(fresh, FIELD, "reset", label_ids=yellow[3:5], user="ann")  # "pending" stored
+    # two labels lose their queue: counted as unassigned
+    fresh.set_label_values(f"{FIELD}.detections.queue", {i: None for i in green[-2:]})
+    for view in (fresh, fresh.match_tags("verified"), fresh.filter_labels(FIELD, fo.ViewField("label") == "3")):
+        rows = queue_stats.count_labels(view, FIELD)
+        got = {(r["label"], r["queue"], r["review"]): r["count"] for r in rows}
+        assert got == dict(_truth_counts(view))
+    s = queue_stats.summarize_counts(queue_stats.count_labels(fresh, FIELD))
+    assert (s["accepted"], s["rejected"], s["total"]) == (7, 3, len(ids))
+    assert s["queues"]["unassigned"]["count"] == 2
+    assert s["queues"]["yellow"]["rejected"] == 3 and s["yellow_open"] == s["queues"]["yellow"]["count"] - 3
+    assert sum(c["total"] for c in s["by_class"].values()) == len(ids)
+    assert s["progress"] == pytest.approx(10 / len(ids))
+
+
+def test_summary_of_no_rows_and_bad_field(fresh):
+    s = queue_stats.summarize_counts([])
+    assert s["total"] == 0 and s["progress"] is None and s["classes"] == []
+    assert queue_stats.count_labels(fresh.limit(0), FIELD) == []
+    with pytest.raises(ValueError, match="Unknown label field 'nope'"):
+        queue_stats.count_labels(fresh, "nope")
+
+
+def test_next_yellow_follows_review_rank_and_skips_decided(fresh):
+    ids, queue, rank = _labels(fresh, "queue", "review_rank")
+    order = [i for _, i in sorted((r, i) for i, q, r in zip(ids, queue, rank) if q == "yellow")]
+    assert [r["label_id"] for r in queue_stats.next_yellow(fresh, FIELD, 5)] == order[:5]
+    review_labels(fresh, FIELD, "accept", label_ids=order[:2], user="ann")
+    got = queue_stats.next_yellow(fresh, FIELD, 5)
+    assert [r["label_id"] for r in got] == order[2:7]
+    assert [r["rank"] for r in got] == sorted(r["rank"] for r in got)
+    lid_to_sid = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
+    assert all(lid_to_sid[r["label_id"]] == r["sample_id"] for r in got)
+    with pytest.raises(ValueError, match="'limit'"):
+        queue_stats.next_yellow(fresh, FIELD, 0)
+
+
+def test_drilldown_views_and_stripping_them(fresh):
+    base = fresh.match_tags("verified")
+    v = queue_stats.drilldown_view(base, FIELD, queue="yellow", label="4")
+    _, label, queue = _labels(v, "label", "queue")
+    truth = _truth_counts(base)
+    assert len(label) == sum(n for (c, q, _), n in truth.items() if c == "4" and q == "yellow") > 0
+    assert set(label) == {"4"} and set(queue) == {"yellow"}
+    # the App may append its sidebar filters after the panel's stage
+    extra = v.match(fo.ViewField("filepath").exists())
+    for view, expected in ((v, base), (extra, base.match(fo.ViewField("filepath").exists()))):
+        stripped, found = queue_stats.strip_drilldown(view, FIELD, dict(queue="yellow", label="4"))
+        assert found
+        assert stripped._serialize(include_uuids=False) == expected._serialize(include_uuids=False)
+        assert stripped.count(f"{FIELD}.detections") == expected.count(f"{FIELD}.detections")
+    # another drill (or none) is not stripped
+    assert queue_stats.strip_drilldown(v, FIELD, dict(queue="green"))[1] is False
+    assert queue_stats.strip_drilldown(v, FIELD, None) == (v, False)
+    pending = queue_stats.drilldown_view(fresh, FIELD, review="pending")
+    assert pending.count(f"{FIELD}.detections") == fresh.count(f"{FIELD}.detections")
+    with pytest.raises(ValueError, match="'queue' must be one of"):
+        queue_stats.drilldown_view(fresh, FIELD, queue="blue")
+    with pytest.raises(ValueError, match="Choose a queue"):
+        queue_stats.drilldown_view(fresh, FIELD)
+
+
+def test_charts_rows_and_traces(digits):
+    s = queue_stats.summarize_counts(queue_stats.count_labels(digits, FIELD))
+    report = workflow.triage_report(digits, FIELD, "triage")
+    rows = charts.queue_rows(s, report)
+    assert [r["queue"] for r in rows] == ["green", "yellow", "red"]
+    assert [r["count"] for r in rows] == [report["queues"][q]["count"] for q in ("green", "yellow", "red")]
+    bars = charts.counts_bar_traces(s)
+    assert [t["name"] for t in bars] == ["green", "yellow", "red"]
+    for t in bars:
+        assert t["y"] == [s["by_class"][c][t["name"]] for c in t["x"]]
+    cal = workflow.load_calibration(digits, "triage")
+    curves = charts.curve_traces(cal)
+    lines = [t for t in curves if t["mode"] == "lines"]
+    assert {t["name"] for t in lines} == {str(c) for c in cal["curves"]}
+    greens = [t for t in curves if t["name"] == "green threshold"]
+    n_green = sum(v.get("green_threshold") is not None for v in cal["per_class"].values())
+    assert (len(greens[0]["x"]) if greens else 0) == n_green > 0
+    layout = charts.curve_layout(0.9)
+    assert layout["shapes"][0]["y0"] == 0.9
+    text = "\n".join(charts.report_lines(s, report))
+    assert f"{s['total']:,} labels" in text and "Expected precision" in text and "savings" in text
+
+
+# -- label map ------------------------------------------------------------------
+
+
+def test_pca_projection_is_the_top_two_components():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 8)) * np.array([5, 3, 1, 1, 0.5, 0.5, 0.1, 0.1])
+    xy, used = label_map.project_2d(X, method="pca")
+    assert used == "pca" and xy.shape == (500, 2) and xy.dtype == np.float32
+    Xc = X - X.mean(0)
+    top = np.sort(np.linalg.eigvalsh(np.cov(Xc.T)))[::-1][:2]
+    assert np.var(xy, axis=0, ddof=1) == pytest.approx(top, rel=1e-3)
+    again, _ = label_map.project_2d(X[::-1], method="pca")
+    assert np.allclose(again[::-1], xy, atol=1e-4)  # same picture, signs fixed
+    assert label_map.project_2d(X[:3], method="auto")[1] == "pca"  # too few for UMAP
+    with pytest.raises(ValueError, match="'method'"):
+        label_map.project_2d(X, method="tsne")
+    X[4, 2] = np.nan
+    with pytest.raises(ValueError, match="row 4"):
+        label_map.project_2d(X, method="pca")
+
+
+def test_sampling_caps_each_colour_and_is_stable():
+    rng = np.random.default_rng(0)
+    groups = np.array(["green"] * 9000 + ["red"] * 30 + ["yellow"] * 400, dtype=object)
+    prio = rng.random(len(groups))
+    keep = label_map.sample_per_group(groups, prio, 100)
+    assert collections.Counter(groups[keep]) == {"green": 100, "red": 30, "yellow": 100}
+    # the chosen points of a colour are its smallest priorities, whatever the other colours
+    green = np.flatnonzero(groups == "green")
+    assert set(keep[groups[keep] == "green"]) == set(green[np.argsort(prio[green])[:100]])
+    xy = rng.normal(size=(len(groups), 2))
+    ids = np.array([f"id{i}" for i in range(len(groups))], dtype=object)
+    traces = label_map.map_traces(xy, ids, groups, prio, "queue", max_per_group=100)
+    assert [t["name"] for t in traces] == ["green (100/9,000)", "yellow (100/400)", "red (30/30)"]
+    assert all(t["type"] == "scatter" for t in traces)
+    many = label_map.map_traces(xy, ids, groups, prio, "queue", max_per_group=5000, gl_threshold=5000)
+    assert many[0]["type"] == "scattergl" and len(many[0]["x"]) == 5000
+    t0 = traces[0]
+    assert t0["ids"] == ids[keep[groups[keep] == "green"]].tolist()
+    with pytest.raises(ValueError, match="'max_per_group'"):
+        label_map.sample_per_group(groups, prio, 0)
+    with pytest.raises(ValueError, match="'color_by'"):
+        label_map.map_traces(xy, ids, groups, prio, "size")
+
+
+def test_label_map_is_computed_once_stored_and_joined(fresh):
+    out = label_map.compute_label_map(fresh, FIELD, method="pca")
+    n = fresh.count(f"{FIELD}.detections")
+    assert out == dict(run_key="label_map_autolabels", method="pca", num_labels=n, dim=32)
+    m = label_map.load_label_map(fresh, FIELD)
+    assert m["xy"].shape == (n, 2) and set(m["label_ids"]) == set(_labels(fresh)[0])
+    assert label_map.load_label_map(fresh, FIELD) is m  # cached until recomputed
+    ids = _labels(fresh)[0]
+    X = np.asarray([v for vs in fresh.values(f"{FIELD}.detections.embedding") for v in vs], np.float32)
+    expected, _ = label_map.project_2d(X, method="pca")
+    row = {lid: i for i, lid in enumerate(m["label_ids"])}
+    assert np.allclose(m["xy"][[row[i] for i in ids]], expected, atol=1e-3)
+    # a view's labels find their points
+    view = fresh.match_tags("verified")
+    states = label_map.label_states(view, FIELD)
+    mr, sr = label_map.join_map(m, states)
+    assert len(sr) == view.count(f"{FIELD}.detections")
+    assert list(m["label_ids"][mr]) == list(states["label_id"][sr])
+    label_map.compute_label_map(fresh, FIELD, method="pca", seed=3)
+    assert fresh.list_runs().count("label_map_autolabels") == 1
+    assert label_map.load_label_map(fresh, FIELD) is not m
+    with pytest.raises(ValueError, match="No label of field 'ground_truth' has an 'embedding'"):
+        label_map.compute_label_map(fresh, "ground_truth")
+
+
+# -- panel methods with a real execution context ------------------------------------
+
+
+class Session:
+    """What the App keeps between panel events: the panel state, the view,
+    the selection. Each call builds the request the App would send."""
+
+    def __init__(self, dataset, panel):
+        self.dataset, self.panel = dataset, panel
+        self.state: dict = {}
+        self.view = dataset.view()
+        self.selected_labels: list = []
+        self.selected: list = []
+        self.requests: list[dict] = []
+        self.data: dict = {}
+
+    def call(self, method: str, **params):
+        request = dict(
+            dataset_name=self.dataset.name,
+            view=self.view._serialize(),
+            selected=self.selected,
+            selected_labels=self.selected_labels,
+            params=dict(panel_id="panel-1", panel_state=self.state, **params),
+        )
+        executor = Executor()
+        ctx = ExecutionContext(request_params=request, executor=executor)
+        getattr(self.panel, method)(ctx)
+        self.panel.render(ctx).to_json()  # the App renders after every event
+        self.requests = [r.to_json() for r in executor._requests]
+        for r in self.requests:
+            name = r["operator_uri"].split("/")[-1]
+            if name == "patch_panel_data":
+                self.data.update(r["params"]["data"])
+            if name == "set_view":  # the App applies it and sends it back
+                self.view = fo.core.view.DatasetView._build(self.dataset, r["params"]["view"])
+        return ctx
+
+    def ops(self, name: str) -> list[dict]:
+        return [r["params"] for r in self.requests if r["operator_uri"].split("/")[-1] == name]
+
+
+def test_verification_panel_counts_drilldown_and_decisions(fresh):
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    truth = queue_stats.summarize_counts(queue_stats.count_labels(fresh, FIELD))
+    assert app.state["label_field"] == FIELD and app.state["calibration_key"] == "triage"
+    assert [r["count"] for r in app.data["queue_table"]] == [truth["queues"][q]["count"] for q in ("green", "yellow", "red")]
+    assert [r["label"] for r in app.data["class_table"]] == truth["classes"]
+    assert app.data["curves_plot"] and app.data["counts_plot"]
+    assert len(app.data["next_table"]) == 10
+
+    # a click on the yellow row shows exactly the yellow labels
+    app.call("on_queue_cell", row=1, column=0, path="queue_table")
+    assert app.state["drill"] == {"queue": "yellow"}
+    _, queue = _labels(app.view, "queue")
+    assert set(queue) == {"yellow"} and len(queue) == truth["queues"]["yellow"]["count"]
+    # the App reports the new view: the counts still describe the base view
+    app.call("on_change_view")
+    assert app.state["drill"] == {"queue": "yellow"}
+    assert app.state["summary"]["total"] == truth["total"]
+    # a bar of the stacked chart: class 4, its green part
+    app.call("on_bar_click", x="4", trace="green")
+    assert app.state["drill"] == {"label": "4", "queue": "green"}
+    _, label, queue = _labels(app.view, "label", "queue")
+    assert set(label) <= {"4"} and set(queue) <= {"green"}
+    assert len(label) == truth["by_class"]["4"]["green"]
+    # a class cell in the "Pending" column
+    app.call("on_class_cell", row=truth["classes"].index("3"), column=5)
+    assert app.state["drill"] == {"label": "3", "review": "pending"}
+    app.call("show_all")
+    assert app.state["drill"] is None and app.view._stages == []
+
+    # select two labels in the App, accept them
+    ids, queue = _labels(fresh, "queue")
+    yellow = [i for i, q in zip(ids, queue) if q == "yellow"]
+    sid_of = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
+    app.selected_labels = [dict(label_id=i, sample_id=sid_of[i], field=FIELD) for i in yellow[:2]]
+    app.call("on_change_selected_labels")
+    assert app.state["num_selected_labels"] == 2
+    app.call("accept_selected")
+    assert len(app.ops("clear_selected_labels")) == 1
+    review = dict(zip(*_labels(fresh, "review")))
+    assert [review[i] for i in yellow[:2]] == ["accepted", "accepted"]
+    assert app.state["summary"]["accepted"] == 2
+
+    # reject one green label, then accept all green: the rejection stands
+    green = [i for i, q in zip(ids, queue) if q == "green"]
+    review_labels(fresh, FIELD, "reject", label_ids=green[:1], user="bob")
+    app.selected_labels = []
+    app.call("accept_green")
+    review = dict(zip(*_labels(fresh, "review")))
+    assert review[green[0]] == "rejected"
+    assert all(review[i] == "accepted" for i in green[1:])
+    assert app.state["summary"]["accepted"] == 2 + len(green) - 1
+    assert "Accepted" in app.state["message"]
+    assert app.ops("reload_samples")
+    # undo (same user as the panel's actions) puts green back to pending
+    app.call("undo")
+    review = dict(zip(*_labels(fresh, "review")))
+    assert all(review[i] in (None, "pending") for i in green[1:]) and review[green[0]] == "rejected"
+    assert app.state["summary"]["accepted"] == 2
+    # nothing selected: a clear message, nothing written
+    app.call("reject_selected")
+    assert app.state["message"].startswith("⚠ Nothing selected")
+    assert app.ops("notify")[0]["variant"] == "error"
+
+
+def test_next_yellow_row_opens_its_sample(fresh):
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    first = queue_stats.next_yellow(fresh, FIELD, 1)[0]
+    app.call("on_next_cell", row=0, column=0)
+    assert app.ops("open_sample")[0]["id"] == first["sample_id"]
+    assert _labels(app.view)[0] == [first["label_id"]]
+    app.call("on_change_view")
+    assert app.state["drill"] == {"label_ids": [first["label_id"]]}
+    assert app.state["summary"]["total"] == fresh.count(f"{FIELD}.detections")
+
+
+def test_panels_without_labels_say_so(tmp_root):
+    ds = fo.Dataset()
+    ds.add_sample(fo.Sample(filepath=str(tmp_root / "none.png")))
+    try:
+        for panel in (VerificationQueues(), LabelMapPanel()):
+            app = Session(ds, panel)
+            app.call("on_load")
+            assert "no fo.Detections field" in app.state["error"]
+    finally:
+        ds.delete()
+
+
+def test_label_map_panel_draws_selects_and_opens(fresh):
+    app = Session(fresh, LabelMapPanel())
+    app.call("on_load")
+    assert app.state["has_map"] is False and app.data["map_plot"] == []
+    app.state["method"] = "pca"
+    app.call("compute_map")
+    n = fresh.count(f"{FIELD}.detections")
+    assert app.state["info"]["on_map"] == n and app.state["info"]["method"] == "pca"
+    traces = app.data["map_plot"]
+    assert sum(len(t["ids"]) for t in traces) == n
+    assert {t["name"].split(" ")[0] for t in traces} <= {"green", "yellow", "red"}
+    app.call("on_change_color_by", value="class")
+    assert len(app.data["map_plot"]) == len(fresh.distinct(f"{FIELD}.detections.label"))
+
+    # a lasso of some points: the grid shows exactly those labels
+    chosen = traces[0]["ids"][:5] + traces[-1]["ids"][:3]
+    app.call("on_map_selected", data=[dict(id=i, trace="x", idx=0) for i in chosen])
+    assert sorted(_labels(app.view)[0]) == sorted(chosen)
+    app.call("on_change_view")
+    assert app.state["drill"] == {"label_ids": chosen}
+    assert app.state["info"]["in_view"] == n  # the map keeps showing the base view
+    # a click opens the point's sample
+    sid_of = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
+    app.call("on_point_click", id=chosen[0])
+    assert app.ops("open_sample")[0]["id"] == sid_of[chosen[0]]
+    # an empty selection goes back to the base view
+    app.call("on_map_selected", data=[])
+    assert app.view._stages == [] and app.state["drill"] is None
+
+
+def test_app_context_helpers(digits):
+    assert app_context.label_fields(digits) == ["autolabels", "ground_truth", "knn_model"]
+    assert app_context.choose_label_field(digits, "knn_model") == "knn_model"
+    assert app_context.choose_label_field(digits, "gone") == "autolabels"
+    assert app_context.calibration_key(digits, FIELD) == "triage"
+    assert app_context.calibration_key(digits, "knn_model") is None
+    sel = [dict(label_id="a", field=FIELD), dict(label_id="b", field="other")]
+    assert app_context.selected_label_ids(sel, FIELD) == ["a"]
+
+
+def test_panels_are_registered_with_the_app():
+    from fiftyone.operators.registry import OperatorRegistry
+
+    reg = OperatorRegistry()
+    panels = {op.uri: op for op in reg.list_operators(builtin=False, type="panel")}
+    assert {"@stoplight/autolabel/verification_queues", "@stoplight/autolabel/label_map"} <= set(panels)
+    assert panels["@stoplight/autolabel/verification_queues"].config.surfaces == "grid"
+    assert not [e for e in reg.list_errors() if "stoplight" in str(e)]

@@ -215,6 +215,38 @@ def test_undo_never_overwrites_a_later_decision_of_someone_else(labeled):
     assert state["review"] == "accepted" and state["reviewed_by"] == "alice"
 
 
+def test_a_decision_that_loses_a_race_is_logged_and_superseded(labeled, monkeypatch):
+    dataset, truth = labeled
+    lid = list(truth)[0]
+    append = audit.append
+    raced = []
+
+    def append_then_race(*args):
+        # alice has read the label and taken her action id; before her
+        # write lands, bob decides the same label (a later id) and writes
+        append(*args)
+        if not raced:
+            raced.append(None)  # bob's own append must not race again
+            raced[0] = D.review_labels(dataset, "autolabels", "reject", label_ids=[lid], user="bob")
+
+    monkeypatch.setattr(audit, "append", append_then_race)
+    alice = D.review_labels(dataset, "autolabels", "accept", label_ids=[lid], user="alice")
+    monkeypatch.setattr(audit, "append", append)
+    bob = raced[0]
+    assert alice["action_id"] < bob["action_id"]
+    # alice's later write did not overwrite bob's later decision
+    state = _states(dataset)[lid]
+    assert (state["review"], state["reviewed_by"], state["review_action"]) == ("rejected", "bob", bob["action_id"])
+    log = audit.read_log(dataset)
+    assert [(e["user"], e["after"]["review"]) for e in log] == [("alice", "accepted"), ("bob", "rejected")]
+    # in id order alice came first, so undoing bob restores alice's
+    # decision (from the log: both recorded "never reviewed" as before)
+    assert all(e["before"]["review"] is None for e in log)
+    D.undo_last(dataset, user="bob")
+    state = _states(dataset)[lid]
+    assert (state["review"], state["reviewed_by"]) == ("accepted", "alice")
+
+
 def test_clear_errors(labeled):
     dataset, truth = labeled
     ids = list(truth)

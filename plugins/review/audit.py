@@ -133,12 +133,15 @@ def read_log(dataset, user: str | None = None, label_ids: Iterable[str] | None =
     return out
 
 
-def states_before(dataset, label_ids: Sequence[str], action_id: int) -> dict[str, dict]:
+def states_before(dataset, label_ids: Sequence[str], action_id: int, after_id: int = 0) -> dict[str, dict]:
     """The state each label had right before ``action_id``, per the log.
 
-    That is the ``after`` of the label's latest logged decision with a
-    smaller action id. Labels with no such decision are absent from the
-    result (their state before was not written by a logged decision).
+    That is the ``after`` of the label's latest logged decision with an
+    action id in ``(after_id, action_id)``. Labels with no such decision
+    are absent from the result. Callers pass as ``after_id`` an id known
+    to precede every wanted decision (the smallest ``review_action`` the
+    labels had when the action read them: any earlier decision was already
+    superseded), so the query reads only the decisions that raced with it.
     """
     coll = entries_collection(dataset)
     out: dict[str, dict] = {}
@@ -146,7 +149,7 @@ def states_before(dataset, label_ids: Sequence[str], action_id: int) -> dict[str
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
         pipeline = [
-            {"$match": {"labels.label_id": {"$in": chunk}, "action_id": {"$lt": action_id}}},
+            {"$match": {"labels.label_id": {"$in": chunk}, "action_id": {"$gt": after_id, "$lt": action_id}}},
             {"$unwind": "$labels"},
             {"$match": {"labels.label_id": {"$in": chunk}}},
             {"$sort": {"labels.label_id": 1, "action_id": -1}},

@@ -279,7 +279,14 @@ def undo_last(sample_collection, user: str | None = None) -> dict:
             revert.append((e, info))
         else:
             conflicts += 1
-    prior = audit.states_before(dataset, [e["label_id"] for e, _ in revert], target["_id"])
+    # the recorded `before` is exact unless a decision raced with the
+    # action; only those (ids after the labels' review_action then) are read
+    prior = {}
+    for fresh in (True, False):
+        group = [e for e, _ in revert if (e["before"]["review_action"] is None) == fresh]
+        if group:
+            after_id = 0 if fresh else min(e["before"]["review_action"] for e in group)
+            prior.update(audit.states_before(dataset, [e["label_id"] for e in group], target["_id"], after_id))
 
     action_id = audit.next_action_id(dataset)
     now = _now()

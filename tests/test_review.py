@@ -481,3 +481,29 @@ def test_two_concurrent_reviewers(image_dir, tmp_path):
     finally:
         audit.delete_log(dataset)
         dataset.delete()
+
+
+def test_form_follows_the_selection(labeled):
+    import asyncio
+
+    from fiftyone.operators.executor import resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    dataset, truth = labeled
+    ids = list(truth)
+
+    def form(params, **extra):
+        request = dict(dataset_name=dataset.name, params=params, view=[], selected=[], selected_labels=[])
+        request.update(extra)
+        prop = asyncio.run(resolve_type(OperatorRegistry(), URI, request))
+        return prop.to_json()["type"]["properties"]
+
+    props = form({"action": "accept"}, selected_labels=_selected(dataset, ids[:2], truth, field="autolabels"))
+    assert props["target"]["default"] == "SELECTED_LABELS"
+    assert props["label_field"]["default"] == "autolabels"
+    assert props["queue"]["type"]["values"] == ["green", "yellow", "red"]
+    props = form({"action": "accept"}, selected=dataset.values("id")[:1])
+    assert props["target"]["default"] == "SELECTED_SAMPLES"
+    assert form({"action": "accept"})["target"]["default"] == "VIEW"
+    # undo needs nothing but the action
+    assert set(form({"action": "undo"})) == {"action"}

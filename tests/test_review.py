@@ -3,13 +3,11 @@ operator through the SDK, and two concurrent reviewer processes."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -507,3 +505,16 @@ def test_form_follows_the_selection(labeled):
     assert form({"action": "accept"})["target"]["default"] == "VIEW"
     # undo needs nothing but the action
     assert set(form({"action": "undo"})) == {"action"}
+
+
+def test_output_form_shows_the_summary(labeled):
+    import asyncio
+
+    from fiftyone.operators.executor import resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    dataset, _ = labeled
+    request = dict(dataset_name=dataset.name, params={"action": "accept"}, view=[], target="outputs",
+                   results={"action": "accept", "num_labels": 3})
+    props = asyncio.run(resolve_type(OperatorRegistry(), URI, request)).to_json()["type"]["properties"]
+    assert props["num_labels"]["type"]["name"] == "Number" and props["action"]["type"]["name"] == "String"

@@ -51,7 +51,10 @@ class _PlainOperator:
     def resolve_output(self, ctx):
         outputs = types.Object()
         for key, label in self.summary_labels.items():
-            outputs.str(key, label=label)
+            if key.startswith("num_") or key.endswith("_id"):
+                outputs.int(key, label=label)
+            else:
+                outputs.str(key, label=label)
         return types.Property(outputs, view=types.View(label=self.form_title))
 
     def _done(self, ctx, summary: dict) -> dict:

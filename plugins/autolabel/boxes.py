@@ -94,3 +94,12 @@ def nms(
     else:
         keep = batched_nms(b, s, torch.as_tensor(np.asarray(classes)), float(iou))
     return keep.numpy()
+
+
+def iou_xywh(a, b) -> float:
+    """IoU of two boxes in FiftyOne's relative ``[x, y, w, h]`` layout."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

@@ -24,6 +24,7 @@ from .backends import Predictions, ZeroShotDetector
 from ..common.prefetch import prefetch
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
+from ..review.decisions import HUMAN_DECISIONS
 from .detections import CLASS_SCORES_ATTR, detections_doc, postprocess
 from .images import ImageLoadError, load_image
 from .ontology import Ontology
@@ -111,6 +112,11 @@ def iter_zero_shot_detect(
             f"'{sample_collection._dataset.name}' has media type "
             f"{sample_collection.media_type!r}"
         )
+    # Another process (a killed or delegated run, the App) may have declared
+    # the field since this dataset object was loaded. With the stale schema
+    # every sample would look unlabeled, and a resume would relabel them all,
+    # replacing the labels (and reviews) stored meanwhile.
+    sample_collection._dataset.reload()
     validate_label_field(sample_collection, label_field)
 
     total_target = len(sample_collection)
@@ -119,6 +125,7 @@ def iter_zero_shot_detect(
         todo = sample_collection.exists(label_field, False)
     ids, paths = todo.values(["id", "filepath"])
     skipped = total_target - len(ids)
+    decided_boxes = _decided_boxes(todo, label_field) if overwrite else {}
 
     if detector is None:
         detector = load_detector(
@@ -167,7 +174,14 @@ def iter_zero_shot_detect(
 
     def write(docs: Mapping[str, Any]) -> None:
         try:
-            bulk.write_docs(sample_collection, label_field, docs)
+            # human decisions stay on an overwrite (and the new labels that
+            # duplicate them are dropped): no run replaces a person's work
+            for sid, doc in docs.items():
+                if sid in decided_boxes:
+                    doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
+            bulk.write_detections_keeping(
+                sample_collection, label_field, docs, "review", HUMAN_DECISIONS
+            )
         except Exception as e:  # noqa: BLE001 - classified below
             if db_errors.is_connection_error(e):
                 raise db_errors.unavailable(
@@ -281,6 +295,7 @@ def iter_zero_shot_detect(
                 num_failed_samples=counts["failed"],
                 num_labels=counts["labels"],
                 num_invalid_predictions=counts["invalid"],
+                num_kept_decisions=sum(len(v) for v in decided_boxes.values()),
                 failures=failures,
                 warnings=warnings,
                 timings={k: round(v, 4) for k, v in timings.items()},
@@ -343,7 +358,10 @@ def zero_shot_detect(
         batch_size: images per forward pass
         device: torch device; ``None`` uses CUDA when available
         overwrite: relabel samples that already have ``label_field``;
-            by default they are skipped, so an interrupted run resumes
+            by default they are skipped, so an interrupted run resumes.
+            Labels a person accepted or rejected are kept on an overwrite
+            (new labels repeating them, same class and IoU >= 0.5, are
+            dropped); the summary counts them in ``num_kept_decisions``
         class_agnostic_nms: also suppress overlapping boxes of different
             classes
         nms_iou: IoU threshold of the NMS
@@ -512,3 +530,26 @@ def _predict_isolating_failures(
     for sid, e in errors:
         fail(sid, path_of[sid], f"The model failed on this image: {type(e).__name__}: {e}")
     return out
+
+
+def _decided_boxes(sample_collection, label_field: str) -> dict[str, list[tuple[str, list]]]:
+    """``{sample_id: [(class, box)]}`` of the labels a person decided."""
+    if not sample_collection.has_field(label_field):
+        return {}
+    from fiftyone import ViewField as F
+
+    view = sample_collection.filter_labels(label_field, F("review").is_in(list(HUMAN_DECISIONS)))
+    sids, labs, boxes = view.values(["id", f"{label_field}.detections.label",
+                                     f"{label_field}.detections.bounding_box"])
+    return {sid: list(zip(ls, bs)) for sid, ls, bs in zip(sids, labs, boxes) if ls}
+
+
+def _drop_duplicates(new_docs: list, decided: list, iou: float = 0.5) -> list:
+    """New label documents minus those that repeat a decided label (same
+    class, IoU >= ``iou``)."""
+    from .boxes import iou_xywh
+
+    return [
+        d for d in new_docs
+        if not any(d["label"] == lab and iou_xywh(d["bounding_box"], box) >= iou for lab, box in decided)
+    ]

@@ -281,3 +281,43 @@ def _double_runs(arr: bytes):
             runs.append((value, 10 + keylen, 1, keylen))
         p = value + 8
     return runs or None
+
+
+def write_detections_keeping(
+    sample_collection, field: str, docs: Mapping[str, dict], keep_attr: str, keep_values
+) -> None:
+    """Like :func:`write_docs` for label-list documents, but the labels of the
+    stored list whose ``keep_attr`` is in ``keep_values`` (human decisions)
+    stay, ahead of the new ones.
+
+    The merge happens inside MongoDB (an update pipeline, atomic per
+    sample), so a decision a person makes while the new labels are being
+    computed is kept too; there is no read-modify-write window.
+
+    Args:
+        sample_collection: the collection whose dataset holds the samples
+        field: the label-list field, e.g. ``"autolabels"``
+        docs: ``{sample_id: document}`` with the new labels in the list
+            (``"detections"``)
+        keep_attr: the label attribute that marks labels to keep
+        keep_values: the values of it that do
+    """
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    if not docs:
+        return
+    now = datetime.datetime.utcnow()
+    keep = list(keep_values)
+    ops = []
+    for sid, doc in docs.items():
+        list_name = next(k for k, v in doc.items() if isinstance(v, list))
+        rest = {k: v for k, v in doc.items() if k != list_name}
+        stored = {"$ifNull": [f"${field}.{list_name}", []]}
+        kept = {"$filter": {"input": stored, "as": "l", "cond": {"$in": [f"$$l.{keep_attr}", keep]}}}
+        merged = {"$mergeObjects": [
+            {"$literal": rest},
+            {list_name: {"$concatArrays": [kept, {"$literal": doc[list_name]}]}},
+        ]}
+        ops.append(UpdateOne({"_id": ObjectId(sid)}, [{"$set": {field: merged, "last_modified_at": now}}]))
+    sample_collection._dataset._bulk_write(ops, ids=list(docs))

@@ -26,14 +26,13 @@ import numpy as np
 from ..common import bulk, provenance
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
+from ..review.decisions import HUMAN_DECISIONS, is_decided
 from . import calibration as cal_mod
 from . import model, queues
 from .report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, build_report
 
 logger = logging.getLogger(__name__)
 
-#: review states a person set; triage never overwrites these labels
-HUMAN_DECISIONS = ("accepted", "rejected")
 #: signals used by default when present on the verified labels
 DEFAULT_SIGNALS = ("confidence", "margin")
 OPTIONAL_SIGNALS = ("hardness", "knn_agreement", "rer", "clip_agreement", "consensus", "uncertainty")
@@ -376,7 +375,7 @@ def iter_assign_queues(
     folds = model.fold_of(labels["sample_id"].tolist(), calibration["folds"])
     p = cal_mod.score_labels(calibration, x, labels["label"].tolist(), folds) if n else np.zeros(0)
     q = queues.assign(calibration, p, labels["label"], folds) if n else np.zeros(0, dtype=object)
-    decided = np.isin(labels["review"], HUMAN_DECISIONS)
+    decided = is_decided(labels["review"])
     free = ~decided
 
     rank = np.full(n, None, dtype=object)

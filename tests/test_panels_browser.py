@@ -1,0 +1,308 @@
+"""Both panels in the FiftyOne App, in headless Chromium, end to end.
+
+A real App server, a real persistent dataset (digit canvases with a real
+classifier's auto-labels, calibrated and triaged; label map precomputed with
+PCA), a user's clicks:
+
+- verification queues: the panel shows the database's counts; a click on the
+  green queue, then on a bar, changes the grid to exactly those labels;
+  *Show all* restores it; a label selected in the sample modal is accepted
+  with the panel's button and the decision is in the database; *Accept all
+  green* and *Undo* change the database and the panel's counts.
+- label map: the points are drawn (as many as the panel says), a click on a
+  point opens its sample, a box selection shows exactly the selected labels'
+  samples in the grid.
+
+Screenshots of every step go to ``artifacts/panels/`` (not committed).
+Selectors: FiftyOne's ``data-cy`` attributes for App chrome, visible text
+and table structure for the panels, Plotly's SVG classes for the charts
+(their points are located from the drawn elements, never from guessed
+pixel positions).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from digits_dataset import build_digits_dataset
+
+from appkit import screenshot
+from stoplight.plugins.panels import label_map, queue_stats
+from stoplight.plugins.triage import workflow
+
+pytest_plugins = ["appkit"]
+
+FIELD = "autolabels"
+TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def triaged(tmp_root):
+    """A persistent triaged digits dataset with a stored PCA label map."""
+    name = f"stoplight-panels-{uuid.uuid4().hex[:8]}"
+    ds, _ = build_digits_dataset(seed=3, copies=1, out_dir=str(tmp_root / "digits-browser"), name=name)
+    ds.persistent = True
+    ids = ds.values("id")
+    rng = np.random.default_rng(0)
+    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
+    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9)
+    workflow.assign_queues(ds, FIELD)
+    label_map.compute_label_map(ds, FIELD, method="pca")
+    yield ds
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+@pytest.fixture()
+def shots(artifacts_dir, request):
+    d = artifacts_dir / "panels"
+    d.mkdir(parents=True, exist_ok=True)
+    prefix = request.node.name.replace("test_", "")
+    for old in d.glob(f"{prefix}-*"):
+        old.unlink()
+    return lambda page, step: screenshot(page, d, f"{prefix}-{step}")
+
+
+def _samples_text(n: int) -> str:
+    return f"{n:,} sample" + ("" if n == 1 else "s")
+
+
+def _wait_for_grid(page) -> None:
+    page.wait_for_function(
+        """() => {
+            const cells = document.querySelectorAll('[data-cy="fo-grid"] [data-cy="looker"]');
+            return cells.length > 0;
+        }""",
+        timeout=TIMEOUT,
+    )
+
+
+def _open_dataset(page, app_server, ds) -> None:
+    """The dataset page with an empty view (the App server keeps the last
+    view of its session across page loads)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{app_server.url}/datasets/{ds.name}")
+    _wait_for_grid(page)
+    page.locator('[data-cy="btn-clear-view-bar"]').click()
+    expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(_samples_text(len(ds)), timeout=TIMEOUT)
+
+
+def _open_panel(page, name: str) -> None:
+    """Opens (or brings forward) the panel ``name`` from the grid's "+" menu."""
+    tab = page.locator(f'[data-cy="panel-tab-{name}"]')
+    if tab.count():
+        tab.first.click()
+        return
+    page.locator('[data-cy="new-panel-btn"]').first.click()
+    page.locator(f'[data-cy="new-panel-option-{name}"]').click()
+
+
+def _params(request) -> dict:
+    try:
+        return json.loads(request.post_data or "{}").get("params") or {}
+    except ValueError:
+        return {}
+
+
+def _is_event(request, method: str) -> bool:
+    try:
+        body = json.loads(request.post_data or "{}")
+    except ValueError:
+        return False
+    uri = body.get("operator_uri") or ""
+    return uri.endswith(f"#{method}") or (body.get("params") or {}).get("__method__") == method
+
+
+def _panel_event(page, method: str):
+    """Waits for the App server's answer to the panel event ``method``."""
+    return page.expect_response(
+        lambda r: "/operators/execute" in r.url and _is_event(r.request, method), timeout=TIMEOUT
+    )
+
+
+def _center(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _close_modal(page, modal) -> None:
+    """Closes the sample modal by a click on its backdrop (Escape first
+    dismisses hover tooltips), keeping the label selection."""
+    page.mouse.click(8, 500)
+    from playwright.sync_api import expect
+
+    expect(modal).to_have_count(0, timeout=TIMEOUT)
+
+
+def _page_errors(page) -> list[str]:
+    # "entry is loading": the App's grid throws it (and recovers) when the
+    # view changes while its previous page is still loading; fast panel
+    # clicks provoke it, it is not an error of the panel
+    return [e for e in page.console_errors if "pageerror" in e and "entry is loading" not in e]
+
+
+def _labels(ds, *attrs):
+    return ds.values([f"{FIELD}.detections.{a}" for a in ("id", *attrs)], unwind=True)
+
+
+def _fail_artifacts(page, shots, app_server):
+    try:
+        shots(page, "failure")
+    finally:
+        print("--- App server log ---\n" + app_server.log_tail())
+
+
+def test_verification_queues_panel(app_server, triaged, shots, page):
+    from playwright.sync_api import expect
+
+    ds = triaged
+    summary = queue_stats.summarize_counts(queue_stats.count_labels(ds, FIELD))
+    counts = page.locator('[data-cy="entry-counts"]')
+    try:
+        _open_dataset(page, app_server, ds)
+
+        # 1. the panel shows the database's counts per queue
+        _open_panel(page, "verification_queues")
+        queues = page.locator("table").filter(has_text="Expected precision")
+        green_row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name="green", exact=True))
+        expect(green_row).to_contain_text(str(summary["queues"]["green"]["count"]), timeout=TIMEOUT)
+        for q in ("yellow", "red"):
+            row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name=q, exact=True))
+            expect(row.locator("td").nth(1)).to_have_text(str(summary["queues"][q]["count"]))
+        progress = page.locator("p").filter(has_text="Review progress")
+        expect(progress).to_contain_text(f"0 of {summary['total']:,} labels decided")
+        expect(page.locator(".js-plotly-plot .barlayer")).to_have_count(1)
+        shots(page, "01-panel")
+
+        # 2. a click on the green queue shows exactly the green labels
+        with _panel_event(page, "on_queue_cell"):
+            green_row.get_by_role("cell", name="green", exact=True).click()
+        n_green = len(queue_stats.drilldown_view(ds, FIELD, queue="green"))
+        expect(counts).to_contain_text(_samples_text(n_green), timeout=TIMEOUT)
+        expect(page.get_by_text(re.compile(r"Showing queue green"))).to_be_visible(timeout=TIMEOUT)
+        # the counts still describe the whole view
+        expect(green_row.locator("td").nth(1)).to_have_text(str(summary["queues"]["green"]["count"]))
+        shots(page, "02-green-queue-in-grid")
+
+        # 3. a click on a bar: the yellow part of the class with most yellow
+        cls = max(summary["classes"], key=lambda c: summary["by_class"][c]["yellow"])
+        k = summary["classes"].index(cls)
+        bar = page.locator(".js-plotly-plot .barlayer .trace").nth(1).locator("path").nth(k)
+        with _panel_event(page, "on_bar_click"):
+            page.mouse.click(*_center(bar.bounding_box()))
+        n_bar = len(queue_stats.drilldown_view(ds, FIELD, queue="yellow", label=cls))
+        expect(page.get_by_text(re.compile(f"Showing label {cls}, queue yellow|Showing queue yellow, label {cls}"))).to_be_visible(timeout=TIMEOUT)
+        expect(counts).to_contain_text(_samples_text(n_bar), timeout=TIMEOUT)
+        shots(page, "03-bar-in-grid")
+        with _panel_event(page, "show_all"):
+            page.get_by_role("button", name="Show all").click()
+        expect(counts).to_contain_text(_samples_text(len(ds)), timeout=TIMEOUT)
+
+        # 4. the first yellow label to review opens in the modal; select it there
+        first = queue_stats.next_yellow(ds, FIELD, 1)[0]
+        upcoming = page.locator("table").filter(has_text="P(correct)")
+        with _panel_event(page, "on_next_cell"):
+            upcoming.locator("tbody tr").first.locator("td").first.click()
+        modal = page.locator('[data-cy="modal-content"]')
+        expect(modal).to_be_visible(timeout=TIMEOUT)
+        expect(modal).to_contain_text(first["sample_id"], timeout=TIMEOUT)
+        ids, boxes = ds.values([f"{FIELD}.detections.id", f"{FIELD}.detections.bounding_box"])
+        box = {i: b for li, lb in zip(ids, boxes) for i, b in zip(li, lb)}[first["label_id"]]
+        canvas = modal.locator("canvas").first
+        page.wait_for_timeout(1500)  # the looker draws the image before labels take clicks
+        c = canvas.bounding_box()
+        side = min(c["width"], c["height"])  # square canvases, fitted and centred
+        x0, y0 = c["x"] + (c["width"] - side) / 2, c["y"] + (c["height"] - side) / 2
+        page.mouse.click(x0 + (box[0] + box[2] / 2) * side, y0 + (box[1] + box[3] / 2) * side)
+        shots(page, "04-label-selected-in-modal")
+        _close_modal(page, modal)
+        accept_selected = page.get_by_role("button", name=re.compile(r"Accept selected \(1 label"))
+        expect(accept_selected).to_be_enabled(timeout=TIMEOUT)
+        shots(page, "05-one-label-selected")
+
+        # 5. accept it: the decision is in the database, the counts follow
+        with _panel_event(page, "accept_selected"):
+            accept_selected.click()
+        expect(progress).to_contain_text(f"1 of {summary['total']:,} labels decided", timeout=TIMEOUT)
+        review = dict(zip(*_labels(ds, "review")))
+        assert review[first["label_id"]] == "accepted"
+        assert sum(r == "accepted" for r in review.values()) == 1
+        yellow_row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name="yellow", exact=True))
+        expect(yellow_row.locator("td").nth(3)).to_have_text("1")
+        shots(page, "06-accepted-selected")
+
+        # 6. accept all green, then undo it
+        n_pending_green = summary["queues"]["green"]["pending"]
+        with _panel_event(page, "accept_green"):
+            page.get_by_role("button", name=re.compile(r"Accept all green")).click()
+        expect(green_row.locator("td").nth(3)).to_have_text(str(n_pending_green), timeout=TIMEOUT)
+        _, queue, review = _labels(ds, "queue", "review")
+        assert sum(q == "green" and r == "accepted" for q, r in zip(queue, review)) == n_pending_green
+        shots(page, "07-accepted-all-green")
+        with _panel_event(page, "undo"):
+            page.get_by_role("button", name="Undo").click()
+        expect(green_row.locator("td").nth(3)).to_have_text("0", timeout=TIMEOUT)
+        _, review = _labels(ds, "review")
+        assert sum(r == "accepted" for r in review) == 1
+        shots(page, "08-undone")
+        assert not _page_errors(page), page.console_errors
+    except BaseException:
+        _fail_artifacts(page, shots, app_server)
+        raise
+
+
+def test_label_map_panel(app_server, triaged, shots, page):
+    from playwright.sync_api import expect
+
+    ds = triaged
+    n_labels = ds.count(f"{FIELD}.detections")
+    counts = page.locator('[data-cy="entry-counts"]')
+    sample_of = {lid: sid for sid, lids in zip(*ds.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
+    try:
+        _open_dataset(page, app_server, ds)
+
+        # 1. the map draws every label (fewer than the per-colour cap)
+        _open_panel(page, "label_map")
+        expect(page.get_by_text(re.compile(rf"PCA map of {n_labels:,} labels"))).to_be_visible(timeout=TIMEOUT)
+        plot = page.locator(".js-plotly-plot").filter(has=page.locator("text.legendtext", has_text="/"))
+        points = plot.locator(".scatterlayer path.point")
+        expect(points).to_have_count(n_labels, timeout=TIMEOUT)
+        expect(plot.locator("text.legendtext").first).to_contain_text("green (")
+        shots(page, "01-map")
+
+        # 2. a click on a point opens its sample
+        with _panel_event(page, "on_point_click") as clicked:
+            page.mouse.click(*_center(points.nth(0).bounding_box()))
+        label_id = _params(clicked.value.request).get("id")
+        assert label_id in sample_of
+        modal = page.locator('[data-cy="modal-content"]')
+        expect(modal).to_contain_text(sample_of[label_id], timeout=TIMEOUT)
+        shots(page, "02-point-opens-sample")
+        _close_modal(page, modal)
+
+        # 3. a box selection over the left half shows exactly those labels
+        area = plot.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(*_center(area))
+        plot.locator('[data-title="Box Select"]').click()
+        with _panel_event(page, "on_map_selected") as selected:
+            page.mouse.move(area["x"] + 3, area["y"] + 3)
+            page.mouse.down()
+            page.mouse.move(area["x"] + area["width"] * 0.45, area["y"] + area["height"] - 3, steps=12)
+            page.mouse.up()
+        ids = {p["id"] for p in _params(selected.value.request).get("data") or []}
+        assert 0 < len(ids) < n_labels
+        n_samples = len({sample_of[i] for i in ids})
+        expect(counts).to_contain_text(_samples_text(n_samples), timeout=TIMEOUT)
+        expect(page.get_by_text(f"{len(ids):,} label(s) selected on the map")).to_be_visible(timeout=TIMEOUT)
+        view_ids = set(ds.select_labels(ids=list(ids), fields=FIELD).values(f"{FIELD}.detections.id", unwind=True))
+        assert view_ids == ids
+        shots(page, "03-box-selection-in-grid")
+        assert not _page_errors(page), page.console_errors
+    except BaseException:
+        _fail_artifacts(page, shots, app_server)
+        raise

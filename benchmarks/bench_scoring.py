@@ -3,25 +3,27 @@
 Target (issue 3): 100k labels with precomputed 512-d embeddings scored in
 <= 60 s on 2 CPU cores, and 1M labels in <= 12x the 100k time.
 
-For each size N the script builds a synthetic dataset (not timed as scoring):
-~10 detections per sample, 20 classes, a ``class_scores`` vector and a
-``confidence`` per label, and a 512-d unit ``embedding`` per label drawn from
-per-class Gaussian clusters (with 10 % of labels given a wrong class name, so
-kNN and RER have real disagreements to find). Filepaths do not exist: scoring
-reads no pixels. Documents are built raw and written with ``insert_many`` in
-big batches (the layout is copied from one sample added the normal way).
+For each size N a child process builds a synthetic dataset (not timed as
+scoring): ~10 detections per sample, 20 classes, a ``class_scores`` vector
+and a ``confidence`` per label, and a 512-d unit ``embedding`` per label
+drawn from per-class Gaussian clusters (with 10 % of labels given a wrong
+class name, so kNN and RER have real disagreements to find). Filepaths do
+not exist: scoring reads no pixels. Documents are built raw and written with
+``insert_many`` in batches (the layout is copied from one sample added the
+normal way).
 
-It then times ``score_labels(ds, label_field="autolabels", progress=False)``
-end to end (bulk reads, hardness/margin, knn_agreement, rer, uncertainty,
-bulk writes, run record). The signal functions are wrapped with timers for
-that one run (no second computation), so the table splits the total into
-the pure-array compute of each signal and everything else (DB reads and
-writes, Python list <-> array conversion, run record) = "I/O".
+A second child process times ``score_labels(ds, label_field="autolabels",
+progress=False)`` end to end and reports its own peak RSS
+(``getrusage``), so the build's memory is not counted. The signal functions
+and the embedding read are wrapped with timers for that one run (no second
+computation); the table splits the total into phases.
 
-``--direct`` additionally reruns the signal functions on the in-memory
-arrays outside ``score_labels`` (doubles the run time).
+``--recall`` (default on) then measures the kNN index on the same data:
+exact neighbours of 2,000 random labels (against all N) vs what
+``neighbors.knn`` returns for them (recall@10, and the mean absolute
+difference of their knn_agreement). Not part of the scoring time.
 
-    python benchmarks/bench_scoring.py                         # 10k, 100k
+    python benchmarks/bench_scoring.py                                # 10k, 100k
     python benchmarks/bench_scoring.py --sizes 10000 100000 1000000   # long
 """
 
@@ -30,9 +32,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import json
 import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,24 +98,28 @@ def build_dataset(n: int, name: str, batch_samples: int = 1000):
     bulk.declare_field(ds, "autolabels", fo.Detections, {"class_scores": fo.FloatField})
 
     num_samples = (n + LABELS_PER_SAMPLE - 1) // LABELS_PER_SAMPLE
-    p_l, conf_l, boxes_l, emb_l = p.tolist(), conf.tolist(), boxes.tolist(), emb.astype("float64").tolist()
-    docs = []
-    for s in range(num_samples):
-        lo, hi = s * LABELS_PER_SAMPLE, min(n, (s + 1) * LABELS_PER_SAMPLE)
-        dets = []
-        for i in range(lo, hi):
-            d = dict(det_tmpl)
-            d.update(_id=ObjectId(), label=classes[y[i]], bounding_box=boxes_l[i],
-                     confidence=conf_l[i], class_scores=p_l[i], embedding=emb_l[i])
-            dets.append(d)
-        doc = {k: v for k, v in template.items() if k != "_id"}
-        doc.update(filepath=f"/nonexistent/{s:07d}.jpg", autolabels={"_cls": "Detections", "detections": dets})
-        docs.append(doc)
-        if len(docs) >= batch_samples:
-            ds._sample_collection.insert_many(docs, ordered=False)
-            docs = []
-    if docs:
+    for s0 in range(0, num_samples, batch_samples):
+        # Python lists per batch only: all of them at 1M would be ~12 GB
+        s1 = min(num_samples, s0 + batch_samples)
+        lo0, hi0 = s0 * LABELS_PER_SAMPLE, min(n, s1 * LABELS_PER_SAMPLE)
+        p_l, conf_l = p[lo0:hi0].tolist(), conf[lo0:hi0].tolist()
+        boxes_l, emb_l = boxes[lo0:hi0].tolist(), emb[lo0:hi0].astype("float64").tolist()
+        docs = []
+        for s in range(s0, s1):
+            lo, hi = s * LABELS_PER_SAMPLE, min(n, (s + 1) * LABELS_PER_SAMPLE)
+            dets = []
+            for i in range(lo, hi):
+                d = dict(det_tmpl)
+                j = i - lo0
+                d.update(_id=ObjectId(), label=classes[y[i]], bounding_box=boxes_l[j],
+                         confidence=conf_l[j], class_scores=p_l[j], embedding=emb_l[j])
+                dets.append(d)
+            doc = {k: v for k, v in template.items() if k != "_id"}
+            doc.update(filepath=f"/nonexistent/{s:07d}.jpg",
+                       autolabels={"_cls": "Detections", "detections": dets})
+            docs.append(doc)
         ds._sample_collection.insert_many(docs, ordered=False)
+    ds.persistent = True  # scored in another process
     return ds, (y, p, conf, emb)
 
 
@@ -149,36 +159,115 @@ class SignalTimer:
             setattr(module, attr, fn)
 
 
-def direct(y, p, conf, emb) -> dict[str, float]:
-    """The signals on in-memory arrays, outside score_labels."""
-    from stoplight.plugins.scoring import signals
+def measure_recall(emb, y, k: int = 10, queries: int = 2000, seed: int = 1) -> dict:
+    """recall@k of ``neighbors.knn`` and the knn_agreement error, on sampled rows."""
+    import numpy as np
+    import torch
+    from stoplight.plugins.scoring import neighbors
 
-    t = {}
-    t0 = time.perf_counter(); h = signals.hardness(p); t["hardness"] = time.perf_counter() - t0
-    t0 = time.perf_counter(); signals.margin(p); t["margin"] = time.perf_counter() - t0
-    t0 = time.perf_counter(); k = signals.knn_agreement(emb, y); t["knn_agreement"] = time.perf_counter() - t0
+    n = emb.shape[0]
+    q = np.sort(np.random.default_rng(seed).choice(n, min(queries, n), replace=False))
+    x = torch.nn.functional.normalize(torch.as_tensor(emb, dtype=torch.float32), dim=1)
+    es, ei = [], []
+    for c in range(0, len(q), 100):  # (100, N) blocks: 400 MB at 1M
+        qc = torch.as_tensor(q[c : c + 100])
+        sims = x[qc] @ x.T
+        sims[torch.arange(len(qc)), qc] = -float("inf")
+        top = torch.topk(sims, k, dim=1)
+        es.append(top.values)
+        ei.append(top.indices)
+    es, ei = torch.cat(es), torch.cat(ei)
+    del x, sims
     t0 = time.perf_counter()
-    r, _, _ = signals.class_autoencoder_rer(emb, y, num_classes=NUM_CLASSES)
-    t["class_autoencoder_rer"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    signals.uncertainty(hardness=h, knn_agreement=k, rer=r, confidence=conf)
-    t["uncertainty"] = time.perf_counter() - t0
-    return t
+    s_all, i_all = neighbors.knn(emb, k)
+    knn_s = time.perf_counter() - t0
+    approx_s, approx_i = s_all[q], i_all[q]
+    lab = np.asarray(y)
+
+    def agreement(sim, idx):
+        """knn_agreement of the sampled rows from their neighbour lists."""
+        idx = idx.numpy()
+        same = (lab[np.clip(idx, 0, None)] == lab[q][:, None]) & (idx >= 0)
+        w = np.clip(sim.numpy().astype(np.float64), 0, None) * (idx >= 0)
+        return (w * same).sum(1) / np.maximum(w.sum(1), 1e-12)
+
+    diff = np.abs(agreement(approx_s, approx_i) - agreement(es, ei))
+    return dict(
+        method="exact" if n <= neighbors.EXACT_LIMIT else
+        f"ivf list_size={neighbors.LIST_SIZE} nprobe={neighbors.NPROBE}",
+        recall=neighbors.recall_at_k(approx_i.numpy(), ei.numpy()),
+        agreement_mae=float(diff.mean()), agreement_max=float(diff.max()), knn_s=knn_s,
+    )
+
+
+def _child(args) -> int:
+    """``--_child MODE N NAME RESULT_JSON``: one step in its own process."""
+    import_stoplight()
+    import fiftyone as fo
+
+    mode, n, name, result_path = args
+    n = int(n)
+
+    def emit(result: dict) -> None:
+        Path(result_path).write_text(json.dumps(result))
+
+    if mode == "build":
+        t0 = time.perf_counter()
+        ds, _ = build_dataset(n, name)
+        emit(dict(build=time.perf_counter() - t0, samples=len(ds),
+                  labels=ds.count("autolabels.detections")))
+        return 0
+    from stoplight.plugins.scoring.scores import score_labels
+
+    ds = fo.load_dataset(name)
+    load_before = os.getloadavg()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    with SignalTimer() as st:
+        t0 = time.perf_counter()
+        summary = score_labels(ds, label_field="autolabels", progress=False)
+        total = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    assert summary["status"] == "completed", summary
+    assert summary["num_scored_labels"] == n, summary["num_scored_labels"]
+    out = dict(n=n, total=total, cpu_s=cpu_s, sig=dict(st.t), timings=summary["timings"],
+               peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               load_before=load_before, load_after=os.getloadavg())
+    if mode == "score+recall":
+        import numpy as np
+
+        y, _, _, _, emb = _synthetic_arrays(n)
+        out["recall"] = measure_recall(emb, y)
+    emit(out)
+    return 0
+
+
+def _run_child(*argv) -> dict:
+    # The result comes back in a file, not a pipe: a child may start
+    # FiftyOne's database service, which inherits (and keeps open) its pipes.
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        proc = subprocess.run([sys.executable, __file__, "--_child", *map(str, argv), str(out)],
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode or not out.exists():
+            raise RuntimeError(f"child {argv} failed (exit code {proc.returncode})")
+        return json.loads(out.read_text())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
-                        help="numbers of labels (1M needs ~5 GB of MongoDB and tens of minutes)")
-    parser.add_argument("--direct", action="store_true",
-                        help="also time the signals on in-memory arrays outside score_labels")
+                        help="numbers of labels (1M: ~7 GB in MongoDB, ~15 min)")
+    parser.add_argument("--no-recall", action="store_true", help="skip the kNN recall check")
     parser.add_argument("--keep", action="store_true", help="keep the datasets")
+    parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args._child:
+        return _child(args._child)
 
     import_stoplight()
     import torch
     import fiftyone as fo
-    from stoplight.plugins.scoring.scores import score_labels
 
     print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
@@ -186,54 +275,60 @@ def main(argv=None) -> int:
     rows = []
     for n in sorted(args.sizes):
         name = f"stoplight-bench-scoring-{n}"
-        t0 = time.perf_counter()
-        ds, arrays = build_dataset(n, name)
-        build_s = time.perf_counter() - t0
-        print(f"N={n}: built {len(ds)} samples / {ds.count('autolabels.detections')} labels "
-              f"in {build_s:.1f} s", flush=True)
-        with SignalTimer() as st:
-            t0 = time.perf_counter()
-            summary = score_labels(ds, label_field="autolabels", progress=False)
-            total = time.perf_counter() - t0
-        assert summary["status"] == "completed", summary
-        assert summary["num_scored_labels"] == n, summary["num_scored_labels"]
-        compute = sum(st.t.get(k, 0.0) for k in SignalTimer.NAMES)
-        row = dict(n=n, build=build_s, total=total, compute=compute, io=total - compute,
-                   sig=dict(st.t), timings=summary["timings"])
-        print(f"N={n}: score_labels {total:.1f} s; signals {compute:.1f} s "
-              f"({', '.join(f'{k} {v:.2f}' for k, v in st.t.items())}); "
-              f"run-record timings {summary['timings']}", flush=True)
-        if args.direct:
-            row["direct"] = direct(*arrays)
-            print(f"N={n}: direct signals {row['direct']}", flush=True)
+        try:
+            built = _run_child("build", n, name)
+            print(f"N={n}: built {built['samples']} samples / {built['labels']} labels "
+                  f"in {built['build']:.1f} s", flush=True)
+            print(f"N={n}: uptime before scoring: "
+                  f"{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}",
+                  flush=True)
+            row = _run_child("score" if args.no_recall else "score+recall", n, name)
+        finally:
+            if not args.keep and fo.dataset_exists(name):
+                fo.delete_dataset(name)
+        row["build"] = built["build"]
+        print(f"N={n}: {json.dumps(row)}", flush=True)
         rows.append(row)
-        if not args.keep:
-            fo.delete_dataset(name)
-        del ds, arrays
+
+    def phases(r):
+        s, t = r["sig"], r["timings"]
+        emb_read = s.get("load_embeddings", 0.0)
+        knn, rer = s.get("knn_agreement", 0.0), s.get("class_autoencoder_rer", 0.0)
+        ph = dict(read_labels=t.get("read_s", 0.0), read_embeddings=emb_read, knn=knn, rer=rer,
+                  write=t.get("write_s", 0.0))
+        ph["other"] = r["total"] - sum(ph.values())
+        return ph
 
     base = rows[0]
     print()
-    print("| N labels | build (s) | score_labels total (s) | I/O + glue (s) | signals (s) | "
-          "hardness+margin | knn_agreement | rer | uncertainty | total / smallest | per-label time / smallest |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| N labels | total (s) | process CPU (s) | read labels | read embeddings | knn_agreement | rer | "
+          "write | other | per-label time / smallest | peak RSS (GB) | load avg before/after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        s = r["sig"]
-        ratio = r["total"] / base["total"]
-        print(f"| {r['n']:,} | {r['build']:.1f} | {r['total']:.1f} | {r['io']:.1f} | {r['compute']:.1f} | "
-              f"{s.get('hardness', 0) + s.get('margin', 0):.2f} | {s.get('knn_agreement', 0):.1f} | "
-              f"{s.get('class_autoencoder_rer', 0):.1f} | {s.get('uncertainty', 0):.2f} | "
-              f"{ratio:.2f}x | {ratio * base['n'] / r['n']:.2f}x |")
+        ph = phases(r)
+        ratio = r["total"] / base["total"] * base["n"] / r["n"]
+        print(f"| {r['n']:,} | {r['total']:.1f} | {r['cpu_s']:.0f} | {ph['read_labels']:.1f} | "
+              f"{ph['read_embeddings']:.1f} | {ph['knn']:.1f} | {ph['rer']:.1f} | {ph['write']:.1f} | "
+              f"{ph['other']:.1f} | {ratio:.2f}x | {r['peak_rss_gb']:.2f} | "
+              f"{r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} |")
+    if any("recall" in r for r in rows):
+        print()
+        print("| N labels | kNN method | recall@10 | knn_agreement MAE (max) | knn alone (s) |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            if "recall" in r:
+                c = r["recall"]
+                print(f"| {r['n']:,} | {c['method']} | {c['recall']:.3f} | "
+                      f"{c['agreement_mae']:.4f} ({c['agreement_max']:.2f}) | {c['knn_s']:.1f} |")
     print()
-    print("I/O + glue = total - signals: bulk values() reads (incl. "
-          "load_label_embeddings: " + ", ".join(f"{r['sig'].get('load_embeddings', 0):.1f} s" for r in rows)
-          + "), list->array conversion, set_label_values writes, run record.")
     by_n = {r["n"]: r for r in rows}
     if 100_000 in by_n:
         t = by_n[100_000]["total"]
         print(f"Target 100k <= 60 s: {t:.1f} s -> {'MET' if t <= 60 else 'NOT MET'}")
-        if 1_000_000 in by_n:
-            ratio = by_n[1_000_000]["total"] / t
-            print(f"Target 1M <= 12x 100k: {ratio:.2f}x -> {'MET' if ratio <= 12 else 'NOT MET'}")
+        for big in sorted(k for k in by_n if k > 100_000):
+            ratio = by_n[big]["total"] / t
+            print(f"{big:,} / 100k: {ratio:.2f}x (target for 1M: <= 12x) -> "
+                  f"{'linear or better' if ratio <= 1.2 * big / 100_000 else 'worse than linear'}")
     return 0
 
 

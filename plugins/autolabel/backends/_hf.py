@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import pickle
 import re
 import tempfile
 from typing import Any, ClassVar, Sequence
@@ -289,9 +290,19 @@ class HFDetector(ZeroShotDetector):
         if is_local and any(f.endswith(".safetensors") for f in os.listdir(checkpoint)):
             # never unpickle weights when safetensors are there
             kwargs["use_safetensors"] = True
-        model = AutoModelForZeroShotObjectDetection.from_pretrained(
-            checkpoint, config=config, **kwargs
-        )
+        try:
+            # pickled weights (pytorch_model.bin) load with weights_only=True
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(
+                checkpoint, config=config, **kwargs
+            )
+        except pickle.UnpicklingError as e:
+            # torch's message ends with the refused global, e.g. posix.system
+            reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
+            raise ValueError(
+                f"Parameter 'checkpoint': the weights of {checkpoint!r} are a pickle that "
+                "references code, refused by weights_only loading (nothing was run): "
+                f"{reason.rstrip('.')}. Use a checkpoint saved with safetensors"
+            ) from e
         dtype = torch.float16 if self.fp16 else torch.float32
         model = model.to(device=self.device, dtype=dtype).eval()
         return processor, model

@@ -485,6 +485,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         fp16: bool | None = None,
         **options: Any,
     ):
+        _no_ultralytics_network()
         super().__init__(checkpoint, device=device, fp16=fp16, **options)
         opts = self.options
         self.min_score = float(_check_number("min_score", opts["min_score"], 0.0, 1.0))
@@ -695,6 +696,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         Returns:
             the directory, to pass as ``checkpoint``
         """
+        _no_ultralytics_network()
         import torch
         import yaml
         from ultralytics.nn.tasks import yaml_model_load
@@ -798,6 +800,22 @@ class YOLOEDetector(YOLOWorldDetector):
 
 # --------------------------------------------------------------------------
 # internals
+
+
+def _no_ultralytics_network() -> None:
+    """Keeps ultralytics from going online on its own, before its import.
+
+    Importing ultralytics resolves ``one.one.one.one`` and ``dns.google``
+    (a DNS query from a machine that may be air-gapped, and a stall where
+    DNS times out), and when that succeeds it sends usage analytics. Its
+    ``YOLO_OFFLINE`` switch stops both; weight downloads the user asks for
+    by name do not depend on it. Set only when ultralytics is not imported
+    yet (later it would change nothing) and the user has not chosen.
+    """
+    import sys
+
+    if "ultralytics" not in sys.modules:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 _SAFE_LOAD_LOCK = threading.Lock()

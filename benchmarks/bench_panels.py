@@ -1,0 +1,182 @@
+"""Panel server time: the verification panel's counts and tables, the label
+map's redraw, and accept-all-green, at 100k / 1M labels.
+
+For each size N a synthetic dataset is built raw (not timed): 10
+detections per sample, 20 classes, and per label ``queue`` (60 % green, 30 %
+yellow, 10 % red), ``p_correct``, ``review_rank`` on yellow labels and a
+``review`` on 5 % of them; with ``--map`` also a 64-d ``embedding`` (the
+map's cost depends on the number of labels, not much on the dimension once
+the projection is cached). Filepaths do not exist: panels read no pixels.
+
+Timed, through the same calls the panels make:
+
+- ``counts``: :func:`count_labels` (one ``$unwind`` + ``$group``
+  aggregation) + :func:`summarize_counts` + the table rows and bar traces;
+- ``next yellow``: the sorted ``$limit`` aggregation;
+- ``panel load``: ``VerificationQueues.on_load`` + ``render`` with a real
+  ``ExecutionContext`` (no calibration run: the triage report is timed by
+  ``bench_triage.py``);
+- ``accept green``: ``VerificationQueues.accept_green`` (the review core
+  deciding every pending green label, audit log included, then the
+  refresh);
+- with ``--map``: the PCA projection stored as a run, and the label map
+  panel's load (read the run, join the view's labels, sample 5k per
+  colour, build the traces).
+
+    python benchmarks/bench_panels.py                       # 100k, 1M
+    python benchmarks/bench_panels.py --sizes 100000 --map
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+
+from stoplight_import import import_stoplight  # noqa: E402
+
+NUM_CLASSES = 20
+PER_SAMPLE = 10
+DIM = 64
+
+
+def build(n: int, name: str, with_embeddings: bool = False):
+    """A dataset of ``n`` triaged labels, written with raw ``insert_many``."""
+    import fiftyone as fo
+    import numpy as np
+    from bson import ObjectId
+
+    rng = np.random.default_rng(0)
+    cls = rng.integers(0, NUM_CLASSES, n)
+    queue = rng.choice(np.array(["green", "yellow", "red"]), size=n, p=[0.6, 0.3, 0.1])
+    p = np.where(queue == "green", rng.uniform(0.9, 1, n), np.where(queue == "red", rng.uniform(0, 0.2, n), rng.uniform(0.2, 0.9, n)))
+    rank = np.zeros(n, np.int64)
+    yellow = np.flatnonzero(queue == "yellow")
+    rank[yellow] = rng.permutation(len(yellow)) + 1
+    review = rng.choice(np.array(["accepted", "rejected", ""]), size=n, p=[0.03, 0.02, 0.95])
+    emb = rng.normal(size=(n, DIM)).astype(np.float32) if with_embeddings else None
+    names = [f"class_{i:02d}" for i in range(NUM_CLASSES)]
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name)
+    tmpl = fo.Sample(filepath="/nonexistent/t.jpg",
+                     autolabels=fo.Detections(detections=[fo.Detection(label="x", bounding_box=[0, 0, 1, 1])]))
+    ds.add_sample(tmpl)
+    template = ds._sample_collection.find_one({"_id": ObjectId(tmpl.id)})
+    det_tmpl = template["autolabels"]["detections"][0]
+    ds.delete_samples([tmpl.id])
+    docs = []
+    for s in range((n + PER_SAMPLE - 1) // PER_SAMPLE):
+        dets = []
+        for i in range(s * PER_SAMPLE, min(n, (s + 1) * PER_SAMPLE)):
+            d = dict(det_tmpl, _id=ObjectId(), label=names[cls[i]], queue=str(queue[i]), p_correct=float(p[i]),
+                     review_rank=int(rank[i]) if rank[i] else None)
+            if review[i]:
+                d["review"] = str(review[i])
+            if emb is not None:
+                d["embedding"] = emb[i].tolist()
+            dets.append(d)
+        doc = {k: v for k, v in template.items() if k != "_id"}
+        doc.update(filepath=f"/nonexistent/{s:07d}.jpg", autolabels={"_cls": "Detections", "detections": dets})
+        docs.append(doc)
+        if len(docs) == 2000:
+            ds._sample_collection.insert_many(docs, ordered=False)
+            docs = []
+    if docs:
+        ds._sample_collection.insert_many(docs, ordered=False)
+    ds.add_dynamic_sample_fields()
+    return ds
+
+
+class _App:
+    """A panel driven as the App server drives it (see tests/test_panels.py)."""
+
+    def __init__(self, dataset, panel):
+        self.dataset, self.panel, self.state = dataset, panel, {}
+
+    def call(self, method: str, **params):
+        from fiftyone.operators.executor import ExecutionContext, Executor
+
+        request = dict(dataset_name=self.dataset.name, view=[], selected=[], selected_labels=[],
+                       params=dict(panel_id="bench", panel_state=self.state, **params))
+        ctx = ExecutionContext(request_params=request, executor=Executor())
+        getattr(self.panel, method)(ctx)
+        self.panel.render(ctx)
+        return ctx
+
+
+def _timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--map", action="store_true", help="also time the label map (adds 64-d embeddings)")
+    ap.add_argument("--no-accept", action="store_true", help="skip the accept-all-green timing")
+    args = ap.parse_args(argv)
+    import_stoplight()
+    from stoplight.plugins.panels import charts, label_map, queue_stats
+    from stoplight.plugins.panels.label_map_panel import LabelMapPanel
+    from stoplight.plugins.panels.verification_queues import VerificationQueues
+
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; best of 3 where marked *")
+    rows = []
+    for n in args.sizes:
+        t0 = time.perf_counter()
+        ds = build(n, f"stoplight-bench-panels-{n}", with_embeddings=args.map)
+        t_build = time.perf_counter() - t0
+
+        def counts():
+            s = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
+            return s, charts.queue_rows(s), charts.class_rows(s), charts.counts_bar_traces(s)
+
+        t_counts, (summary, *_) = _timed(counts, 3)
+        assert summary["total"] == n
+        t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), 3)
+        assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
+        app = _App(ds, VerificationQueues())
+        t_load, _ = _timed(lambda: app.call("on_load"), 3)
+        row = dict(n=n, build=t_build, counts=t_counts, next=t_next, load=t_load)
+        if not args.no_accept:
+            pending = summary["queues"]["green"]["pending"]
+            t_accept, _ = _timed(lambda: app.call("accept_green"))
+            after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
+            assert after["queues"]["green"]["pending"] == 0
+            row.update(accept=t_accept, accepted=pending)
+        if args.map:
+            t_proj, _ = _timed(lambda: label_map.compute_label_map(ds, "autolabels", method="pca"))
+            mapp = _App(ds, LabelMapPanel())
+            label_map._CACHE.clear()
+            t_first, _ = _timed(lambda: mapp.call("on_load"))
+            t_redraw, _ = _timed(lambda: mapp.call("on_change_view"), 3)
+            row.update(project=t_proj, map_first=t_first, map_redraw=t_redraw, shown=mapp.state["info"]["shown"])
+        rows.append(row)
+        ds.delete()
+
+    print("\n| labels | counts + table* | next yellow* | panel load* | accept all green (labels) | build (not timed) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        acc = f"{r['accept']:.1f} s ({r['accepted']:,})" if "accept" in r else "—"
+        print(f"| {r['n']:,} | {r['counts']:.3f} s | {r['next']:.3f} s | {r['load']:.3f} s | {acc} | {r['build']:.0f} s |")
+    if args.map:
+        print("\n| labels | PCA projection + store | map first load | map redraw* | points drawn |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['n']:,} | {r['project']:.1f} s | {r['map_first']:.2f} s | {r['map_redraw']:.2f} s | {r['shown']:,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

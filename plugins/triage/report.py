@@ -62,6 +62,34 @@ def _verified_in_queue(calibration: dict, cls: str, queue: str, green_min_p: flo
     return int(m.sum()), int(y[m].sum())
 
 
+#: review states of the cell table (anything else counts as pending)
+REVIEWS = ("pending", "accepted", "rejected")
+
+
+class Cells:
+    """Label counts and P(correct) sums per (class, queue, review state).
+
+    Everything the report needs, so that it can be built from arrays of
+    labels (:func:`build_report`) or from one database aggregation
+    (:func:`report_from_rows`) at the same cost whatever the label count.
+    Queue index ``len(QUEUES)`` holds unassigned labels.
+    """
+
+    def __init__(self, class_names: list[str]):
+        self.class_names = class_names
+        shape = (len(class_names), len(QUEUES) + 1, len(REVIEWS))
+        self.n = np.zeros(shape)
+        self.p_sum = np.zeros(shape)
+        self.p_n = np.zeros(shape)
+        self.green_min = np.full(len(class_names), np.inf)
+
+
+def _check_costs(**params) -> None:
+    for name, v in params.items():
+        if v is None or not np.isfinite(v) or v < 0:
+            raise ValueError(f"Parameter '{name}' must be a number >= 0; got {v!r}")
+
+
 def build_report(
     calibration: dict,
     labels: Sequence[str],
@@ -91,51 +119,76 @@ def build_report(
         dict with ``totals``, ``queues`` (per queue), ``classes`` (per class
         and queue), ``workload``, ``cost``, ``final`` and ``notes``
     """
-    for name, v in (("seconds_per_box", seconds_per_box), ("cents_per_box", cents_per_box),
-                    ("usd_per_gpu_hour", usd_per_gpu_hour), ("gpu_hours", gpu_hours)):
-        if v is None or not np.isfinite(v) or v < 0:
-            raise ValueError(f"Parameter '{name}' must be a number >= 0; got {v!r}")
+    _check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
+                 usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours)
     labels = np.asarray(labels, dtype=object)
     p = np.asarray(p_correct, dtype=np.float64)
-    review = np.asarray(review, dtype=object)
-    accepted, rejected = review == "accepted", review == "rejected"
-    conf = calibration["confidence_level"]
-
-    # integer codes, so every count below is one bincount over the labels
-    # (object comparisons per class and queue cost seconds at 1M labels)
-    class_names = sorted(set(labels.tolist()) | set(calibration["per_class"]))
-    lab = np.searchsorted(np.asarray(class_names, dtype=object), labels) if len(labels) else np.zeros(0, int)
+    names = sorted(set(labels.tolist()) | set(calibration["per_class"]))
+    cells = Cells(names)
+    # integer codes: every sum is one bincount (object comparisons per class
+    # and queue cost seconds at 1M labels)
+    lab = np.searchsorted(np.asarray(names, dtype=object), labels) if len(labels) else np.zeros(0, int)
     qcode = {q: i for i, q in enumerate(QUEUES)}
     qc = np.fromiter((qcode.get(q, len(QUEUES)) for q in queue), dtype=np.int64, count=len(labels))
-    C, Q = len(class_names), len(QUEUES) + 1
-    cell = lab * Q + qc
-
-    def per_cell(weights=None) -> np.ndarray:
-        return np.bincount(cell, weights=weights, minlength=C * Q).reshape(C, Q)
-
+    rcode = {r: i for i, r in enumerate(REVIEWS)}
+    rc = np.fromiter((rcode.get(r, 0) for r in review), dtype=np.int64, count=len(labels))
+    cell = (lab * (len(QUEUES) + 1) + qc) * len(REVIEWS) + rc
+    size = cells.n.size
     finite = np.isfinite(p)
-    n_cell = per_cell()
-    acc_cell, rej_cell = per_cell(accepted.astype(float)), per_cell(rejected.astype(float))
-    p_sum, p_n = per_cell(np.where(finite, p, 0.0)), per_cell(finite.astype(float))
-    green_min = np.full(C, np.inf)
+    cells.n[:] = np.bincount(cell, minlength=size).reshape(cells.n.shape)
+    cells.p_sum[:] = np.bincount(cell, weights=np.where(finite, p, 0.0), minlength=size).reshape(cells.n.shape)
+    cells.p_n[:] = np.bincount(cell, weights=finite.astype(float), minlength=size).reshape(cells.n.shape)
     g = (qc == qcode[GREEN]) & finite
-    np.minimum.at(green_min, lab[g], p[g])
+    np.minimum.at(cells.green_min, lab[g], p[g])
+    return report_from_cells(calibration, cells, seconds_per_box, cents_per_box, usd_per_gpu_hour, gpu_hours)
+
+
+def report_from_rows(calibration: dict, rows: Sequence[dict], seconds_per_box: float = SECONDS_PER_BOX,
+                     cents_per_box: float = CENTS_PER_BOX, usd_per_gpu_hour: float = USD_PER_GPU_HOUR,
+                     gpu_hours: float = 0.0) -> dict:
+    """:func:`build_report` from aggregated rows ``{label, queue, review, n,
+    p_sum, p_n, p_min}`` (one per class, queue and review state present)."""
+    _check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
+                 usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours)
+    names = sorted({r["label"] if isinstance(r["label"], str) else "" for r in rows} | set(calibration["per_class"]))
+    index = {c: i for i, c in enumerate(names)}
+    cells = Cells(names)
+    for r in rows:
+        c = index[r["label"] if isinstance(r["label"], str) else ""]
+        q = QUEUES.index(r["queue"]) if r["queue"] in QUEUES else len(QUEUES)
+        v = REVIEWS.index(r["review"]) if r["review"] in REVIEWS else 0
+        cells.n[c, q, v] += r["n"]
+        cells.p_sum[c, q, v] += r.get("p_sum") or 0.0
+        cells.p_n[c, q, v] += r.get("p_n") or 0
+        if q == 0 and r.get("p_min") is not None:
+            cells.green_min[c] = min(cells.green_min[c], r["p_min"])
+    return report_from_cells(calibration, cells, seconds_per_box, cents_per_box, usd_per_gpu_hour, gpu_hours)
+
+
+def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, cents_per_box: float,
+                      usd_per_gpu_hour: float, gpu_hours: float) -> dict:
+    """The report of a :class:`Cells` table (see :func:`build_report`)."""
+    conf = calibration["confidence_level"]
+    names = cells.class_names
+    acc, rej = REVIEWS.index("accepted"), REVIEWS.index("rejected")
+    n2, ps2, pn2 = cells.n.sum(axis=2), cells.p_sum.sum(axis=2), cells.p_n.sum(axis=2)
+    qcode = {q: i for i, q in enumerate(QUEUES)}
 
     def block(rows: list[int], q: str, cls: str | None) -> dict:
         j = qcode[q]
-        pn, ps = p_n[rows, j].sum(), p_sum[rows, j].sum()
+        pn, ps = pn2[rows, j].sum(), ps2[rows, j].sum()
         out = dict(
-            count=int(n_cell[rows, j].sum()),
-            accepted=int(acc_cell[rows, j].sum()),
-            rejected=int(rej_cell[rows, j].sum()),
+            count=int(n2[rows, j].sum()),
+            accepted=int(cells.n[rows, j, acc].sum()),
+            rejected=int(cells.n[rows, j, rej].sum()),
             expected_precision=round(float(ps / pn), 4) if pn else None,
             expected_wrong=round(float(pn - ps), 1),
         )
         n = k = 0
         for r in rows:
-            c = class_names[r]
+            c = names[r]
             if c in calibration["per_class"]:
-                gmin = float(green_min[r]) if np.isfinite(green_min[r]) else None
+                gmin = float(cells.green_min[r]) if np.isfinite(cells.green_min[r]) else None
                 dn, dk = _verified_in_queue(calibration, c, q, gmin)
                 n, k = n + dn, k + dk
         out["verified"] = n
@@ -149,49 +202,53 @@ def build_report(
             out["threshold"] = calibration["per_class"].get(cls, {}).get("red_threshold")
         return out
 
-    everything = list(range(C))
+    everything = list(range(len(names)))
     queues = {q: block(everything, q, None) for q in QUEUES}
     classes = {}
-    for r, c in enumerate(class_names):
+    for r, c in enumerate(names):
         info = calibration["per_class"].get(c)
         classes[c] = dict(
-            count=int(n_cell[r].sum()),
+            count=int(n2[r].sum()),
             queues={q: block([r], q, c) for q in QUEUES},
             num_verified=info["num_verified"] if info else 0,
             no_green_reason=(info or {}).get("no_green_reason", "not in the calibration set"),
             more_labels_needed=(info or {}).get("more_labels_needed"),
         )
 
-    n_total = len(labels)
-    green, yellow, red = (qc == qcode[q] for q in (GREEN, YELLOW, RED))
-    yellow_open = yellow & ~accepted & ~rejected
-    n_yellow = int(yellow.sum())
+    g, y, rd = (qcode[q] for q in (GREEN, YELLOW, RED))
+    pend = REVIEWS.index("pending")
+    n_total = int(cells.n.sum())
+    n_acc, n_rej = int(cells.n[:, :, acc].sum()), int(cells.n[:, :, rej].sum())
+    n_yellow = int(n2[:, y].sum())
+    yellow_open = int(cells.n[:, y, pend].sum())
     hours = n_yellow * seconds_per_box / 3600.0
     manual = n_total * cents_per_box / 100.0
     auto = gpu_hours * usd_per_gpu_hour + n_yellow * cents_per_box / 100.0
 
-    # final dataset: green not rejected + accepted + (expected) correct open yellow
-    keep_green = green & ~rejected & ~accepted
-    exp_correct = float(np.nansum(p[keep_green])) + int(accepted.sum()) + float(np.nansum(p[yellow_open]))
-    exp_size = float(keep_green.sum()) + int(accepted.sum()) + float(np.nansum(p[yellow_open]))
+    # final dataset: green nobody decided + accepted + (expected) correct open yellow
+    keep_green_n = float(cells.n[:, g, pend].sum())
+    keep_green_p = float(cells.p_sum[:, g, pend].sum())
+    open_yellow_p = float(cells.p_sum[:, y, pend].sum())
+    exp_correct = keep_green_p + n_acc + open_yellow_p
+    exp_size = keep_green_n + n_acc + open_yellow_p
     return dict(
         guarantee=calibration["guarantee"],
         target_precision=calibration["target_precision"],
         confidence_level=conf,
         totals=dict(
             labels=n_total,
-            unassigned=int((qc == len(QUEUES)).sum()),
-            accepted=int(accepted.sum()),
-            rejected=int(rejected.sum()),
-            pending=int(n_total - accepted.sum() - rejected.sum()),
+            unassigned=int(n2[:, len(QUEUES)].sum()),
+            accepted=n_acc,
+            rejected=n_rej,
+            pending=n_total - n_acc - n_rej,
         ),
         queues=queues,
         classes=classes,
         workload=dict(
             yellow=n_yellow,
-            yellow_open=int(yellow_open.sum()),
+            yellow_open=yellow_open,
             hours=round(hours, 2),
-            hours_open=round(int(yellow_open.sum()) * seconds_per_box / 3600.0, 2),
+            hours_open=round(yellow_open * seconds_per_box / 3600.0, 2),
             seconds_per_box=seconds_per_box,
         ),
         cost=dict(
@@ -206,8 +263,8 @@ def build_report(
         final=dict(
             expected_labels=round(exp_size, 1),
             expected_precision=round(exp_correct / exp_size, 4) if exp_size > 0 else None,
-            dropped_red=int(red.sum()),
-            expected_correct_dropped=round(float(np.nansum(p[red])), 1),
+            dropped_red=int(n2[:, rd].sum()),
+            expected_correct_dropped=round(float(ps2[:, rd].sum()), 1),
         ),
         notes=_notes(calibration),
     )

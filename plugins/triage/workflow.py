@@ -29,7 +29,7 @@ from ..common.progress import run as run_progress
 from ..review.decisions import HUMAN_DECISIONS, is_decided
 from . import calibration as cal_mod
 from . import model, queues
-from .report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, build_report
+from .report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, build_report, report_from_rows
 
 logger = logging.getLogger(__name__)
 
@@ -484,17 +484,46 @@ def assign_queues(sample_collection, label_field: str = "autolabels", calibratio
     return run_progress(gen, progress)
 
 
+def label_cells(sample_collection, label_field: str) -> list[dict]:
+    """Labels per (class, queue, review state) with P(correct) sums, from one
+    MongoDB aggregation over the collection's own pipeline (views and
+    filters apply): ``{label, queue, review, n, p_sum, p_n, p_min}`` rows."""
+    lab = "$_l.detections"
+    number = {"$isNumber": f"{lab}.p_correct"}
+    pipeline = [
+        # project the list alone first: only labels travel through the unwind
+        {"$project": {"_l": f"${label_field}"}},
+        {"$unwind": lab},
+        {"$group": {
+            "_id": {
+                "l": f"{lab}.label",
+                "q": f"{lab}.queue",
+                "r": {"$cond": [{"$in": [f"{lab}.review", list(HUMAN_DECISIONS)]}, f"{lab}.review", "pending"]},
+            },
+            "n": {"$sum": 1},
+            "p_sum": {"$sum": {"$cond": [number, f"{lab}.p_correct", 0]}},
+            "p_n": {"$sum": {"$cond": [number, 1, 0]}},
+            "p_min": {"$min": f"{lab}.p_correct"},
+        }},
+    ]
+    return [
+        dict(label=d["_id"].get("l"), queue=d["_id"].get("q"), review=d["_id"].get("r"), n=d["n"],
+             p_sum=d["p_sum"], p_n=d["p_n"], p_min=d.get("p_min"))
+        for d in sample_collection._aggregate(pipeline=pipeline)
+    ]
+
+
 def triage_report(sample_collection, label_field: str = "autolabels", calibration_key: str = "triage",
                   seconds_per_box: float = SECONDS_PER_BOX, cents_per_box: float = CENTS_PER_BOX,
                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR, gpu_hours: float | None = None) -> dict:
     """The report of :func:`.report.build_report` for the labels as stored now
-    (queues and review decisions), without changing anything."""
+    (queues and review decisions), without changing anything. Counted by
+    one database aggregation (:func:`label_cells`), not a Python loop."""
     _check_detections_field(sample_collection, label_field, "label_field")
     dataset = sample_collection._dataset
     calibration = load_calibration(dataset, calibration_key)
-    labels = read_labels(sample_collection, label_field, ["queue", "p_correct"])
-    return build_report(
-        calibration, labels["label"], labels["queue"], labels["p_correct"], labels["review"],
+    return report_from_rows(
+        calibration, label_cells(sample_collection, label_field),
         seconds_per_box=seconds_per_box, cents_per_box=cents_per_box, usd_per_gpu_hour=usd_per_gpu_hour,
         gpu_hours=gpu_hours if gpu_hours is not None else _labeling_gpu_hours(dataset, label_field),
     )

@@ -272,19 +272,34 @@ def _open_clip_source(text_encoder: str, checkpoint: str | None) -> tuple[str, s
     return f"local-dir:{path}", None
 
 
+@contextlib.contextmanager
+def _no_pickles(path: str):
+    """numpy's refusal of object arrays, as an error naming the option."""
+    try:
+        yield
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise
+        raise ValueError(
+            f"Option 'text_embeddings': {path!r} holds pickled Python objects, which are "
+            "never loaded (they could run code); save plain float arrays"
+        ) from None
+
+
 def _load_text_embeddings(value: Any) -> dict[str, np.ndarray]:
     """Reads the ``text_embeddings`` option into ``{prompt: vector}``."""
     if isinstance(value, (str, os.PathLike)):
         path = os.path.expanduser(str(value))
         if not os.path.isfile(path):
             raise ValueError(f"Option 'text_embeddings': no such file: {str(value)!r}")
-        with np.load(path, allow_pickle=False) as data:
-            if "prompts" not in data or "embeddings" not in data:
-                raise ValueError(
-                    "Option 'text_embeddings': a .npz file needs arrays 'prompts' (P,) "
-                    "and 'embeddings' (P, D)"
-                )
-            prompts, emb = data["prompts"], data["embeddings"]
+        with _no_pickles(path):
+            with np.load(path, allow_pickle=False) as data:
+                if "prompts" not in data or "embeddings" not in data:
+                    raise ValueError(
+                        "Option 'text_embeddings': a .npz file needs arrays 'prompts' (P,) "
+                        "and 'embeddings' (P, D)"
+                    )
+                prompts, emb = data["prompts"], data["embeddings"]
         if emb.ndim != 2 or len(emb) != len(prompts):
             raise ValueError(
                 f"Option 'text_embeddings': 'embeddings' must be (P, D) with P = "
@@ -295,7 +310,8 @@ def _load_text_embeddings(value: Any) -> dict[str, np.ndarray]:
         out = {}
         for prompt, vec in value.items():
             if isinstance(vec, (str, os.PathLike)):
-                vec = np.load(os.path.expanduser(str(vec)), allow_pickle=False)
+                with _no_pickles(str(vec)):
+                    vec = np.load(os.path.expanduser(str(vec)), allow_pickle=False)
             vec = np.asarray(vec, dtype=np.float32)
             if vec.ndim != 1:
                 raise ValueError(
@@ -317,14 +333,23 @@ class _TextEncoder:
         import open_clip
         import torch
 
-        model = open_clip.create_model(
-            name,
-            pretrained=checkpoint,
-            device="cpu",
-            # never fetch tower weights: only the given file is loaded
-            pretrained_image=False,
-            pretrained_text=False,
-        )
+        try:
+            # open_clip reads .bin/.pth weights with torch.load(weights_only=True)
+            model = open_clip.create_model(
+                name,
+                pretrained=checkpoint,
+                device="cpu",
+                # never fetch tower weights: only the given file is loaded
+                pretrained_image=False,
+                pretrained_text=False,
+            )
+        except pickle.UnpicklingError as e:
+            reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
+            raise ValueError(
+                f"Text encoder {name!r}: its weights are a pickle that references code, "
+                f"refused by weights_only loading (nothing was run): {reason.rstrip('.')}. "
+                "Use weights saved with safetensors"
+            ) from e
         if getattr(model, "visual", None) is not None:
             model.visual = None  # only the text tower is used: free its memory
         self.model = model.to(device).eval()

@@ -437,7 +437,7 @@ def test_two_concurrent_reviewers(image_dir, tmp_path):
         pool = dataset.values("autolabels.detections.id", unwind=True)
         go = tmp_path / "go"
         script = _REVIEWER.format(examples=str(EXAMPLES), name=name)
-        n = len(pool)  # 300 decisions each
+        n = 500  # review actions each (1-3 labels each; every 40th an undo), on 300 shared labels
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", script, user, str(seed), str(n), str(go)],

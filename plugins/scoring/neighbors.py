@@ -175,12 +175,16 @@ def ivf_knn(
     kmeans_iters: int = 10,
     seed: int = 0,
     device: Any = None,
+    max_list_factor: float = 4.0,
 ):
     """Approximate ``k`` most similar other rows of every row (IVF-Flat).
 
     Index: spherical k-means (:func:`spherical_kmeans`) with
     ``ceil(N / list_size)`` centroids; every row goes into the list of its
-    nearest centroid. Search: every row is compared exactly with the
+    nearest centroid, unless that list already holds
+    ``max_list_factor * list_size`` rows closer to it; then into the next
+    of its probes with room (:func:`_capped_homes`: bounds the cost of
+    unequal lists). Search: every row is compared exactly with the
     members of the lists of its ``nprobe`` nearest centroids (its own list
     among them) and keeps the ``k`` most similar. A true neighbour is
     missed only when it lies in a list whose centroid is not among the
@@ -199,6 +203,7 @@ def ivf_knn(
         nprobe: lists searched per row
         kmeans_iters: Lloyd iterations of the coarse quantizer
         seed: seed of the k-means
+        max_list_factor: largest list, in multiples of ``list_size``
         device: torch device; default CUDA when available, else CPU
 
     Returns:
@@ -227,11 +232,13 @@ def ivf_knn(
     probes = torch.cat(
         [torch.topk(x[s : s + block] @ cent.T, npr, dim=1).indices for s in range(0, n, block)]
     )
-    members_order, members_bounds = _group(probes[:, 0], nlist)
+    home_rank = _capped_homes(probes, x, cent, nlist, int(max_list_factor * list_size))
+    home = torch.gather(probes, 1, home_rank[:, None]).squeeze(1)
+    members_order, members_bounds = _group(home, nlist)
     # where each row sits in its own list's member block (to mask itself)
     slot = torch.empty(n, dtype=torch.int64, device=dev)
     starts = torch.as_tensor(members_bounds[:-1], device=dev)
-    slot[members_order] = torch.arange(n, device=dev) - starts[probes[members_order, 0]]
+    slot[members_order] = torch.arange(n, device=dev) - starts[home[members_order]]
     # (row, probe) pairs grouped by list; pair f = row * npr + probe rank
     pair_order, pair_bounds = _group(probes.reshape(-1), nlist)
     # Every pair's top-k goes to its own slot; one top-k over a row's
@@ -250,10 +257,10 @@ def ivf_knn(
             pairs = pairs_all[s : s + step]
             queries = torch.div(pairs, npr, rounding_mode="floor")
             block_sims = torch.index_select(x, 0, queries) @ xm  # (q, m)
-            # A row is not its own neighbour: in its home list (probe rank
-            # 0) its own column is masked.
-            home = torch.nonzero(pairs % npr == 0).squeeze(1)
-            block_sims[home, slot[queries[home]]] = -math.inf
+            # A row is not its own neighbour: in its home list its own
+            # column is masked.
+            own = torch.nonzero(pairs % npr == home_rank[queries]).squeeze(1)
+            block_sims[own, slot[queries[own]]] = -math.inf
             bs, bi = torch.topk(block_sims, top, dim=1)
             if top < kk:
                 bs = torch.nn.functional.pad(bs, (0, kk - top), value=-math.inf)
@@ -264,6 +271,41 @@ def ivf_knn(
     sims, best = torch.topk(buf_s.view(n, npr * kk), kk, dim=1)
     idx = torch.gather(buf_i.view(n, npr * kk), 1, best).long()
     return sims, idx
+
+
+def _capped_homes(probes, x, cent, nlist: int, capacity: int):
+    """Probe rank of each row's home list, with at most ``capacity`` rows per list.
+
+    k-means lists can be very unequal (hub centroids near a dense cluster's
+    center attract many rows), and the search costs the sum over lists of
+    queries x members, so one list of 10x the mean size costs as much as
+    a hundred. Rows go to their nearest centroid's list while it has room,
+    the most similar first; the rest try their next probes in order, and
+    rows no probe has room for stay in their nearest list. Every home is
+    one of the row's probes, so a row is always searched in its own list.
+    """
+    import torch
+
+    n, npr = probes.shape
+    rank = torch.full((n,), -1, dtype=torch.int64, device=probes.device)
+    room = torch.full((nlist,), capacity, dtype=torch.int64, device=probes.device)
+    for r in range(npr):
+        todo = torch.nonzero(rank < 0).squeeze(1)
+        if todo.numel() == 0:
+            break
+        lists = probes[todo, r]
+        sim = (x[todo] * cent[lists]).sum(dim=1)
+        # within each list, the most similar rows first
+        order = torch.argsort(sim, descending=True, stable=True)
+        order = order[torch.argsort(lists[order], stable=True)]
+        lists_sorted = lists[order]
+        counts = torch.bincount(lists_sorted, minlength=nlist)
+        first = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(order.numel(), device=probes.device) - first[lists_sorted]
+        fits = pos < room[lists_sorted]
+        rank[todo[order[fits]]] = r
+        room -= torch.bincount(lists_sorted[fits], minlength=nlist)
+    return rank.clamp_min(0)
 
 
 def _group(keys, num_groups: int):

@@ -3,14 +3,16 @@
 Two pure functions, both torch matrix products on CPU or GPU:
 
 - :func:`exact_knn`: every row against every row in ``(batch, N)`` blocks
-  with a top-k per block. Cost ``N^2 D``: about 3 s at 20k x 512-d, 75 s at
+  with a top-k per block. Cost ``N^2 D``: about 4 s at 20k x 512-d, 75 s at
   100k on two CPU cores (measured, ``benchmarks/README.md``).
 - :func:`ivf_knn`: an inverted-file index (the IVF-Flat of FAISS, built
   with torch): spherical k-means splits the rows into ``N / list_size``
   lists, each row is searched only in the lists of its ``nprobe`` nearest
-  centroids. With a fixed ``list_size`` the search costs
-  ``N * nprobe * list_size * D`` (linear in ``N``); the coarse quantizer
-  adds ``N^2 D / list_size`` (a few seconds at 1M).
+  centroids. With a fixed ``list_size`` (and lists capped at a multiple
+  of it) the search costs ``N * nprobe * list_size * D``, linear in ``N``;
+  the coarse quantizer (k-means, then every row against every centroid)
+  adds ``~N^2 D / list_size``: small at 100k, about a fifth of the kNN time
+  at 500k. A two-level quantizer would bound it; not needed yet.
 
 :func:`knn` picks between them by ``N`` (:data:`EXACT_LIMIT`). The
 neighbour lists exclude the row itself. Rows are L2-normalized, so dot

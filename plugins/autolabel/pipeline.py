@@ -174,11 +174,8 @@ def iter_zero_shot_detect(
 
     def write(docs: Mapping[str, Any]) -> None:
         try:
-            # human decisions stay on an overwrite (and the new labels that
-            # duplicate them are dropped): no run replaces a person's work
-            for sid, doc in docs.items():
-                if sid in decided_boxes:
-                    doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
+            # human decisions stay on an overwrite: no run replaces a
+            # person's work (new labels repeating them were dropped below)
             bulk.write_detections_keeping(
                 sample_collection, label_field, docs, "review", HUMAN_DECISIONS
             )
@@ -260,8 +257,11 @@ def iter_zero_shot_detect(
                         logger.warning("Sample %s (%s): %s", sid, path_of[sid], msg)
                         if len(warnings) < MAX_RECORDED_FAILURES:
                             warnings.append(dict(sample_id=sid, filepath=path_of[sid], warning=msg))
-                    pending[sid] = detections_doc(dets, onto)
-                    counts["labels"] += len(dets.labels)
+                    doc = detections_doc(dets, onto)
+                    if sid in decided_boxes:
+                        doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
+                    pending[sid] = doc
+                    counts["labels"] += len(doc["detections"])
                     counts["processed"] += 1
                 timings["postprocess_s"] += time.perf_counter() - t0
             if len(pending) >= write_every:

@@ -12,6 +12,7 @@ import fiftyone.operators.types as types
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from .backends import available_backends, get_backend
 from .pipeline import iter_zero_shot_detect
+from .scaleout import iter_zero_shot_detect_shard
 
 DEFAULTS = dict(
     backend="owlv2",
@@ -56,7 +57,15 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
     def execute(self, ctx):
         params = _params(ctx)
         view = ctx.target_view()
-        gen = iter_zero_shot_detect(view, **params)
+        group = ctx.params.get("shard_group") or None
+        if group:
+            # one worker of a scale-out group (see scaleout.py)
+            gen = iter_zero_shot_detect_shard(
+                view, group, chunk_size=ctx.params.get("chunk_size") or 64,
+                lease_s=ctx.params.get("lease_s") or 300.0, **params,
+            )
+        else:
+            gen = iter_zero_shot_detect(view, **params)
         summary = yield from run_with_progress(ctx, gen, "Auto-labeling")
         outputs = _summary_outputs()
         yield from self.show_summary(
@@ -181,6 +190,14 @@ def _detect_inputs(ctx, inputs):
         description="Suppress overlapping boxes across prompts/classes",
     )
     inputs.float("nms_iou", min=0.0, max=1.0, default=DEFAULTS["nms_iou"], label="NMS IoU")
+    inputs.str(
+        "shard_group",
+        label="Scale-out group",
+        description=(
+            "Optional. Queue this operation once per worker (same params): delegated "
+            "workers on several machines sharing the database split the samples"
+        ),
+    )
     inputs.bool(
         "delegate",
         default=False,

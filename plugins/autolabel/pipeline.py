@@ -93,12 +93,15 @@ def iter_zero_shot_detect(
     backend_options: dict | None = None,
     run_key: str | None = None,
     detector: ZeroShotDetector | None = None,
+    record_run: bool = True,
 ) -> Iterator[Progress]:
     """Generator form of :func:`zero_shot_detect`.
 
     Yields :class:`Progress` events and returns the run summary (the
     ``StopIteration`` value), so that operators can forward progress to the
-    App. Arguments are those of :func:`zero_shot_detect`.
+    App. Arguments are those of :func:`zero_shot_detect`; with
+    ``record_run=False`` no run record is written (the caller keeps one, as
+    :func:`iter_zero_shot_detect_shard` does for its chunks).
     """
     from .models import load_detector
 
@@ -135,7 +138,7 @@ def iter_zero_shot_detect(
 
     dataset = sample_collection._dataset
     run_key = run_key or provenance.new_run_key(label_field)
-    record = provenance.start_run(
+    record = None if not record_run else provenance.start_run(
         dataset,
         run_key,
         method="zero_shot_detect",
@@ -435,7 +438,7 @@ def _finish(dataset, run_key, record, flush, error, summary) -> dict:
             if db_errors.is_connection_error(e):
                 return summary()
     out = summary()
-    if isinstance(error, db_errors.DatabaseUnavailableError):
+    if record is None or isinstance(error, db_errors.DatabaseUnavailableError):
         return out
     try:
         provenance.finish_run(dataset, run_key, record, out)

@@ -296,7 +296,11 @@ def _capped_homes(probes, x, cent, nlist: int, capacity: int):
         if todo.numel() == 0:
             break
         lists = probes[todo, r]
-        sim = (x[todo] * cent[lists]).sum(dim=1)
+        # in chunks: the gathered rows of all todo rows would be 2 GB at 500k
+        sim = torch.cat([
+            (x[todo[c : c + 65536]] * cent[lists[c : c + 65536]]).sum(dim=1)
+            for c in range(0, todo.numel(), 65536)
+        ])
         # within each list, the most similar rows first
         order = torch.argsort(sim, descending=True, stable=True)
         order = order[torch.argsort(lists[order], stable=True)]

@@ -297,10 +297,14 @@ def test_label_map_panel(app_server, triaged, shots, page):
         ids = {p["id"] for p in _params(selected.value.request).get("data") or []}
         assert 0 < len(ids) < n_labels
         n_samples = len({sample_of[i] for i in ids})
-        expect(counts).to_contain_text(_samples_text(n_samples), timeout=TIMEOUT)
         expect(page.get_by_text(f"{len(ids):,} label(s) selected on the map")).to_be_visible(timeout=TIMEOUT)
         view_ids = set(ds.select_labels(ids=list(ids), fields=FIELD).values(f"{FIELD}.detections.id", unwind=True))
         assert view_ids == ids
+        # the map may share its pane with the grid (panels stay open between
+        # tests and the App remembers where): bring the grid to the front
+        if not counts.is_visible():
+            page.get_by_text("Samples", exact=True).first.click()
+        expect(counts).to_contain_text(_samples_text(n_samples), timeout=TIMEOUT)
         shots(page, "03-box-selection-in-grid")
         assert not _page_errors(page), page.console_errors
     except BaseException:

@@ -55,67 +55,14 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
 import numpy as np  # noqa: E402
 
+from digits_dataset import CANVAS, DIGIT, box_iou, build_canvases, crop8, place_box  # noqa: E402
 from stoplight_import import import_stoplight  # noqa: E402
 
-CANVAS = 256
-DIGIT = 32
-SCALE = DIGIT // 8
 
 
 # ---------------------------------------------------------------------------
 # Construction
 # ---------------------------------------------------------------------------
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter) if inter > 0 else 0.0
-
-
-def _place(rng, boxes, tries=200):
-    """A 32x32 pixel box [x, y, w, h] overlapping none of ``boxes``."""
-    for _ in range(tries):
-        x, y = (int(v) for v in rng.integers(0, CANVAS - DIGIT, size=2))
-        b = (x, y, DIGIT, DIGIT)
-        if all(_iou(b, o) == 0.0 and not _touch(b, o) for o in boxes):
-            return b
-    return None
-
-
-def _touch(a, b, pad=2) -> bool:
-    return not (a[0] + a[2] + pad <= b[0] or b[0] + b[2] + pad <= a[0]
-                or a[1] + a[3] + pad <= b[1] or b[1] + b[3] + pad <= a[1])
-
-
-def build_canvases(rng, images, labels, out: Path):
-    """Pastes the digits onto canvases; returns [(path, canvas, [(box, label)])]."""
-    from PIL import Image
-
-    out.mkdir(parents=True, exist_ok=True)
-    order = rng.permutation(len(images))
-    result, i = [], 0
-    while i < len(order):
-        k = int(rng.integers(4, 9))
-        canvas = np.zeros((CANVAS, CANVAS), np.float32)
-        placed = []
-        for idx in order[i:i + k]:
-            b = _place(rng, [p[0] for p in placed])
-            if b is None:
-                break
-            x, y = b[0], b[1]
-            big = np.kron(images[idx] / 16.0, np.ones((SCALE, SCALE), np.float32))
-            canvas[y:y + DIGIT, x:x + DIGIT] = big
-            placed.append((b, int(labels[idx])))
-        i += len(placed)
-        canvas = np.clip(canvas + rng.normal(0, 0.04, canvas.shape), 0, 1).astype(np.float32)
-        path = out / f"canvas_{len(result):04d}.png"
-        Image.fromarray((canvas * 255).round().astype(np.uint8)).save(path)
-        result.append((str(path), canvas, placed))
-    return result
 
 
 def inject_errors(rng, canvases, flip_rate=0.10, bg_rate=0.04, jitter_rate=0.03):
@@ -139,14 +86,14 @@ def inject_errors(rng, canvases, flip_rate=0.10, bg_rate=0.04, jitter_rate=0.03)
             placed = canvases[ci][2]
             gt_boxes = [p[0] for p in placed]
             if kind == "background":
-                b = _place(rng, gt_boxes + [a[0] for a in autos[ci]])
+                b = place_box(rng, gt_boxes + [a[0] for a in autos[ci]])
             else:
                 gb = gt_boxes[int(rng.integers(len(gt_boxes)))]
                 for _ in range(50):
                     dx, dy = (int(v) for v in rng.integers(-20, 21, size=2))
                     b = (gb[0] + dx, gb[1] + dy, DIGIT, DIGIT)
                     if (0 <= b[0] <= CANVAS - DIGIT and 0 <= b[1] <= CANVAS - DIGIT
-                            and 0.1 <= max(_iou(b, g) for g in gt_boxes) < 0.5):
+                            and 0.1 <= max(box_iou(b, g) for g in gt_boxes) < 0.5):
                         break
                 else:
                     b = None
@@ -155,13 +102,6 @@ def inject_errors(rng, canvases, flip_rate=0.10, bg_rate=0.04, jitter_rate=0.03)
             autos[ci].append((b, int(rng.integers(10)), kind))
             added += 1
     return autos
-
-
-def crop8(canvas, box):
-    """The box's crop, block-averaged back to 8x8 and scaled to 0-16 (digits' scale)."""
-    x, y, w, h = box
-    c = canvas[y:y + h, x:x + w]
-    return c.reshape(8, SCALE, 8, SCALE).mean(axis=(1, 3)).reshape(-1) * 16.0
 
 
 def crop32(canvas, box):

@@ -39,7 +39,8 @@ DIGIT = 32
 SCALE = DIGIT // 8
 
 
-def _iou(a, b) -> float:
+def box_iou(a, b) -> float:
+    """IoU of two pixel boxes ``[x, y, w, h]``."""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
@@ -53,12 +54,12 @@ def _touch(a, b, pad=2) -> bool:
                 or a[1] + a[3] + pad <= b[1] or b[1] + b[3] + pad <= a[1])
 
 
-def _place(rng, boxes, tries=200):
+def place_box(rng, boxes, tries=200):
     """A 32x32 pixel box [x, y, w, h] overlapping none of ``boxes``."""
     for _ in range(tries):
         x, y = (int(v) for v in rng.integers(0, CANVAS - DIGIT, size=2))
         b = (x, y, DIGIT, DIGIT)
-        if all(_iou(b, o) == 0.0 and not _touch(b, o) for o in boxes):
+        if all(box_iou(b, o) == 0.0 and not _touch(b, o) for o in boxes):
             return b
     return None
 
@@ -75,7 +76,7 @@ def build_canvases(rng, images, labels, out: Path, start: int = 0):
         canvas = np.zeros((CANVAS, CANVAS), np.float32)
         placed = []
         for idx in order[i:i + k]:
-            b = _place(rng, [p[0] for p in placed])
+            b = place_box(rng, [p[0] for p in placed])
             if b is None:
                 break
             x, y = b[0], b[1]
@@ -99,14 +100,14 @@ def spurious_boxes(rng, canvases, bg_rate=0.04, jitter_rate=0.03):
             ci = int(rng.integers(len(canvases)))
             gt_boxes = [p[0] for p in canvases[ci][2]]
             if kind == "background":
-                b = _place(rng, gt_boxes + [e[0] for e in extra[ci]])
+                b = place_box(rng, gt_boxes + [e[0] for e in extra[ci]])
             else:
                 gb = gt_boxes[int(rng.integers(len(gt_boxes)))]
                 for _ in range(50):
                     dx, dy = (int(v) for v in rng.integers(-20, 21, size=2))
                     b = (gb[0] + dx, gb[1] + dy, DIGIT, DIGIT)
                     if (0 <= b[0] <= CANVAS - DIGIT and 0 <= b[1] <= CANVAS - DIGIT
-                            and 0.1 <= max(_iou(b, g) for g in gt_boxes) < 0.5):
+                            and 0.1 <= max(box_iou(b, g) for g in gt_boxes) < 0.5):
                         break
                 else:
                     b = None

@@ -321,12 +321,6 @@ def test_scoring_killed_at_random_points_reruns_to_complete_scores(forkserver, b
     assert killed_mid_run >= TRIALS["score"] // 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/scoring/scores.py _match_reference: the temporary evaluate_detections run "
-    "(stoplight_tmp_*) is deleted only in a finally; a killed score_labels leaves the "
-    "evaluation, its attributes on every auto-label and reference label, and its schema "
-    "fields behind for good (later runs use a new key and never clean them)"
-))
 def test_scoring_killed_inside_reference_matching_leaves_no_temporary_evaluation(forkserver, bases, clones):
     """score_labels matches against a reference with a temporary FiftyOne
     evaluation; the victim is killed right after FiftyOne wrote it."""
@@ -353,12 +347,6 @@ def test_scoring_killed_inside_reference_matching_leaves_no_temporary_evaluation
     assert (leftovers, stray, schema) == ([], [], [])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/scoring/embeddings.py iter_compute_label_embeddings reads whether labels have "
-    "an embedding from the in-memory schema (has_field), which does not see the field "
-    "another process (a killed run, a delegated worker) declared after the dataset object "
-    "was loaded: the resume re-embeds every label"
-))
 def test_embedding_resume_with_a_stale_dataset_object(forkserver, bases, clones, clip_ckpt):
     ds = clones(bases["embed"])  # loaded here, before the other process embeds
     name, ckpt = clip_ckpt

@@ -247,11 +247,6 @@ def test_clip_pickle_checkpoint_is_refused(evil, tmp_path, tmp_root):
     assert not evil.marker.exists(), "the CLIP checkpoint's code ran"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/scoring/embeddings.py load_clip: a pickled checkpoint is refused (nothing runs), "
-    "but as torch's raw UnpicklingError, which does not name the 'pretrained' parameter and "
-    "suggests retrying with weights_only=False"
-))
 def test_clip_pickle_checkpoint_refusal_names_the_parameter(evil, tmp_path, tmp_root):
     name, _ = E.build_random_clip(str(tmp_root / "checkpoints" / "clip-security"))
     pt = evil(tmp_path / "clip.pt", wrap=lambda p: {"state_dict": p})

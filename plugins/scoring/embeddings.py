@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -179,7 +180,15 @@ def load_clip(
                     f"Parameter 'pretrained' must be a checkpoint file or one of {tags} "
                     f"for {model_name!r}; got {pretrained!r}"
                 )
-        model, preprocess = _create(model_name, pretrained, device)
+        try:
+            model, preprocess = _create(model_name, pretrained, device)
+        except pickle.UnpicklingError as e:
+            # torch's weights_only refusal; its hint to retry unsafely is not ours
+            raise ValueError(
+                f"Parameter 'pretrained': {pretrained!r} is a pickled checkpoint holding more than "
+                "tensors, refused (loading it could run code). Use a .safetensors file or a plain "
+                "tensor state dict"
+            ) from e
         model.eval()
         tokenizer = open_clip.get_tokenizer(model_name)
         dim = int(open_clip.get_model_config(model_name)["embed_dim"])
@@ -400,6 +409,10 @@ def iter_compute_label_embeddings(
         raise ValueError(f"Parameter 'context' must be >= 0; got {context!r}")
     if not embeddings_attr or not embeddings_attr.isidentifier():
         raise ValueError(f"Parameter 'embeddings_attr' must be an identifier; got {embeddings_attr!r}")
+    # another process (a killed or delegated run) may have declared the
+    # embedding attribute since this dataset object was loaded; a stale
+    # schema would make every label look unembedded and re-embed them all
+    sample_collection._dataset.reload()
     _check_label_field(sample_collection, label_field)
 
     root = f"{label_field}.detections"

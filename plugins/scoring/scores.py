@@ -62,14 +62,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..common import bulk, provenance
+from ..common import bulk, provenance, temp_evals
 from . import signals
 from .embeddings import load_label_embeddings
 
@@ -255,7 +254,8 @@ def _match_reference(sample_collection, label_field, reference_field, iou):
         None) and with its reference labels (id, whether matched)
     """
     dataset = sample_collection._dataset
-    eval_key = f"stoplight_tmp_{uuid.uuid4().hex[:10]}"
+    temp_evals.delete_orphans(dataset)  # left by a killed run
+    eval_key = temp_evals.new_key()
     pred = f"{label_field}.detections"
     gt = f"{reference_field}.detections"
     try:

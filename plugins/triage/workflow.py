@@ -18,12 +18,11 @@ import datetime
 import itertools
 import logging
 import math
-import uuid
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..common import bulk, provenance
+from ..common import bulk, provenance, temp_evals
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 from ..review.decisions import HUMAN_DECISIONS, is_decided
@@ -187,7 +186,8 @@ def iter_calibrate_triage(
     if gt_field:
         cal_view = sample_collection.exists(gt_field)
         root = f"{label_field}.detections"
-        eval_key = f"stoplight_tmp_{uuid.uuid4().hex[:10]}"
+        temp_evals.delete_orphans(dataset)  # left by a killed run
+        eval_key = temp_evals.new_key()
         try:
             if len(cal_view):
                 cal_view.evaluate_detections(

@@ -269,12 +269,6 @@ def test_embedding_with_mongod_stopped_mid_run_resumes_exactly_once(embedding_fa
             assert vec == done[lid], f"label {lid} embedded twice"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugins/scoring/embeddings.py: a lost database surfaces as pymongo's raw "
-    "ServerSelectionTimeoutError (raised from the run's finally, after two more "
-    "server-selection timeouts), which does not say it is the database, which dataset, "
-    "or that re-running resumes"
-))
 def test_embedding_with_mongod_stopped_mid_run_fails_clearly(embedding_fault):
     message, _, _ = embedding_fault
     assert "database" in message.lower() and "photos" in message and "overwrite=False" in message

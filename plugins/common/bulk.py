@@ -55,6 +55,10 @@ def write_docs(sample_collection, field: str, docs: Mapping[str, dict]) -> None:
     sample_collection._dataset._bulk_write(ops, ids=ids)
 
 
+#: samples per bulk request of :func:`write_label_attrs`
+_WRITE_CHUNK = 5000
+
+
 def write_label_attrs(
     sample_collection,
     list_path: str,
@@ -85,17 +89,21 @@ def write_label_attrs(
     for i, sid in enumerate(sample_ids):
         by_sample.setdefault(sid, []).append(i)
     now = datetime.datetime.utcnow()
-    ops = []
-    for sid, rows in by_sample.items():
-        update = {"last_modified_at": now}
-        filters = []
-        for j, i in enumerate(rows):
-            filters.append({f"l{j}._id": ObjectId(label_ids[i])})
-            for attr, vals in values.items():
-                update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
-        ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
-    if ops:
-        sample_collection._dataset._bulk_write(ops, ids=list(by_sample))
+    owners = list(by_sample)
+    # Operations are built and sent per chunk of samples: all of them at
+    # once would hold ~1.5 GB of update documents at 1M labels.
+    for c in range(0, len(owners), _WRITE_CHUNK):
+        chunk = owners[c : c + _WRITE_CHUNK]
+        ops = []
+        for sid in chunk:
+            update = {"last_modified_at": now}
+            filters = []
+            for j, i in enumerate(by_sample[sid]):
+                filters.append({f"l{j}._id": ObjectId(label_ids[i])})
+                for attr, vals in values.items():
+                    update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
+            ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
+        sample_collection._dataset._bulk_write(ops, ids=chunk)
 
 
 def read_label_vectors(

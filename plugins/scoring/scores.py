@@ -416,8 +416,8 @@ def iter_score_labels(
         keep = emb_rows >= 0
         keep &= np.asarray([lab[r] is not None if r >= 0 else False for r in emb_rows], dtype=bool)
         emb_rows = emb_rows[keep]
-        if len(emb_ids):
-            emb = emb[keep]
+        if len(emb_ids) and not keep.all():
+            emb = emb[keep]  # a copy: 2 GB at 1M x 512, so only when needed
         counts["num_embedded_labels"] = int(emb_rows.size)
         emb_key, emb_results = latest_embeddings_run(dataset, label_field, embeddings_attr)
         prompts, txt = _text_embeddings(emb_results)

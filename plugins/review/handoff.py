@@ -206,14 +206,17 @@ def load_review_answers(
     dest_field: str | None = None,
     move_tolerance: float = DEFAULT_MOVE_TOLERANCE,
     cleanup: bool = False,
+    assume_all_answered: bool = False,
     **credentials: Any,
 ) -> dict:
     """Loads the reviewer's answers of a hand-off as review decisions.
 
     See the module docstring for how each answer becomes a decision. Only
-    samples the reviewer answered count: in Label Studio, tasks with a
-    submitted (not skipped) annotation; other backends return every sent
-    sample, so load their answers once the review there is complete.
+    samples the reviewer answered count. Label Studio says which: tasks with
+    a submitted (not skipped) annotation. Other backends (CVAT) return the
+    tool's current labels for every sent sample, answered or not, and an
+    untouched label would read as "kept"; so for them pass
+    ``assume_all_answered=True``, once the review there is complete.
 
     Args:
         sample_collection: the dataset (or a view of it) that was sent
@@ -228,6 +231,8 @@ def load_review_answers(
         move_tolerance: a box counts as moved when a coordinate changed by
             more than this fraction of the image size
         cleanup: delete the project/tasks in the tool after loading
+        assume_all_answered: count every sent sample as answered (needed
+            for backends other than Label Studio)
         **credentials: e.g. ``url`` and ``api_key`` (Label Studio),
             ``username`` and ``password`` (CVAT), when not in FiftyOne's
             annotation config
@@ -289,9 +294,15 @@ def load_review_answers(
         )
     if dest_field == corrections_field:
         raise ValueError("Parameters 'dest_field' and 'corrections_field' must differ")
+    if backend != "labelstudio" and not assume_all_answered:
+        raise ValueError(
+            f"Backend {backend!r} does not say which samples a reviewer finished, and an untouched label "
+            "would read as kept (accepted): pass assume_all_answered=True once the review there is complete"
+        )
 
     results = dataset.load_annotation_results(anno_key, **credentials)
-    answered = _answered_samples(results, backend, set(_sample_of(sent).values()))
+    sent_samples = set(_sample_of(sent).values())
+    answered = sent_samples if assume_all_answered else _answered_samples(results, sent_samples)
 
     answers_field = dest_field or f"stoplight_answers_{anno_key}"
     try:
@@ -399,17 +410,13 @@ def _sample_of(sent: dict[str, list]) -> dict[str, str]:
     return {lid: v[0] for lid, v in sent.items()}
 
 
-def _answered_samples(results, backend: str, sent_samples: set[str]) -> set[str]:
-    """Ids of the sent samples the reviewer answered.
+def _answered_samples(results, sent_samples: set[str]) -> set[str]:
+    """Ids of the sent samples answered in Label Studio.
 
     FiftyOne's Label Studio download returns the pre-annotations of tasks
     nobody annotated as if they were answers, which would read as "kept";
-    so for Label Studio only tasks with a submitted, not skipped
-    annotation count. Other backends return the tool's current labels for
-    every task: all sent samples count.
+    so only tasks with a submitted, not skipped annotation count.
     """
-    if backend != "labelstudio":
-        return set(sent_samples)
     api = results.connect_to_api()
     # FiftyOne's API wrapper holds the SDK's client; it has no public
     # accessor for task states

@@ -363,6 +363,12 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
             inputs.str("anno_key", required=True, label="Annotation key")
         inputs.str("corrections_field", label="Corrections field", description="Default: <label field>_corrections")
         inputs.bool("cleanup", default=False, label="Delete the project in the tool afterwards")
+        inputs.bool(
+            "assume_all_answered",
+            default=False,
+            label="Every sent sample is answered",
+            description="Needed for CVAT: it does not say which samples a reviewer finished",
+        )
         inputs.bool("delegate", default=False, label="Delegate")
 
     def execute(self, ctx):
@@ -377,6 +383,7 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
             user=p.get("user") or None,
             corrections_field=p.get("corrections_field") or None,
             cleanup=bool(p.get("cleanup", False)),
+            assume_all_answered=bool(p.get("assume_all_answered", False)),
             **credentials,
         )
         return self._done(ctx, summary)

@@ -161,8 +161,12 @@ def test_round_trip_decisions_corrections_conflicts_and_reload(queued, label_stu
     # a skipped task stays unanswered; loading again changes nothing
     lsk.submit(server, tasks[sid[2]]["id"], [], cancelled=True)
     corr_ids = ds.values(f"{FIELD}_corrections.detections.id")
-    again = load_review_answers(ds, "rt", url=server.url, api_key=server.api_key)
+    again = load_review_answers(ds, "rt", url=server.url, api_key=server.api_key, dest_field="raw")
     assert (again["num_accepted"], again["num_rejected"], again["num_unchanged"]) == (0, 0, 4)
+    # dest_field keeps the raw answers of the answered samples
+    raw = dict(zip(sid, ds.values("raw.detections")))
+    assert {d.id for d in raw[sid[0]]} == {n["a1"]}
+    assert len(raw[sid[1]]) == 4 and {n["b0"], n["b1"], n["b2"]} < {d.id for d in raw[sid[1]]}
     assert (again["num_unanswered"], again["num_conflicts"]) == (3, 1)
     assert again["accept_action_id"] is None and again["reject_action_id"] is None
     assert len(audit.read_log(ds, user="labelstudio:rt")) == len(log)
@@ -170,13 +174,14 @@ def test_round_trip_decisions_corrections_conflicts_and_reload(queued, label_stu
 
     # photo c answered later (all kept), then undone like any decision
     lsk.submit(server, tasks[sid[2]]["id"], _predicted(tasks[sid[2]]))
-    late = load_review_answers(ds, "rt", url=server.url, api_key=server.api_key)
+    late = load_review_answers(ds, "rt", url=server.url, api_key=server.api_key, dest_field="raw")
     assert (late["num_accepted"], late["num_unchanged"], late["num_unanswered"]) == (3, 4, 0)
     assert all(_labels(ds)[n[k]].review == "accepted" for k in ("c0", "c1", "c2"))
     undone = decisions.undo_last(ds, user="labelstudio:rt")
     assert undone["undone_action_id"] == late["accept_action_id"] and undone["num_labels"] == 3
     assert all(_attr(_labels(ds)[n[k]], "review") is None for k in ("c0", "c1", "c2"))
     assert ds.get_run_info("handoff_rt").config.num_loads == 3
+    assert len(ds.values("raw.detections")[2]) == 3  # replaced on every load
 
     # the key is taken now
     with pytest.raises(ValueError, match="already used"):

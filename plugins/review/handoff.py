@@ -34,7 +34,9 @@ to a final field of their own.
 
 Human decisions are never overwritten: a label someone accepted or
 rejected in Stoplight after it was sent is left alone and reported in
-``conflicts``. Loading again is idempotent: labels already decided by this
+``conflicts``. (A decision made in the milliseconds between a load reading
+a label's state and writing its own decision is ordered before the load's,
+as between any two concurrent reviewers; both are in the audit log.) Loading again is idempotent: labels already decided by this
 hand-off with the same answer are not written again; an answer the
 reviewer changed in the tool since the last load replaces the hand-off's
 own earlier decision (and only that).
@@ -225,9 +227,10 @@ def load_review_answers(
             ``"<backend>:<anno_key>"``
         corrections_field: where relabeled, moved and drawn boxes go;
             default ``<label_field>_corrections``
-        dest_field: keep the raw answers in this ``fo.Detections`` field
-            (replaced on every load) instead of a temporary field that is
-            deleted afterwards
+        dest_field: keep the answers as FiftyOne loads them in this
+            ``fo.Detections`` field (replaced on every load) instead of a
+            temporary field that is deleted afterwards; for Label Studio,
+            unanswered tasks show their pre-annotations there
         move_tolerance: a box counts as moved when a coordinate changed by
             more than this fraction of the image size
         cleanup: delete the project/tasks in the tool after loading
@@ -361,7 +364,9 @@ def load_review_answers(
 
     loads.append(
         dict(
-            at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), user=user, dest_field=dest_field,
+            at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            user=user,
+            dest_field=dest_field,
             **{k: v for k, v in summary.items() if k.startswith("num_") or k.endswith("_action_id")},
             conflicts=summary["conflicts"],
         )
@@ -458,7 +463,9 @@ def _plan(sent: dict, answered: set[str], answers: dict[str, list], tol: float) 
             continue
         out["answers"][lid] = "reject"
         change = "+".join(c for c, on in (("relabel", relabeled), ("move", moved)) if on)
-        out["corrections"].append(dict(sample_id=sid, source_id=lid, label=d.label, box=list(d.bounding_box), change=change))
+        out["corrections"].append(
+            dict(sample_id=sid, source_id=lid, label=d.label, box=list(d.bounding_box), change=change)
+        )
     for sid in answered:
         for d in answers.get(sid, []):
             if d.id not in sent_ids:

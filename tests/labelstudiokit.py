@@ -72,6 +72,9 @@ def start_label_studio(root: Path) -> LabelStudio:
         # the legacy "Token <key>" auth is what FiftyOne's backend sends
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
         LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+        # no calls out: no PyPI version check, no usage analytics
+        LATEST_VERSION_CHECK="false",
+        COLLECT_ANALYTICS="false",
         HOME=str(root),
     )
     for key in ("LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"):

@@ -14,6 +14,7 @@ import uuid
 import fiftyone as fo
 import fiftyone.operators as foo
 import pytest
+import requests
 
 import labelstudiokit as lsk
 from stoplight.plugins.review import audit, decisions, handoff
@@ -93,6 +94,9 @@ def test_round_trip_decisions_corrections_conflicts_and_reload(queued, label_stu
     assert "rt" in ds.list_annotation_runs()
     tasks = _project_tasks(ds, server, "rt")
     assert set(tasks) == set(sid)
+    project_id = ds.load_annotation_results("rt", url=server.url, api_key=server.api_key).project_id
+    project = requests.get(f"{server.url}/api/projects/{project_id}", headers=server.headers, timeout=30).json()
+    assert project["title"] == f"stoplight_{ds.name}_rt"
     sent_ids = {r["id"] for t in tasks.values() for r in _predicted(t)}
     yellow_undecided = {n[k] for k in ("a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2")}
     assert sent_ids == yellow_undecided  # not a0 (decided), no green label

@@ -167,6 +167,10 @@ def send_for_review(
     all_classes = sorted(set(dataset.distinct(f"{label_field}.detections.label")) | set(extra))
     label_schema = {label_field: {"type": "detections", "classes": all_classes, "attributes": False}}
     credentials = {k: v for k, v in dict(url=url, api_key=api_key).items() if v is not None}
+    if backend == "labelstudio":
+        # the project's title says where it came from (Label Studio adds a
+        # timestamp if it is taken)
+        backend_kwargs.setdefault("project_name", f"stoplight_{dataset.name}_{anno_key}")
     try:
         view.annotate(
             anno_key,

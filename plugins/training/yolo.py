@@ -111,7 +111,8 @@ def _safe_ultralytics(param: str, source: str) -> Iterator[None]:
     The switches are module globals of ultralytics, so they are set under
     the lock the zero-shot backends use for the same safe-load flag, and
     restored afterwards: other ultralytics calls in the process keep their
-    behavior.
+    behavior. A zero-shot YOLO load in another thread of the same process
+    waits while a training holds the lock.
     """
     _no_ultralytics_network()
     import ultralytics.data.utils as data_utils
@@ -273,8 +274,8 @@ def evaluate_yolo(
 
     Returns:
         dict: ``map50``, ``map50_95``, ``precision``, ``recall`` (mean over
-        classes at ultralytics' F1-optimal confidence), ``num_images``,
-        ``num_labels``
+        classes at ultralytics' F1-optimal confidence), ``num_labels``
+        (labels in the split)
     """
     device = device or default_device()
     project = Path(project) if project else Path(data_yaml).parent / "runs"

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         pred_prefix=args.pred_prefix, overwrite=args.overwrite, seconds_per_box=args.seconds_per_box,
         cents_per_box=args.cents_per_box, gpu_hours=args.gpu_hours,
     )
-    print(training.format_report(report))
+    print("\n" + training.format_report(report))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2, default=str)

@@ -396,6 +396,7 @@ def compare_auto_vs_human(train_view, test_view, progress: bool = True, **kwargs
     Raises:
         ValueError: naming the parameter, before anything is written
     """
+    yolo.import_ultralytics()  # before the progress bar captures stdout
     return run_progress(compare_steps(train_view, test_view, **kwargs), progress)
 
 

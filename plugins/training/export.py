@@ -150,9 +150,13 @@ def export_training_set(
     for d in (images_dir, labels_dir):
         if d.exists() and any(d.iterdir()):
             raise ValueError(f"Parameter 'export_dir': {str(d)!r} already holds files; choose an empty folder")
+    # explicit paths rather than export_dir: several splits share the root,
+    # and FiftyOne warns about merging into an existing export_dir
     view.export(
-        export_dir=str(root),
         dataset_type=fo.types.YOLOv5Dataset,
+        data_path=str(images_dir.resolve()),
+        labels_path=str(labels_dir.resolve()),
+        yaml_path=str((root / "dataset.yaml").resolve()),
         label_field=label_field,
         split=split,
         classes=list(classes),

@@ -56,6 +56,17 @@ def _no_ultralytics_network() -> None:
     set_offline()
 
 
+def import_ultralytics() -> None:
+    """Imports ultralytics offline (``YOLO_OFFLINE`` unless the user set it).
+
+    Call it before a FiftyOne progress bar starts: ultralytics binds its
+    logger to ``sys.stdout`` at import, and the bar swaps ``sys.stdout`` for
+    a capture that is closed when the bar ends.
+    """
+    _no_ultralytics_network()
+    import ultralytics  # noqa: F401
+
+
 def default_device() -> str:
     """``"0"`` (the first CUDA GPU) when torch sees one, else ``"cpu"``."""
     import torch

@@ -316,3 +316,42 @@ def test_train_on_accepted_end_to_end_offline(digits, tmp_path):
     assert f"{auto['map50']:.3f}" in table and str(auto["num_train_labels"]) in table
     # nothing stored was changed besides the prediction fields and the run
     assert {f: _labels(ds, f) for f in before} == before
+
+
+class _Payload:
+    """Unpickling this creates the directory ``marker``: code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_pickled_code_in_a_checkpoint_is_refused(digits, tmp_path):
+    import torch
+    import ultralytics.data.utils as data_utils
+    import ultralytics.engine.trainer as trainer_mod
+    import ultralytics.nn.tasks as tasks
+
+    from stoplight.plugins.training import yolo
+
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _Payload(marker), "ema": _Payload(marker)}, evil)
+    control = tmp_path / "control.pt"
+    torch.save(_Payload(tmp_path / "control-ran"), control)
+    torch.load(control, weights_only=False)
+    assert (tmp_path / "control-ran").exists()  # the payload does run when unpickled
+    saved = (tasks.SAFE_LOAD, data_utils.check_font, trainer_mod.check_amp)
+    data_yaml = E.write_data_yaml(tmp_path / "data.yaml", tmp_path, tmp_path, None, ["0"])
+    with pytest.raises(ValueError, match="'model'.*refused by weights_only loading"):
+        yolo.train_yolo(data_yaml, model=str(evil), epochs=1, imgsz=64, device="cpu")
+    with pytest.raises(ValueError, match="'weights'.*refused by weights_only loading"):
+        yolo.evaluate_yolo(evil, data_yaml, device="cpu")
+    with pytest.raises(ValueError, match="'weights'.*refused by weights_only loading"):
+        yolo.predict_to_field(evil, digits["ds"].match_tags("test"), "never_written", device="cpu")
+    assert not marker.exists(), "the checkpoint's code ran"
+    assert not digits["ds"].has_sample_field("never_written")
+    # ultralytics' switches are back as they were
+    assert (tasks.SAFE_LOAD, data_utils.check_font, trainer_mod.check_amp) == saved

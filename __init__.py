@@ -9,6 +9,7 @@ from .plugins.autolabel.pipeline import zero_shot_detect
 from .plugins.scoring.operators import ComputeLabelEmbeddings, ScoreLabels
 from .plugins.triage.operators import AssignQueues, CalibrateTriage, TriageReport
 from .plugins.review.operators import FinalizeLabels, LoadReviewAnswers, ReviewLabels, SendForReview
+from .plugins.training.operators import TrainOnAccepted
 from .plugins.panels.label_map_panel import LabelMapPanel
 from .plugins.panels.verification_queues import VerificationQueues
 
@@ -24,6 +25,7 @@ def register(p):
     p.register(FinalizeLabels)
     p.register(SendForReview)
     p.register(LoadReviewAnswers)
+    p.register(TrainOnAccepted)
     p.register(VerificationQueues)
     p.register(LabelMapPanel)
 

@@ -228,6 +228,7 @@ def review_labels(
     if not rows:
         return summary
 
+    audit.delete_orphan_logs()
     action_id = audit.next_action_id(dataset)
     now = _now()
     after = dict(review=ACTIONS[action], reviewed_by=user, reviewed_at=now, review_action=action_id)

@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..common.fields import check_detections_field
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 from ..common import bulk, provenance, temp_evals
@@ -214,19 +215,6 @@ def _mean(a: np.ndarray) -> float | None:
 # ---------------------------------------------------------------------------
 
 
-def _check_detections_field(sample_collection, field_name: str, param: str) -> None:
-    import fiftyone as fo
-
-    field = sample_collection.get_field(field_name)
-    if field is None:
-        raise ValueError(f"Parameter '{param}': field '{field_name}' does not exist")
-    if getattr(field, "document_type", None) is not fo.Detections:
-        raise ValueError(
-            f"Parameter '{param}': field '{field_name}' must hold fo.Detections; "
-            f"got {type(field).__name__}"
-        )
-
-
 def latest_embeddings_run(dataset, label_field: str, embeddings_attr: str):
     """``(run_key, results)`` of the latest completed ``compute_label_embeddings``
     run on ``label_field``/``embeddings_attr``, or ``(None, None)``."""
@@ -352,15 +340,15 @@ def iter_score_labels(
         raise ValueError(f"Parameter 'k' must be a positive integer; got {k!r}")
     if not embeddings_attr or not embeddings_attr.isidentifier():
         raise ValueError(f"Parameter 'embeddings_attr' must be an identifier; got {embeddings_attr!r}")
-    _check_detections_field(sample_collection, label_field, "label_field")
+    check_detections_field(sample_collection, label_field, "label_field")
     if reference_field:
         if reference_field == label_field:
             raise ValueError("Parameter 'reference_field' must differ from 'label_field'")
-        _check_detections_field(sample_collection, reference_field, "reference_field")
+        check_detections_field(sample_collection, reference_field, "reference_field")
     for f in consensus_fields:
         if f == label_field:
             raise ValueError("Parameter 'consensus_fields' must not contain 'label_field'")
-        _check_detections_field(sample_collection, f, "consensus_fields")
+        check_detections_field(sample_collection, f, "consensus_fields")
 
     dataset = sample_collection._dataset
     root = f"{label_field}.detections"

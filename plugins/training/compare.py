@@ -42,7 +42,8 @@ from ..common.progress import run as run_progress
 from ..review import audit
 from ..triage.report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, _check_costs
 from . import yolo
-from .export import INCLUDE, check_detections_field, export_training_set, kept_labels_view, write_data_yaml
+from ..common.fields import check_detections_field
+from .export import INCLUDE, export_training_set, kept_labels_view, write_data_yaml
 
 METHOD = "train_on_accepted"
 MODELS = ("auto", "human")

@@ -26,6 +26,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..common.fields import check_detections_field
+
 INCLUDE = ("accepted", "accepted+green", "all")
 
 
@@ -70,22 +72,6 @@ def kept_labels_view(sample_collection, label_field: str, include: str, skip_emp
             view = view.match(F(f"{label_field}.detections").length() > 0)
         return view
     return sample_collection.filter_labels(label_field, expr, only_matches=skip_empty)
-
-
-def check_detections_field(sample_collection, field_name: str, param: str) -> None:
-    """Raises a ValueError naming ``param`` unless ``field_name`` is an
-    ``fo.Detections`` field of the collection."""
-    import fiftyone as fo
-
-    if not field_name or not isinstance(field_name, str):
-        raise ValueError(f"Parameter '{param}' must name a field; got {field_name!r}")
-    field = sample_collection.get_field(field_name)
-    if field is None:
-        raise ValueError(f"Parameter '{param}': field '{field_name}' does not exist")
-    if getattr(field, "document_type", None) is not fo.Detections:
-        raise ValueError(
-            f"Parameter '{param}': field '{field_name}' must hold fo.Detections; got {type(field).__name__}"
-        )
 
 
 def export_training_set(

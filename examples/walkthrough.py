@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -150,7 +151,9 @@ def build_digits(name: str, replace: bool, seed: int, copies: int):
     from digits_dataset import build_digits_dataset
 
     _free_name(name, replace)
+    # next to the other temporary files; the dataset refers to them by path
     image_dir = Path(tempfile.gettempdir()) / f"{name}-images"
+    shutil.rmtree(image_dir, ignore_errors=True)
     ds, info = build_digits_dataset(seed=seed, copies=copies, out_dir=str(image_dir), name=name)
     ds.persistent = True
     return ds, info
@@ -283,11 +286,11 @@ def calibrate(ds, args) -> bool:
         params.update(view_target="DATASET", gt_field="", use_reviews=True)
         view = None
     try:
-        result, _ = run_operator("calibrate_triage", ds, params, view=view)
-    except RuntimeError as e:
+        run_operator("calibrate_triage", ds, params, view=view)
+    except Exception as e:  # noqa: BLE001 - the operator's ValueError arrives wrapped
         if "no verified auto-labels" not in str(e):
             raise
-        print(f"  nothing verified yet ({e}).\n"
+        print("  nothing verified yet: no ground truth and no reviewed label.\n"
               "  Review a random sample of labels in the App (a few hundred), or pass --gt-field, then run\n"
               f"  again with --dataset {ds.name}: samples already labeled and embedded are skipped.")
         return False
@@ -412,10 +415,17 @@ def finalize(ds, args) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import_stoplight()
-    import fiftyone as fo
-
     ensure_plugin()
     workdir = tempfile.mkdtemp(prefix="stoplight-walkthrough-")
+    try:
+        return _walk(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _walk(args, workdir: str) -> int:
+    import fiftyone as fo
+
     detector, clip_model, clip = args.detector, args.clip_model, args.clip
     if args.offline_tiny:
         detector, clip_model, clip = tiny_checkpoints(args.backend, workdir)

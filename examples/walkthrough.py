@@ -42,6 +42,7 @@ PLUGIN = "@stoplight/autolabel"
 VERIFIED_TAG = "stoplight_verified"
 SIM_REVIEWER = "simulated-reviewer"
 DIGIT_CLASSES = [str(d) for d in range(10)]
+SCORES = ("hardness", "margin", "mistakenness", "knn_agreement", "rer", "clip_agreement", "consensus", "uncertainty")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 #: exit code when there is nothing verified to calibrate on (see module doc)
@@ -207,10 +208,12 @@ def _run_config(dataset, keys: list[str]) -> dict:
 
 
 def step(n: int, title: str) -> None:
+    """Prints a step's heading."""
     print(f"\n[{n}/7] {title}")
 
 
 def detect(ds, args, detector: str | None) -> None:
+    """Step 1: ``zero_shot_detect`` on the whole dataset (``detector`` None: the backend's default)."""
     step(1, "zero_shot_detect")
     params = dict(view_target="DATASET", backend=args.backend, classes=args.classes,
                   label_field=args.label_field, confidence_threshold=args.confidence_threshold,
@@ -229,6 +232,7 @@ def detect(ds, args, detector: str | None) -> None:
 
 
 def embed(ds, args, clip_model: str, clip: str) -> None:
+    """Step 2: ``compute_label_embeddings`` of every auto-label's crop."""
     step(2, "compute_label_embeddings")
     params = dict(view_target="DATASET", label_field=args.label_field, model_name=clip_model, pretrained=clip)
     if args.device:
@@ -241,6 +245,7 @@ def embed(ds, args, clip_model: str, clip: str) -> None:
 
 
 def score(ds, args, consensus_fields=None) -> None:
+    """Step 3: ``score_labels``; prints the signals that were written."""
     step(3, "score_labels")
     params = dict(view_target="DATASET", label_field=args.label_field)
     if consensus_fields:
@@ -249,9 +254,10 @@ def score(ds, args, consensus_fields=None) -> None:
         params["device"] = args.device
     _, keys = run_operator("score_labels", ds, params)
     cfg = _run_config(ds, keys)
+    # the signals that have evidence (score_labels leaves the others None)
+    written = [a for a in SCORES if ds.count(f"{args.label_field}.detections.{a}")]
     print(f"  run {keys[-1] if keys else '-'} ({cfg.get('status')}): {cfg.get('num_scored_labels', 0)} labels "
-          "scored (hardness, margin, kNN agreement, RER, CLIP agreement"
-          + (", consensus with " + ", ".join(consensus_fields) if consensus_fields else "") + ")")
+          f"scored; written: {', '.join(written)}")
 
 
 def choose_verified(ds, args):
@@ -273,6 +279,8 @@ def choose_verified(ds, args):
 
 
 def calibrate(ds, args) -> bool:
+    """Step 4: ``calibrate_triage`` on the verified subset (or on reviews without
+    ``--gt-field``); False when nothing is verified yet."""
     step(4, "calibrate_triage")
     params = dict(label_field=args.label_field, target_precision=args.target_precision)
     if args.gt_field:
@@ -304,6 +312,7 @@ def calibrate(ds, args) -> bool:
 
 
 def assign(ds, args) -> dict:
+    """Step 5: ``assign_queues``, then the ``triage_report`` operator's report, printed."""
     step(5, "assign_queues")
     run_operator("assign_queues", ds, dict(view_target="DATASET", label_field=args.label_field))
     result, _ = run_operator("triage_report", ds, dict(view_target="DATASET", label_field=args.label_field))
@@ -362,6 +371,8 @@ def outcomes(ds, args, label_ids: list[str]) -> dict[str, bool]:
 
 
 def review(ds, args) -> None:
+    """Step 6: ``review_labels`` on the first ``--review`` open yellow labels, decided
+    from the ground truth (a simulated reviewer); without it, lists them."""
     from stoplight.plugins.panels.queue_stats import next_yellow
 
     step(6, f"review_labels (first {args.review} yellow labels by review_rank)")
@@ -391,6 +402,8 @@ def review(ds, args) -> None:
 
 
 def finalize(ds, args) -> None:
+    """Step 7: ``finalize_labels`` (accepted + green); with ground truth, the
+    precision and recall of the final labels against it."""
     step(7, "finalize_labels (accepted + green nobody rejected)")
     final_field = f"{args.label_field}_final"
     result, _ = run_operator("finalize_labels", ds, dict(view_target="DATASET", label_field=args.label_field,
@@ -413,6 +426,7 @@ def finalize(ds, args) -> None:
 
 
 def main(argv=None) -> int:
+    """Runs the walkthrough; returns the exit code."""
     args = parse_args(argv)
     import_stoplight()
     ensure_plugin()

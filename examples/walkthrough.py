@@ -30,6 +30,7 @@ scoring, says so, and resumes where it stopped when run again with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -99,6 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--classes is required with --images and --dataset")
     if not 0.0 < args.verified_fraction <= 1.0:
         p.error(f"--verified-fraction must be in (0, 1]; got {args.verified_fraction}")
+    if args.digits and args.offline_tiny:
+        p.error("--offline-tiny has no effect with --digits (it runs no detector or CLIP)")
     if args.review < 0:
         p.error(f"--review must be >= 0; got {args.review}")
     return args
@@ -207,6 +210,20 @@ def _run_config(dataset, keys: list[str]) -> dict:
     return dataset.get_run_info(keys[-1]).config.serialize() if keys else {}
 
 
+@contextlib.contextmanager
+def _download_hint(option: str, given: bool):
+    """Turns a failure to load a default (downloaded) checkpoint into a
+    message saying how to run offline."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - any load failure gets the hint
+        if given:
+            raise
+        raise SystemExit(f"{e}\n\nThe default checkpoint is downloaded on first use; without internet pass "
+                         f"{option} <local checkpoint>, or --offline-tiny for a smoke run (meaningless labels), "
+                         "or --digits for a meaningful offline run") from e
+
+
 def step(n: int, title: str) -> None:
     """Prints a step's heading."""
     print(f"\n[{n}/7] {title}")
@@ -222,7 +239,8 @@ def detect(ds, args, detector: str | None) -> None:
         params["checkpoint"] = detector
     if args.device:
         params["device"] = args.device
-    _, keys = run_operator("zero_shot_detect", ds, params)
+    with _download_hint("--detector", given=bool(detector)):
+        _, keys = run_operator("zero_shot_detect", ds, params)
     cfg = _run_config(ds, keys)
     print(f"  run {keys[-1] if keys else '-'} ({cfg.get('status')}): {cfg.get('num_labels', 0)} labels on "
           f"{cfg.get('num_processed_samples', 0)} samples, {cfg.get('num_skipped_samples', 0)} skipped "
@@ -237,7 +255,8 @@ def embed(ds, args, clip_model: str, clip: str) -> None:
     params = dict(view_target="DATASET", label_field=args.label_field, model_name=clip_model, pretrained=clip)
     if args.device:
         params["device"] = args.device
-    _, keys = run_operator("compute_label_embeddings", ds, params)
+    with _download_hint("--clip", given=args.offline_tiny or os.path.isfile(clip)):
+        _, keys = run_operator("compute_label_embeddings", ds, params)
     cfg = _run_config(ds, keys)
     print(f"  run {keys[-1] if keys else '-'} ({cfg.get('status')}): {cfg.get('num_embedded_labels', 0)} labels "
           f"embedded with {clip_model}, {cfg.get('num_skipped_labels', 0)} skipped (already embedded), "

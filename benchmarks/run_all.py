@@ -351,8 +351,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", help="run only these steps (keys as printed)")
     ap.add_argument("--log", default=None, help="the steps' own output (default: a temp file)")
     ap.add_argument("--save", default=None, help="write every step's measurement to this JSON file")
-    ap.add_argument("--reprint", default=None, metavar="JSON",
-                    help="print the table of a run saved with --save, measuring nothing")
+    ap.add_argument("--reprint", nargs="+", default=None, metavar="JSON",
+                    help="print the table of runs saved with --save, measuring nothing (a step "
+                         "measured in a later file replaces the earlier one)")
     ap.add_argument("--_step", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._step:
@@ -360,12 +361,21 @@ def main(argv=None) -> int:
 
     mode_name = "quick" if args.quick else "full" if args.full else "default"
     if args.reprint:
-        saved = json.loads(Path(args.reprint).read_text())
-        steps = [Step(**d) for d in saved["steps"]]
-        print(f"## Stoplight benchmarks ({saved['mode']}), saved run of {saved['date']}: "
-              f"{saved['wall_s']:.0f} s wall, load average {saved['load'][0]:.1f} before / "
-              f"{saved['load'][1]:.1f} after\n")
-        print_table(build_rows(steps))
+        merged: dict[str, Step] = {}
+        for path in args.reprint:
+            saved = json.loads(Path(path).read_text())
+            print(f"- {path}: {saved['mode']} run of {saved['date']}, {saved['wall_s']:.0f} s wall, "
+                  f"load average {saved['load'][0]:.1f} before / {saved['load'][1]:.1f} after")
+            for d in saved["steps"]:
+                if d["result"] is not None or d["key"] not in merged:
+                    merged[d["key"]] = Step(**d)
+        print()
+        print_table(build_rows(list(merged.values())))
+        skipped = [s for s in merged.values() if s.result is None]
+        if skipped:
+            print("\nNot measured:")
+            for s in skipped:
+                print(f"- {s.key}: {s.skipped}")
         return 0
     budget = args.budget_s or (24 * 3600 if args.full else 840)
     steps, left_out = plan(mode_name)

@@ -321,23 +321,37 @@ def _run_step(step: Step, timeout: float, log) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             step.skipped = f"stopped after {timeout:.0f} s (its share of the time budget)"
-            _cleanup()
+            _cleanup(step)
             return
         finally:
             step.wall_s = time.perf_counter() - t0
         if rc or not out.exists():
             step.skipped = f"failed (exit code {rc}; see the log)"
-            _cleanup()
+            _cleanup(step)
             return
         step.result = json.loads(out.read_text())
 
 
-def _cleanup() -> None:
-    """Deletes benchmark datasets a stopped step left behind."""
+#: names of the datasets each kind of step creates (prefixes)
+_DATASETS = {
+    "writes": "stoplight-bench-writes-", "embeddings": "stoplight-bench-emb-",
+    "triage": "stoplight-bench-triage-{n}", "panels": "stoplight-bench-panels-{n}",
+    "scoring": "stoplight-bench-scoring-{n}",
+}
+
+
+def _cleanup(step: Step) -> None:
+    """Deletes the datasets a stopped step left behind (only its own names:
+    someone else's benchmark may share the database)."""
     import fiftyone as fo
 
+    prefix = _DATASETS.get(step.kind)
+    if prefix is None:  # labeling uses unnamed, non-persistent datasets
+        return
+    exact = "{n}" in prefix  # one size's dataset, not the bigger sizes' too
+    prefix = prefix.format(**step.cfg)
     for name in fo.list_datasets():
-        if name.startswith("stoplight-bench-"):
+        if name == prefix or (not exact and name.startswith(prefix)):
             fo.delete_dataset(name)
 
 

@@ -254,6 +254,26 @@ def _run_child(*argv) -> dict:
         return json.loads(out.read_text())
 
 
+def measure(n: int, recall: bool = False) -> dict:
+    """Builds ``n`` labels in one child process and scores them in another.
+
+    Returns:
+        the scoring child's result (``total`` seconds, ``cpu_s``, ``sig``
+        and ``timings`` per phase, ``peak_rss_gb``, ...) plus ``build``
+    """
+    import fiftyone as fo
+
+    name = f"stoplight-bench-scoring-{n}"
+    try:
+        built = _run_child("build", n, name)
+        row = _run_child("score+recall" if recall else "score", n, name)
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+    row["build"] = built["build"]
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],

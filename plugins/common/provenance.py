@@ -158,7 +158,8 @@ def recorded_run(
     Args:
         dataset: the dataset the run is registered on
         run_key: its key
-        record: the config dict :func:`start_run` returned
+        record: the config dict :func:`start_run` returned, or ``None``
+            when the caller keeps the record itself (nothing is stored)
         make_summary: builds the summary dict from the final status
         flush: writes what is still buffered (called once, first)
 
@@ -196,7 +197,7 @@ def recorded_run(
                                    run_key, error, e)
         run.summary = make_summary(run.status)
         try:
-            if record_end:
+            if record_end and record is not None:
                 finish_run(dataset, run_key, record, run.summary)
         except Exception as e:  # noqa: BLE001
             if error is None and late is None:

@@ -374,8 +374,13 @@ def test_label_map_panel_draws_selects_and_opens(fresh):
     sid_of = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
     app.call("on_point_click", id=chosen[0])
     assert app.ops("open_sample")[0]["id"] == sid_of[chosen[0]]
-    # an empty selection goes back to the base view
+    # an empty selection (Plotly sends one on a plain click and when it
+    # redraws the map after the view changed) keeps the user's selection
     app.call("on_map_selected", data=[])
+    assert not app.ops("set_view")
+    assert app.state["drill"] == {"label_ids": chosen}
+    # Show all goes back to the base view
+    app.call("show_all")
     assert app.view._stages == [] and app.state["drill"] is None
 
 

@@ -325,6 +325,24 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     assert app.ops("notify")[0]["variant"] == "error"
 
 
+def test_a_late_refresh_keeps_the_newer_selection(fresh):
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    assert app.state["num_selected_labels"] == 0
+    sid, lids = fresh.first().id, [d.id for d in fresh.first()[FIELD].detections]
+    # the user selects a label while the refresh of an earlier view change
+    # is still running; that refresh was requested with no selection and
+    # is answered last
+    app.selected_labels = [dict(label_id=lids[0], sample_id=sid, field=FIELD)]
+    app.call("on_change_selected_labels")
+    assert app.state["num_selected_labels"] == 1
+    app.selected_labels = []
+    app.call("on_change_view")
+    assert app.state["num_selected_labels"] == 1
+    app.call("on_change_selected_labels")
+    assert app.state["num_selected_labels"] == 0
+
+
 def test_next_yellow_row_opens_its_sample(fresh):
     app = Session(fresh, VerificationQueues())
     app.call("on_load")

@@ -62,10 +62,12 @@ class VerificationQueues(foo.Panel):
 
     def on_load(self, ctx):
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     def on_change_dataset(self, ctx):
         ctx.panel.state.set(dict(drill=None, label_field=None, calibration_key=None, message=None))
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     def on_change_view(self, ctx):
         self._refresh(ctx)
@@ -79,6 +81,7 @@ class VerificationQueues(foo.Panel):
     def on_change_label_field(self, ctx):
         ctx.panel.state.set(dict(label_field=ctx.params.get("value"), calibration_key=None, drill=None))
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     # -- navigation -----------------------------------------------------------
 
@@ -213,6 +216,10 @@ class VerificationQueues(foo.Panel):
         return base
 
     def _set_selection(self, ctx):
+        # only on load and on the App's selection events, never in _refresh:
+        # a refresh answered after a newer selection event (a slow
+        # on_change_view while the user selects a label) would otherwise
+        # put back the selection its request was sent with
         field = ctx.panel.state.label_field
         ctx.panel.state.set(
             dict(
@@ -228,7 +235,6 @@ class VerificationQueues(foo.Panel):
         dataset = ctx.dataset
         field = app_context.choose_label_field(dataset, ctx.panel.state.label_field)
         ctx.panel.state.set(dict(fields=app_context.label_fields(dataset), label_field=field))
-        self._set_selection(ctx)
         if field is None:
             ctx.panel.state.error = "This dataset has no fo.Detections field to review."
             return

@@ -7,6 +7,7 @@ from the context's executor, the way the App receives it."""
 from __future__ import annotations
 
 import collections
+import time
 
 import fiftyone as fo
 import numpy as np
@@ -14,10 +15,10 @@ import pytest
 from digits_dataset import build_digits_dataset
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from stoplight.plugins.panels import app_context, charts, label_map, queue_stats
+from stoplight.plugins.panels import app_context, charts, count_cache, label_map, queue_stats
 from stoplight.plugins.panels.label_map_panel import LabelMapPanel
 from stoplight.plugins.panels.verification_queues import VerificationQueues
-from stoplight.plugins.review.decisions import review_labels
+from stoplight.plugins.review.decisions import review_labels, undo_last
 from stoplight.plugins.triage import workflow
 
 FIELD = "autolabels"
@@ -76,6 +77,104 @@ def test_counts_match_the_labels_in_the_view(fresh):
     assert s["queues"]["yellow"]["rejected"] == 3 and s["yellow_open"] == s["queues"]["yellow"]["count"] - 3
     assert sum(c["total"] for c in s["by_class"].values()) == len(ids)
     assert s["progress"] == pytest.approx(10 / len(ids))
+
+
+# -- stored counts (count_cache) ----------------------------------------------------
+
+# the tests wait this long after a write before counting, so that the result
+# is stored; a write right after a store is then later than its token
+_SETTLE_S = 0.005
+
+
+def _plain(view, field=FIELD):
+    return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in queue_stats.count_labels(view, field))
+
+
+def _cached(view, field=FIELD):
+    time.sleep(2 * _SETTLE_S)
+    rows = count_cache.count_labels_cached(view, field, settle_s=_SETTLE_S)
+    return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows)
+
+
+def _stored(ds, field=FIELD):
+    return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}"})
+
+
+def test_stored_counts_equal_the_aggregation_through_writes(fresh, tmp_root):
+    assert _cached(fresh) == _plain(fresh)
+    assert _stored(fresh) is not None
+    ids, queue = _labels(fresh, "queue")
+    green = [i for i, q in zip(ids, queue) if q == "green"]
+    yellow = [i for i, q in zip(ids, queue) if q == "yellow"]
+    new = fo.Sample(filepath=str(tmp_root / "extra.png"),
+                    autolabels=fo.Detections(detections=[fo.Detection(label="7", queue="red", bounding_box=[0, 0, 1, 1])]))
+    steps = {
+        "accept": lambda: review_labels(fresh, FIELD, "accept", label_ids=green[:5], user="ann"),
+        "reject": lambda: review_labels(fresh, FIELD, "reject", label_ids=yellow[:2], user="bob"),
+        "undo": lambda: undo_last(fresh, user="bob"),
+        "queue removed": lambda: fresh.set_label_values(f"{FIELD}.detections.queue", {green[-1]: None}),
+        "re-triage": lambda: workflow.assign_queues(fresh, FIELD),
+        "label deleted": lambda: fresh.delete_labels(ids=[yellow[-1]]),
+        "samples deleted": lambda: fresh.delete_samples(fresh.take(3, seed=1)),
+        "sample added": lambda: fresh.add_sample(new),
+    }
+    for name, step in steps.items():
+        before = _plain(fresh)
+        step()
+        truth = _plain(fresh)
+        assert _cached(fresh) == truth, name
+        assert _cached(fresh.view()) == truth, name  # the App's view of the whole dataset
+        assert _stored(fresh)["token"]["samples"] == len(fresh), name
+        if name != "undo":  # undo restores the counts of before "reject"
+            assert truth != before, f"{name} changed no count: the step tests nothing"
+    # other views always run the aggregation and leave the stored counts alone
+    stored = _stored(fresh)
+    for view in (fresh.match_tags("verified"), fresh.filter_labels(FIELD, fo.ViewField("label") == "3"),
+                 fresh.take(10, seed=0)):
+        assert _cached(view) == _plain(view)
+        assert _cached(view) != _plain(fresh)
+    assert _stored(fresh) == stored
+
+
+def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
+    truth = _plain(fresh)
+    coll = count_cache._coll()
+
+    def tamper():
+        _cached(fresh)
+        coll.update_one({"_id": _stored(fresh)["_id"]}, {"$inc": {"rows.0.count": 1000}})
+        # the stored document is what is served while the token holds
+        assert _cached(fresh) != truth
+
+    tamper()
+    # any sample write, even one that changes no count, retires it
+    fresh.select_labels(ids=_labels(fresh)[0][:1]).tag_labels("seen")
+    assert _cached(fresh) == truth
+    tamper()
+    # a deleted sample (the least recently written: the newest write stays)
+    newest = fresh.bounds("last_modified_at")[1]
+    fresh.delete_samples(fresh.sort_by("last_modified_at").limit(1))
+    assert fresh.bounds("last_modified_at")[1] == newest
+    assert _cached(fresh) == _plain(fresh) != truth
+    # another field renamed into this one's name
+    tamper()
+    fresh.clone_sample_field(FIELD, "other")
+    fresh.set_values("other.detections.queue", [["red"] * len(d) for d in fresh.values("other.detections.id")])
+    fresh.rename_sample_field(FIELD, "before")
+    fresh.rename_sample_field("other", FIELD)
+    assert _cached(fresh) == _plain(fresh) != truth
+    assert {r[1] for r in _cached(fresh)} == {"red"}
+    # a result computed right after a write is not stored (and the old one goes)
+    fresh.tag_samples("touched")
+    rows = count_cache.count_labels_cached(fresh, FIELD, settle_s=3600)
+    assert sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows) == _plain(fresh)
+    assert _stored(fresh) is None
+    _cached(fresh)
+    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh) is None
+    with pytest.raises(ValueError, match="settle_s"):
+        count_cache.count_labels_cached(fresh, FIELD, settle_s=-1)
+    with pytest.raises(ValueError, match="nope"):
+        count_cache.count_labels_cached(fresh, "nope")
 
 
 def test_summary_of_no_rows_and_bad_field(fresh):

@@ -4,7 +4,7 @@ Counts by queue and class (tables and a stacked bar chart), review
 progress, expected precision, workload and cost from the triage report, the
 calibration curves, buttons to decide labels, and the next yellow labels in
 ``review_rank`` order. Every method only translates ``ctx`` into calls of
-:mod:`.queue_stats`, :mod:`.charts`, the triage report and the review core
+:mod:`.queue_stats` (:mod:`.count_cache` for the counts), :mod:`.charts`, the triage report and the review core
 (:mod:`..review.decisions`).
 
 Drill-down: a click on a queue, a class cell or a bar sets the App's view
@@ -29,7 +29,7 @@ import fiftyone.operators.types as types
 
 from ..review.decisions import review_labels, undo_last
 from ..review.operators import context_user
-from . import app_context, charts, queue_stats
+from . import app_context, charts, count_cache, queue_stats
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,8 @@ class VerificationQueues(foo.Panel):
             return
         ctx.panel.state.error = None
         base = self._base(ctx, field)
-        summary = queue_stats.summarize_counts(queue_stats.count_labels(base, field))
+        # the whole dataset's counts are stored while its samples are unchanged
+        summary = queue_stats.summarize_counts(count_cache.count_labels_cached(base, field))
         key = app_context.calibration_key(dataset, field, ctx.panel.state.calibration_key)
         report, calibration = None, None
         if key is not None:

@@ -47,6 +47,8 @@ from __future__ import annotations
 import datetime
 import logging
 
+import pymongo.errors
+
 from ..review.decisions import label_list_path
 from .queue_stats import count_labels
 
@@ -94,10 +96,14 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
     rows = count_labels(dataset, label_field)
     newest = token["last_modified_at"]
     settled = newest is None or (_now() - newest).total_seconds() >= settle_s
-    if settled and len(rows) <= MAX_STORED_ROWS:
-        coll.replace_one({"_id": key}, {"token": token, "rows": rows, "computed_at": _now()}, upsert=True)
-    elif stored is not None:
-        coll.delete_one({"_id": key, "token": stored.get("token")})
+    try:
+        if settled and len(rows) <= MAX_STORED_ROWS:
+            coll.replace_one({"_id": key}, {"token": token, "rows": rows, "computed_at": _now()}, upsert=True)
+        elif stored is not None:
+            coll.delete_one({"_id": key, "token": stored.get("token")})
+    except pymongo.errors.PyMongoError as e:
+        # storing only saves time later (e.g. a read-only database user)
+        logger.warning("Counts of '%s' not stored: %s", key, e)
     return rows
 
 

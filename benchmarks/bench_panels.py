@@ -10,8 +10,21 @@ the projection is cached). Filepaths do not exist: panels read no pixels.
 
 Timed, through the same calls the panels make:
 
-- ``counts``: :func:`count_labels` (one ``$unwind`` + ``$group``
-  aggregation) + :func:`summarize_counts` + the table rows and bar traces;
+- ``counts``, before and after side by side, in interleaved rounds, each
+  + :func:`summarize_counts` + the table rows and bar traces:
+
+  - *aggregation* (before): :func:`count_labels`, one ``$unwind`` +
+    ``$group`` aggregation over every label;
+  - *stored* (after, what the panel does while the dataset is unchanged):
+    :func:`count_labels_cached` finding valid stored counts (two index
+    look-ups + one document);
+  - *after a write* (after, the first refresh once the samples changed):
+    the stored counts forgotten, so the token, the aggregation and the
+    store; ``settle_s=0`` since this process is the only writer;
+
+- with ``--variants``: other aggregation pipelines for the same counts
+  (fields projected before the unwind, grouping on plain arrays, and the
+  floor: one pass over the label arrays without unwinding);
 - ``next yellow``: the sorted ``$limit`` aggregation;
 - ``panel load``: ``VerificationQueues.on_load`` + ``render`` with a real
   ``ExecutionContext`` (no calibration run: the triage report is timed by
@@ -25,6 +38,7 @@ Timed, through the same calls the panels make:
 
     python benchmarks/bench_panels.py                       # 100k, 1M
     python benchmarks/bench_panels.py --sizes 100000 --map
+    python benchmarks/bench_panels.py --sizes 100000 --variants --no-accept
 """
 
 from __future__ import annotations
@@ -111,6 +125,27 @@ class _App:
         return ctx
 
 
+def _variants(list_path: str) -> dict[str, list[dict]]:
+    """Other pipelines for the same counts (the rows differ in shape only)."""
+    lab = f"${list_path}"
+    review = lambda x: {"$cond": [{"$in": [x, ["accepted", "rejected"]]}, x, "pending"]}  # noqa: E731
+    return {
+        "fields projected, then unwind": [
+            {"$project": {"_l": {"$map": {"input": lab, "in": {"l": "$$this.label", "q": "$$this.queue", "r": "$$this.review"}}}}},
+            {"$unwind": "$_l"},
+            {"$group": {"_id": {"l": "$_l.l", "q": {"$ifNull": ["$_l.q", "unassigned"]}, "r": review("$_l.r")}, "n": {"$sum": 1}}},
+        ],
+        "arrays projected, group on array": [
+            {"$project": {"_l": {"$map": {"input": lab, "in": ["$$this.label", "$$this.queue", "$$this.review"]}}}},
+            {"$unwind": "$_l"},
+            {"$group": {"_id": "$_l", "n": {"$sum": 1}}},
+        ],
+        "floor: one pass, no unwind": [
+            {"$group": {"_id": None, "n": {"$sum": {"$size": {"$ifNull": [lab, []]}}}}},
+        ],
+    }
+
+
 def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -125,35 +160,63 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--map", action="store_true", help="also time the label map (adds 64-d embeddings)")
     ap.add_argument("--no-accept", action="store_true", help="skip the accept-all-green timing")
+    ap.add_argument("--variants", action="store_true", help="also time other aggregation pipelines for the counts")
     args = ap.parse_args(argv)
     import_stoplight()
-    from stoplight.plugins.panels import charts, label_map, queue_stats
+    from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
     from stoplight.plugins.panels.label_map_panel import LabelMapPanel
     from stoplight.plugins.panels.verification_queues import VerificationQueues
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; best of 3 where marked *")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; best of 3 interleaved rounds where marked *")
     rows = []
     for n in args.sizes:
         t0 = time.perf_counter()
         ds = build(n, f"stoplight-bench-panels-{n}", with_embeddings=args.map)
         t_build = time.perf_counter() - t0
 
-        def counts():
-            s = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
+        def counts(count_fn):
+            s = queue_stats.summarize_counts(count_fn(ds, "autolabels"))
             return s, charts.queue_rows(s), charts.class_rows(s), charts.counts_bar_traces(s)
 
-        t_counts, (summary, *_) = _timed(counts, 3)
+        def stored(sc, field):
+            return count_cache.count_labels_cached(sc, field, settle_s=0)
+
+        def after_write(sc, field):
+            count_cache.forget_counts(ds)
+            return stored(sc, field)
+
+        contenders = dict(aggregation=lambda: counts(queue_stats.count_labels),
+                          stored=lambda: counts(stored), after_write=lambda: counts(after_write))
+        if args.variants:
+            path = "autolabels.detections"
+            for k, pipe in _variants(path).items():
+                contenders[k] = lambda pipe=pipe: list(ds._aggregate(pipeline=pipe))
+        best = {k: float("inf") for k in contenders}
+        results = {}
+        counts(stored)  # stores the counts: "stored" then finds them
+        for _ in range(3):  # interleaved rounds, best of each
+            for k, fn in contenders.items():
+                t, results[k] = _timed(fn)
+                best[k] = min(best[k], t)
+        summary = results["aggregation"][0]
         assert summary["total"] == n
+        assert results["stored"][0] == summary and results["after_write"][0] == summary
+        t_counts = best["aggregation"]
         t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), 3)
         assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
         app = _App(ds, VerificationQueues())
         t_load, _ = _timed(lambda: app.call("on_load"), 3)
-        row = dict(n=n, build=t_build, counts=t_counts, next=t_next, load=t_load)
+        row = dict(n=n, build=t_build, counts=t_counts, stored=best["stored"], after_write=best["after_write"],
+                   next=t_next, load=t_load, variants={k: best[k] for k in contenders if k not in
+                                                       ("aggregation", "stored", "after_write")})
         if not args.no_accept:
             pending = summary["queues"]["green"]["pending"]
             t_accept, _ = _timed(lambda: app.call("accept_green"))
             after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
             assert after["queues"]["green"]["pending"] == 0
+            # the stored counts of before the decisions are not served
+            assert queue_stats.summarize_counts(stored(ds, "autolabels")) == after
             row.update(accept=t_accept, accepted=pending)
         if args.map:
             t_proj, _ = _timed(lambda: label_map.compute_label_map(ds, "autolabels", method="pca"))
@@ -163,13 +226,22 @@ def main(argv=None) -> int:
             t_redraw, _ = _timed(lambda: mapp.call("on_change_view"), 3)
             row.update(project=t_proj, map_first=t_first, map_redraw=t_redraw, shown=mapp.state["info"]["shown"])
         rows.append(row)
+        count_cache.forget_counts(ds)
         ds.delete()
 
-    print("\n| labels | counts + table* | next yellow* | panel load* | accept all green (labels) | build (not timed) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("\n| labels | counts + table: aggregation (before)* | stored (after)* | before / after | after a write* "
+          "| next yellow* | panel load* | accept all green (labels) | build (not timed) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         acc = f"{r['accept']:.1f} s ({r['accepted']:,})" if "accept" in r else "—"
-        print(f"| {r['n']:,} | {r['counts']:.3f} s | {r['next']:.3f} s | {r['load']:.3f} s | {acc} | {r['build']:.0f} s |")
+        print(f"| {r['n']:,} | {r['counts']:.3f} s | {r['stored']:.4f} s | {r['counts'] / r['stored']:.0f}× "
+              f"| {r['after_write']:.3f} s | {r['next']:.3f} s | {r['load']:.3f} s | {acc} | {r['build']:.0f} s |")
+    if args.variants:
+        print("\n| labels | pipeline | time* | / aggregation |")
+        print("|---:|---|---:|---:|")
+        for r in rows:
+            for k, t in [("aggregation ($unwind + $group, as shipped)", r["counts"]), *r["variants"].items()]:
+                print(f"| {r['n']:,} | {k} | {t:.3f} s | {t / r['counts']:.2f} |")
     if args.map:
         print("\n| labels | PCA projection + store | map first load | map redraw* | points drawn |")
         print("|---:|---:|---:|---:|---:|")

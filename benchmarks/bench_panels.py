@@ -172,7 +172,8 @@ def main(argv=None) -> int:
     rows = []
     for n in args.sizes:
         t0 = time.perf_counter()
-        ds = build(n, f"stoplight-bench-panels-{n}", with_embeddings=args.map)
+        # the process id in the name: two runs sharing a database must not delete each other's dataset
+        ds = build(n, f"stoplight-bench-panels-{n}-{os.getpid()}", with_embeddings=args.map)
         t_build = time.perf_counter() - t0
 
         def counts(count_fn):

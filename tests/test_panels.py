@@ -96,8 +96,8 @@ def _cached(view, field=FIELD):
     return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows)
 
 
-def _stored(ds, field=FIELD):
-    return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}"})
+def _stored(ds, field=FIELD, what="counts"):
+    return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}/{what}"})
 
 
 def test_stored_counts_equal_the_aggregation_through_writes(fresh, tmp_root):
@@ -175,6 +175,29 @@ def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
         count_cache.count_labels_cached(fresh, FIELD, settle_s=-1)
     with pytest.raises(ValueError, match="nope"):
         count_cache.count_labels_cached(fresh, "nope")
+
+
+def test_stored_next_yellow_follows_decisions(fresh):
+    def nxt(view):
+        time.sleep(2 * _SETTLE_S)
+        return count_cache.next_yellow_cached(view, FIELD, 5, settle_s=_SETTLE_S)
+
+    first = nxt(fresh)
+    assert first == queue_stats.next_yellow(fresh, FIELD, 5) and len(first) == 5
+    assert _stored(fresh, what="next_yellow_5")["rows"] == first
+    coll = count_cache._coll()
+    coll.update_one({"_id": f"{fresh._doc.id}/{FIELD}/next_yellow_5"}, {"$set": {"rows": first[::-1]}})
+    assert nxt(fresh) == first[::-1]  # served while the samples are unchanged
+    # deciding the first yellow label retires it: the list moves up
+    review_labels(fresh, FIELD, "accept", label_ids=[first[0]["label_id"]], user="ann")
+    moved = nxt(fresh)
+    assert moved == queue_stats.next_yellow(fresh, FIELD, 5) and moved[:4] == first[1:]
+    # a view runs the query
+    view = fresh.match_tags("verified")
+    assert nxt(view) == queue_stats.next_yellow(view, FIELD, 5) != moved
+    with pytest.raises(ValueError, match="limit"):
+        count_cache.next_yellow_cached(fresh, FIELD, 0)
+    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh, what="next_yellow_5") is None
 
 
 def test_summary_of_no_rows_and_bad_field(fresh):

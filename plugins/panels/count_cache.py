@@ -1,4 +1,5 @@
-"""Stored label counts of a whole dataset, reused while its samples are unchanged.
+"""Stored label counts (and next yellow labels) of a whole dataset, reused
+while its samples are unchanged.
 
 :func:`.queue_stats.count_labels` reads every label: one aggregation that
 costs ~1.4 s at 1M labels, most of it MongoDB reading the sample documents
@@ -6,12 +7,13 @@ costs ~1.4 s at 1M labels, most of it MongoDB reading the sample documents
 unwinding fewer fields did not come close to 0.5 s; see
 ``benchmarks/bench_panels.py``). The verification panel asks for the same
 counts on every view change, drill-down click and decision, mostly for the
-whole dataset. So the whole dataset's counts are stored, one document per
-``(dataset, label field)`` in the ``stoplight_panel_counts`` collection of
-FiftyOne's database, together with a *token* of the samples they were
-computed from::
+whole dataset; the next yellow labels (:func:`.queue_stats.next_yellow`,
+a sorted ``$limit`` over every label, ~1.7 s at 1M) likewise. So the whole
+dataset's results are stored, one document per ``(dataset, label field,
+result)`` in the ``stoplight_panel_counts`` collection of FiftyOne's
+database, together with a *token* of the samples they were computed from::
 
-    {_id: "<dataset id>/<label field>", token: {samples, last_modified_at}, rows}
+    {_id: "<dataset id>/<label field>/counts", token: {samples, last_modified_at}, rows}
 
 A stored count is used only when the token read now is identical: the
 number of samples and the largest ``last_modified_at`` of any sample (both
@@ -50,7 +52,7 @@ import logging
 import pymongo.errors
 
 from ..review.decisions import label_list_path
-from .queue_stats import count_labels
+from .queue_stats import count_labels, next_yellow
 
 logger = logging.getLogger(__name__)
 
@@ -80,35 +82,28 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
         ValueError: if ``label_field`` is not a label list field, or
             ``settle_s`` is negative
     """
-    if not isinstance(settle_s, (int, float)) or settle_s < 0:
-        raise ValueError(f"Parameter 'settle_s' must be a number >= 0; got {settle_s!r}")
-    label_list_path(sample_collection, label_field)
-    dataset = _whole_dataset(sample_collection)
-    if dataset is None:
-        return count_labels(sample_collection, label_field)
-    key = f"{dataset._doc.id}/{label_field}"
-    coll = _coll()
-    # read before the aggregation: a write during it leaves an older token
-    token = _token(dataset)
-    stored = coll.find_one({"_id": key})
-    if stored is not None and stored.get("token") == token:
-        return stored["rows"]
-    rows = count_labels(dataset, label_field)
-    newest = token["last_modified_at"]
-    settled = newest is None or (_now() - newest).total_seconds() >= settle_s
-    try:
-        if settled and len(rows) <= MAX_STORED_ROWS:
-            coll.replace_one({"_id": key}, {"token": token, "rows": rows, "computed_at": _now()}, upsert=True)
-        elif stored is not None:
-            coll.delete_one({"_id": key, "token": stored.get("token")})
-    except pymongo.errors.PyMongoError as e:
-        # storing only saves time later (e.g. a read-only database user)
-        logger.warning("Counts of '%s' not stored: %s", key, e)
-    return rows
+    return _cached(sample_collection, label_field, "counts", lambda sc: count_labels(sc, label_field), settle_s)
+
+
+def next_yellow_cached(
+    sample_collection, label_field: str, limit: int = 10, settle_s: float = SETTLE_S
+) -> list[dict]:
+    """:func:`.queue_stats.next_yellow`, stored and served like
+    :func:`count_labels_cached` (the same token: any write retires it).
+
+    Raises:
+        ValueError: as :func:`.queue_stats.next_yellow` and
+            :func:`count_labels_cached`
+    """
+    return _cached(
+        sample_collection, label_field, f"next_yellow_{limit}",
+        lambda sc: next_yellow(sc, label_field, limit), settle_s,
+    )
 
 
 def forget_counts(dataset) -> int:
-    """Deletes the stored counts of ``dataset`` (all label fields).
+    """Deletes the stored counts and next yellow labels of ``dataset`` (all
+    label fields).
 
     Never needed for correctness (a stale count is never used); frees the
     documents, e.g. when a dataset is deleted.
@@ -118,6 +113,36 @@ def forget_counts(dataset) -> int:
     """
     prefix = f"{dataset._doc.id}/"
     return _coll().delete_many({"_id": {"$regex": f"^{prefix}"}}).deleted_count
+
+
+def _cached(sample_collection, label_field: str, what: str, compute, settle_s: float) -> list[dict]:
+    """``compute(sample_collection)``, or its stored result when that was
+    computed from the same samples of the whole dataset (module docstring)."""
+    if isinstance(settle_s, bool) or not isinstance(settle_s, (int, float)) or settle_s < 0:
+        raise ValueError(f"Parameter 'settle_s' must be a number >= 0; got {settle_s!r}")
+    label_list_path(sample_collection, label_field)
+    dataset = _whole_dataset(sample_collection)
+    if dataset is None:
+        return compute(sample_collection)
+    key = f"{dataset._doc.id}/{label_field}/{what}"
+    coll = _coll()
+    # read before computing: a write meanwhile leaves an older token
+    token = _token(dataset)
+    stored = coll.find_one({"_id": key})
+    if stored is not None and stored.get("token") == token:
+        return stored["rows"]
+    rows = compute(dataset)
+    newest = token["last_modified_at"]
+    settled = newest is None or (_now() - newest).total_seconds() >= settle_s
+    try:
+        if settled and len(rows) <= MAX_STORED_ROWS:
+            coll.replace_one({"_id": key}, {"token": token, "rows": rows, "computed_at": _now()}, upsert=True)
+        elif stored is not None:
+            coll.delete_one({"_id": key, "token": stored.get("token")})
+    except pymongo.errors.PyMongoError as e:
+        # storing only saves time later (e.g. a read-only database user)
+        logger.warning("Panel results '%s' not stored: %s", key, e)
+    return rows
 
 
 def _whole_dataset(sample_collection):

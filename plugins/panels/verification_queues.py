@@ -240,7 +240,8 @@ class VerificationQueues(foo.Panel):
             return
         ctx.panel.state.error = None
         base = self._base(ctx, field)
-        # the whole dataset's counts are stored while its samples are unchanged
+        # the whole dataset's counts (and next yellow labels) are stored while
+        # its samples are unchanged
         summary = queue_stats.summarize_counts(count_cache.count_labels_cached(base, field))
         key = app_context.calibration_key(dataset, field, ctx.panel.state.calibration_key)
         report, calibration = None, None
@@ -250,7 +251,7 @@ class VerificationQueues(foo.Panel):
                 report = triage_report(base, field, key)
             except ValueError as e:
                 logger.warning("Triage report unavailable: %s", e)
-        upcoming = queue_stats.next_yellow(base, field, NEXT_YELLOW)
+        upcoming = count_cache.next_yellow_cached(base, field, NEXT_YELLOW)
         qrows = charts.queue_rows(summary, report)
         ctx.panel.state.set(
             dict(

@@ -2,13 +2,12 @@
 while its samples are unchanged.
 
 :func:`.queue_stats.count_labels` reads every label: one aggregation that
-costs ~1.4 s at 1M labels, most of it MongoDB reading the sample documents
-(projecting only the needed attributes, grouping on plain arrays or
-unwinding fewer fields did not come close to 0.5 s; see
-``benchmarks/bench_panels.py``). The verification panel asks for the same
+costs 0.75-1.4 s at 1M labels on a shared 2-core machine (projecting only
+the needed attributes or grouping on plain arrays did not come close to
+0.5 s; see ``benchmarks/bench_panels.py --variants``). The verification panel asks for the same
 counts on every view change, drill-down click and decision, mostly for the
 whole dataset; the next yellow labels (:func:`.queue_stats.next_yellow`,
-a sorted ``$limit`` over every label, ~1.7 s at 1M) likewise. So the whole
+a sorted ``$limit`` over every label, 1.7-2.8 s at 1M) likewise. So the whole
 dataset's results are stored, one document per ``(dataset, label field,
 result)`` in the ``stoplight_panel_counts`` collection of FiftyOne's
 database, together with a *token* of the samples they were computed from::

@@ -470,11 +470,19 @@ def test_next_yellow_row_opens_its_sample(fresh):
     app.call("on_load")
     first = queue_stats.next_yellow(fresh, FIELD, 1)[0]
     app.call("on_next_cell", row=0, column=0)
-    assert app.ops("open_sample")[0]["id"] == first["sample_id"]
     assert _labels(app.view)[0] == [first["label_id"]]
+    # the sample opens once the App has applied the view (a view change
+    # landing after open_sample would close the modal)
+    assert not app.ops("open_sample")
     app.call("on_change_view")
+    assert app.ops("open_sample")[0]["id"] == first["sample_id"]
     assert app.state["drill"] == {"label_ids": [first["label_id"]]}
     assert app.state["summary"]["total"] == fresh.count(f"{FIELD}.detections")
+    app.call("on_change_view")
+    assert not app.ops("open_sample")  # once
+    # the same row again: the view is already that one, the sample opens now
+    app.call("on_next_cell", row=0, column=0)
+    assert app.ops("open_sample")[0]["id"] == first["sample_id"] and not app.ops("set_view")
 
 
 def test_panels_without_labels_say_so(tmp_root):

@@ -71,6 +71,10 @@ class VerificationQueues(foo.Panel):
 
     def on_change_view(self, ctx):
         self._refresh(ctx)
+        pending = ctx.panel.state.open_sample
+        if pending:
+            ctx.panel.state.open_sample = None
+            ctx.ops.open_sample(id=pending)
 
     def on_change_selected_labels(self, ctx):
         self._set_selection(ctx)
@@ -120,9 +124,13 @@ class VerificationQueues(foo.Panel):
         if not (isinstance(row, int) and 0 <= row < len(rows)):
             return
         label_id, sample_id = rows[row]
-        field = ctx.panel.state.label_field
-        self._drill(ctx, label_ids=[label_id])
-        ctx.ops.open_sample(id=sample_id)
+        if self._drill(ctx, label_ids=[label_id]):
+            # the App closes the modal when a view change lands, and set_view
+            # lands later than open_sample: the sample is opened by
+            # on_change_view, once the App has applied the new view
+            ctx.panel.state.open_sample = sample_id
+        else:
+            ctx.ops.open_sample(id=sample_id)
 
     def show_all(self, ctx):
         field = ctx.panel.state.label_field
@@ -200,14 +208,19 @@ class VerificationQueues(foo.Panel):
         ctx.panel.state.message = f"⚠ {message}"
         ctx.ops.notify(message, variant="error")
 
-    def _drill(self, ctx, **drill):
+    def _drill(self, ctx, **drill) -> bool:
+        """Sets the view to the base view drilled down; returns whether that
+        changes the App's view."""
         field = ctx.panel.state.label_field
         if not field:
-            return
+            return False
         base = self._base(ctx, field)
         view = queue_stats.drill_view(base, field, drill)
         ctx.panel.state.drill = drill
+        if view._serialize(include_uuids=False) == ctx.view._serialize(include_uuids=False):
+            return False
         ctx.ops.set_view(view)
+        return True
 
     def _base(self, ctx, field):
         base, found = queue_stats.strip_drilldown(ctx.view, field, ctx.panel.state.drill)

@@ -8,7 +8,8 @@ from .plugins.autolabel.operators import ZeroShotDetect
 from .plugins.autolabel.pipeline import zero_shot_detect
 from .plugins.scoring.operators import ComputeLabelEmbeddings, ScoreLabels
 from .plugins.triage.operators import AssignQueues, CalibrateTriage, TriageReport
-from .plugins.review.operators import FinalizeLabels, ReviewLabels
+from .plugins.review.operators import FinalizeLabels, LoadReviewAnswers, ReviewLabels, SendForReview
+from .plugins.training.operators import TrainOnAccepted
 from .plugins.panels.label_map_panel import LabelMapPanel
 from .plugins.panels.verification_queues import VerificationQueues
 
@@ -22,6 +23,9 @@ def register(p):
     p.register(TriageReport)
     p.register(ReviewLabels)
     p.register(FinalizeLabels)
+    p.register(SendForReview)
+    p.register(LoadReviewAnswers)
+    p.register(TrainOnAccepted)
     p.register(VerificationQueues)
     p.register(LabelMapPanel)
 

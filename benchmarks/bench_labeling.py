@@ -75,6 +75,90 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def measure(backend: str = "yolo-world", size: str = "full", num_images: int = 32,
+            batch_size: int = 8, rounds: int = 2, device: str | None = None,
+            threshold: float = 0.2) -> dict:
+    """Runs the three contenders side by side; returns their medians.
+
+    Returns:
+        ``{"images_per_s": {method: img/s}, "labels": {method: n},
+        "timings": Stoplight's per-stage seconds (last round), "device",
+        "peak_rss_mib", "peak_gpu_mib"}``; ``apply_model`` is absent for
+        backends FiftyOne does not wrap
+    """
+    import_stoplight()
+    import fiftyone as fo
+    import torch
+
+    from stoplight.plugins.autolabel.backends import get_backend
+    from stoplight.plugins.autolabel.models import load_detector
+    from stoplight.plugins.autolabel.pipeline import zero_shot_detect
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tmp = Path(tempfile.mkdtemp(prefix="stoplight-bench-"))
+    classes = ["person", "bus", "car", "flower", "building", "tie"]
+    try:
+        cls = get_backend(backend)
+        ckpt = cls.build_random_checkpoint(str(tmp / "ckpt"), size=size)
+        detector = load_detector(backend, ckpt, device=device, cache=False)
+        detector.set_prompts(classes)
+        paths = _images(num_images, tmp / "images")
+        ds = fo.Dataset()
+        ds.add_samples([fo.Sample(filepath=p) for p in paths], progress=False)
+
+        apply_model = None
+        if getattr(detector, "wrapper", None) is not None:
+            # the ultralytics model object holding the very same torch
+            # network (fused, prompts installed): FiftyOne wraps it natively
+            apply_model = detector.wrapper
+
+        # warm-up: first-call allocations, cudnn autotune, lazy imports
+        _bare_loop(detector, paths[:batch_size], batch_size)
+        zero_shot_detect(ds.limit(batch_size), classes=classes, detector=detector,
+                         batch_size=batch_size, label_field="warmup", progress=False)
+        if apply_model is not None:
+            ds.limit(2).apply_model(apply_model, label_field="warmup_apply",
+                                    batch_size=batch_size, progress=False)
+
+        times = {"bare loop": [], "stoplight": [], "apply_model": []}
+        labels = {}
+        timings = None
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            _bare_loop(detector, paths, batch_size)
+            _sync(device)
+            times["bare loop"].append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            summary = zero_shot_detect(
+                ds, classes=classes, detector=detector, batch_size=batch_size,
+                confidence_threshold=threshold, label_field="stoplight",
+                overwrite=True, progress=False,
+            )
+            _sync(device)
+            times["stoplight"].append(time.perf_counter() - t0)
+            labels["stoplight"] = summary["num_labels"]
+            timings = summary["timings"]
+
+            if apply_model is not None:
+                t0 = time.perf_counter()
+                ds.apply_model(apply_model, label_field="apply_model", batch_size=batch_size,
+                               confidence_thresh=threshold, progress=False)
+                _sync(device)
+                times["apply_model"].append(time.perf_counter() - t0)
+                labels["apply_model"] = ds.count("apply_model.detections")
+        ds.delete()
+        med = {k: statistics.median(v) for k, v in times.items() if v}
+        return dict(
+            images_per_s={k: num_images / v for k, v in med.items()}, labels=labels,
+            timings=timings, device=device,
+            peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            peak_gpu_mib=torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="yolo-world")
@@ -86,96 +170,30 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, default=0.2)
     args = parser.parse_args(argv)
 
-    import_stoplight()
-    import fiftyone as fo
-    import torch
-
-    from stoplight.plugins.autolabel.backends import get_backend
-    from stoplight.plugins.autolabel.models import load_detector
-    from stoplight.plugins.autolabel.pipeline import zero_shot_detect
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tmp = Path(tempfile.mkdtemp(prefix="stoplight-bench-"))
-    classes = ["person", "bus", "car", "flower", "building", "tie"]
-    try:
-        cls = get_backend(args.backend)
-        ckpt = cls.build_random_checkpoint(str(tmp / "ckpt"), size=args.size)
-        detector = load_detector(args.backend, ckpt, device=device, cache=False)
-        detector.set_prompts(classes)
-        paths = _images(args.num_images, tmp / "images")
-        ds = fo.Dataset()
-        ds.add_samples([fo.Sample(filepath=p) for p in paths])
-
-        apply_model = None
-        if getattr(detector, "wrapper", None) is not None:
-            # the ultralytics model object holding the very same torch
-            # network (fused, prompts installed): FiftyOne wraps it natively
-            apply_model = detector.wrapper
-
-        # warm-up: first-call allocations, cudnn autotune, lazy imports
-        _bare_loop(detector, paths[: args.batch_size], args.batch_size)
-        zero_shot_detect(ds.limit(args.batch_size), classes=classes, detector=detector,
-                         batch_size=args.batch_size, label_field="warmup", progress=False)
-        if apply_model is not None:
-            ds.limit(2).apply_model(apply_model, label_field="warmup_apply",
-                                    batch_size=args.batch_size, progress=False)
-
-        times = {"bare loop": [], "stoplight": [], "apply_model": []}
-        labels = {}
-        timings = None
-        for r in range(args.rounds):
-            t0 = time.perf_counter()
-            _bare_loop(detector, paths, args.batch_size)
-            _sync(device)
-            times["bare loop"].append(time.perf_counter() - t0)
-
-            t0 = time.perf_counter()
-            summary = zero_shot_detect(
-                ds, classes=classes, detector=detector, batch_size=args.batch_size,
-                confidence_threshold=args.threshold, label_field="stoplight",
-                overwrite=True, progress=False,
-            )
-            _sync(device)
-            times["stoplight"].append(time.perf_counter() - t0)
-            labels["stoplight"] = summary["num_labels"]
-            timings = summary["timings"]
-
-            if apply_model is not None:
-                t0 = time.perf_counter()
-                ds.apply_model(apply_model, label_field="apply_model", batch_size=args.batch_size,
-                               confidence_thresh=args.threshold, progress=False)
-                _sync(device)
-                times["apply_model"].append(time.perf_counter() - t0)
-                labels["apply_model"] = ds.count("apply_model.detections")
-
-        med = {k: statistics.median(v) for k, v in times.items() if v}
-        ips = {k: args.num_images / v for k, v in med.items()}
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-
-        print()
-        print(f"Labeling benchmark: backend={args.backend} ({args.size} architecture, RANDOM weights, "
-              f"labels meaningless), device={device}, images={args.num_images}, "
-              f"batch={args.batch_size}, rounds={args.rounds} (median)")
-        print(f"{'method':<14}{'images/s':>10}{'vs bare':>10}{'stoplight vs':>14}{'labels':>8}")
-        for k in ("bare loop", "stoplight", "apply_model"):
-            if k not in ips:
-                print(f"{k:<14}{'n/a':>10}  (FiftyOne has no apply_model wrapper for this backend here)")
-                continue
-            print(f"{k:<14}{ips[k]:>10.2f}{ips[k] / ips['bare loop']:>9.2f}x"
-                  f"{ips['stoplight'] / ips[k]:>13.2f}x{labels.get(k, ''):>8}")
-        print("\nstoplight time by stage (last round; decode+prepare run in background threads): "
-              + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in timings.items()))
-        print(f"peak RSS {peak_rss:.0f} MiB" + (f", peak GPU memory {gpu_peak:.0f} MiB" if gpu_peak else ""))
-        targets = [("stoplight / bare loop", ips["stoplight"] / ips["bare loop"], 0.9)]
-        if "apply_model" in ips:
-            targets.append(("stoplight / apply_model", ips["stoplight"] / ips["apply_model"], 1.5))
-        for name, value, target in targets:
-            print(f"{name}: {value:.2f}x (target >= {target}x) {'OK' if value >= target else 'BELOW TARGET'}")
-        ds.delete()
-        return 0
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    r = measure(args.backend, args.size, args.num_images, args.batch_size, args.rounds,
+                args.device, args.threshold)
+    ips, labels, timings = r["images_per_s"], r["labels"], r["timings"]
+    print()
+    print(f"Labeling benchmark: backend={args.backend} ({args.size} architecture, RANDOM weights, "
+          f"labels meaningless), device={r['device']}, images={args.num_images}, "
+          f"batch={args.batch_size}, rounds={args.rounds} (median)")
+    print(f"{'method':<14}{'images/s':>10}{'vs bare':>10}{'stoplight vs':>14}{'labels':>8}")
+    for k in ("bare loop", "stoplight", "apply_model"):
+        if k not in ips:
+            print(f"{k:<14}{'n/a':>10}  (FiftyOne has no apply_model wrapper for this backend here)")
+            continue
+        print(f"{k:<14}{ips[k]:>10.2f}{ips[k] / ips['bare loop']:>9.2f}x"
+              f"{ips['stoplight'] / ips[k]:>13.2f}x{labels.get(k, ''):>8}")
+    print("\nstoplight time by stage (last round; decode+prepare run in background threads): "
+          + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in timings.items()))
+    gpu_peak = r["peak_gpu_mib"]
+    print(f"peak RSS {r['peak_rss_mib']:.0f} MiB" + (f", peak GPU memory {gpu_peak:.0f} MiB" if gpu_peak else ""))
+    targets = [("stoplight / bare loop", ips["stoplight"] / ips["bare loop"], 0.9)]
+    if "apply_model" in ips:
+        targets.append(("stoplight / apply_model", ips["stoplight"] / ips["apply_model"], 1.5))
+    for name, value, target in targets:
+        print(f"{name}: {value:.2f}x (target >= {target}x) {'OK' if value >= target else 'BELOW TARGET'}")
+    return 0
 
 
 if __name__ == "__main__":

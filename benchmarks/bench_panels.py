@@ -22,6 +22,8 @@ Timed, through the same calls the panels make:
     the stored counts forgotten, so the token, the aggregation and the
     store; ``settle_s=0`` since this process is the only writer;
 
+- ``bare $unwind + $group``: the floor the counts stand on, one bare
+  aggregation (for scale, as ``run_all.py`` reports it);
 - with ``--variants``: other aggregation pipelines for the same counts
   (fields projected before the unwind, grouping on plain arrays, and the
   floor: one pass over the label arrays without unwinding);
@@ -81,7 +83,7 @@ def build(n: int, name: str, with_embeddings: bool = False):
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
     # persistent: another FiftyOne process starting on a shared database
-    # deletes the non-persistent datasets it finds (main() deletes this one)
+    # deletes the non-persistent datasets it finds (measure() deletes this one)
     ds = fo.Dataset(name, persistent=True)
     tmpl = fo.Sample(filepath="/nonexistent/t.jpg",
                      autolabels=fo.Detections(detections=[fo.Detection(label="x", bounding_box=[0, 0, 1, 1])]))
@@ -159,6 +161,101 @@ def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
+def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3, variants: bool = False) -> dict:
+    """Builds ``n`` triaged labels (not timed), then times the panels' calls.
+
+    Also times the floor those calls stand on: one bare MongoDB aggregation
+    that unwinds every label and groups them by class, queue and review
+    state (what any count over the labels has to pay).
+
+    Returns:
+        ``{"n", "build", "bare_group", "counts", "stored", "after_write",
+        "next", "next_stored", "load", "variants"}`` (seconds, best of
+        ``repeat`` interleaved rounds; ``counts`` is the aggregation, i.e.
+        before), plus ``accept``/``accepted`` and the label map's timings
+        when asked
+    """
+    import_stoplight()
+    from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
+    from stoplight.plugins.panels.label_map_panel import LabelMapPanel
+    from stoplight.plugins.panels.verification_queues import VerificationQueues
+
+    t0 = time.perf_counter()
+    ds = build(n, f"stoplight-bench-panels-{n}", with_embeddings=with_map)
+    t_build = time.perf_counter() - t0
+    try:
+        def bare():
+            return list(ds._sample_collection.aggregate([
+                {"$project": {"autolabels.detections.label": 1, "autolabels.detections.queue": 1,
+                              "autolabels.detections.review": 1}},
+                {"$unwind": "$autolabels.detections"},
+                {"$group": {"_id": {"l": "$autolabels.detections.label",
+                                    "q": "$autolabels.detections.queue",
+                                    "r": "$autolabels.detections.review"},
+                            "n": {"$sum": 1}}},
+            ], allowDiskUse=True))
+
+        def counts(count_fn):
+            s = queue_stats.summarize_counts(count_fn(ds, "autolabels"))
+            return s, charts.queue_rows(s), charts.class_rows(s), charts.counts_bar_traces(s)
+
+        def stored(sc, field):
+            return count_cache.count_labels_cached(sc, field, settle_s=0)
+
+        def after_write(sc, field):
+            count_cache.forget_counts(ds)
+            return stored(sc, field)
+
+        contenders = dict(bare_group=bare, aggregation=lambda: counts(queue_stats.count_labels),
+                          stored=lambda: counts(stored), after_write=lambda: counts(after_write))
+        if variants:
+            for k, pipe in _variants("autolabels.detections").items():
+                contenders[k] = lambda pipe=pipe: list(ds._aggregate(pipeline=pipe))
+        best = {k: float("inf") for k in contenders}
+        results = {}
+        counts(stored)  # stores the counts: "stored" then finds them
+        for _ in range(repeat):  # interleaved rounds, best of each
+            for k, fn in contenders.items():
+                t, results[k] = _timed(fn)
+                best[k] = min(best[k], t)
+        assert sum(g["n"] for g in results["bare_group"]) == n
+        summary = results["aggregation"][0]
+        assert summary["total"] == n
+        assert results["stored"][0] == summary and results["after_write"][0] == summary
+        t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), repeat)
+        assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
+        assert count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0) == nxt
+        t_next_stored, _ = _timed(lambda: count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0), repeat)
+        # the panel stores results once the newest write is SETTLE_S old
+        time.sleep(max(0.0, count_cache.SETTLE_S - (time.perf_counter() - t0 - t_build)))
+        app = _App(ds, VerificationQueues())
+        t_load, _ = _timed(lambda: app.call("on_load"), repeat)
+        shipped = ("bare_group", "aggregation", "stored", "after_write")
+        row = dict(n=n, build=t_build, bare_group=best["bare_group"], counts=best["aggregation"],
+                   stored=best["stored"], after_write=best["after_write"], next=t_next,
+                   next_stored=t_next_stored, load=t_load,
+                   variants={k: best[k] for k in contenders if k not in shipped})
+        if accept:
+            pending = summary["queues"]["green"]["pending"]
+            t_accept, _ = _timed(lambda: app.call("accept_green"))
+            after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
+            assert after["queues"]["green"]["pending"] == 0
+            # the stored counts of before the decisions are not served
+            assert queue_stats.summarize_counts(stored(ds, "autolabels")) == after
+            row.update(accept=t_accept, accepted=pending)
+        if with_map:
+            t_proj, _ = _timed(lambda: label_map.compute_label_map(ds, "autolabels", method="pca"))
+            mapp = _App(ds, LabelMapPanel())
+            label_map._CACHE.clear()
+            t_first, _ = _timed(lambda: mapp.call("on_load"))
+            t_redraw, _ = _timed(lambda: mapp.call("on_change_view"), repeat)
+            row.update(project=t_proj, map_first=t_first, map_redraw=t_redraw, shown=mapp.state["info"]["shown"])
+    finally:
+        count_cache.forget_counts(ds)
+        ds.delete()
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -166,85 +263,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-accept", action="store_true", help="skip the accept-all-green timing")
     ap.add_argument("--variants", action="store_true", help="also time other aggregation pipelines for the counts")
     args = ap.parse_args(argv)
-    import_stoplight()
-    from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
-    from stoplight.plugins.panels.label_map_panel import LabelMapPanel
-    from stoplight.plugins.panels.verification_queues import VerificationQueues
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; best of 3 interleaved rounds where marked *")
-    rows = []
-    for n in args.sizes:
-        t0 = time.perf_counter()
-        # the process id in the name: two runs sharing a database must not delete each other's dataset
-        ds = build(n, f"stoplight-bench-panels-{n}-{os.getpid()}", with_embeddings=args.map)
-        t_build = time.perf_counter() - t0
-        try:
-            def counts(count_fn):
-                s = queue_stats.summarize_counts(count_fn(ds, "autolabels"))
-                return s, charts.queue_rows(s), charts.class_rows(s), charts.counts_bar_traces(s)
+    rows = [measure(n, with_map=args.map, accept=not args.no_accept, variants=args.variants) for n in args.sizes]
 
-            def stored(sc, field):
-                return count_cache.count_labels_cached(sc, field, settle_s=0)
-
-            def after_write(sc, field):
-                count_cache.forget_counts(ds)
-                return stored(sc, field)
-
-            contenders = dict(aggregation=lambda: counts(queue_stats.count_labels),
-                              stored=lambda: counts(stored), after_write=lambda: counts(after_write))
-            if args.variants:
-                path = "autolabels.detections"
-                for k, pipe in _variants(path).items():
-                    contenders[k] = lambda pipe=pipe: list(ds._aggregate(pipeline=pipe))
-            best = {k: float("inf") for k in contenders}
-            results = {}
-            counts(stored)  # stores the counts: "stored" then finds them
-            for _ in range(3):  # interleaved rounds, best of each
-                for k, fn in contenders.items():
-                    t, results[k] = _timed(fn)
-                    best[k] = min(best[k], t)
-            summary = results["aggregation"][0]
-            assert summary["total"] == n
-            assert results["stored"][0] == summary and results["after_write"][0] == summary
-            t_counts = best["aggregation"]
-            t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), 3)
-            assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
-            assert count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0) == nxt
-            t_next_stored, _ = _timed(lambda: count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0), 3)
-            # the panel stores results once the newest write is SETTLE_S old
-            time.sleep(max(0.0, count_cache.SETTLE_S - (time.perf_counter() - t0 - t_build)))
-            app = _App(ds, VerificationQueues())
-            t_load, _ = _timed(lambda: app.call("on_load"), 3)
-            row = dict(n=n, build=t_build, counts=t_counts, stored=best["stored"], after_write=best["after_write"],
-                       next=t_next, next_stored=t_next_stored, load=t_load,
-                       variants={k: best[k] for k in contenders if k not in ("aggregation", "stored", "after_write")})
-            if not args.no_accept:
-                pending = summary["queues"]["green"]["pending"]
-                t_accept, _ = _timed(lambda: app.call("accept_green"))
-                after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
-                assert after["queues"]["green"]["pending"] == 0
-                # the stored counts of before the decisions are not served
-                assert queue_stats.summarize_counts(stored(ds, "autolabels")) == after
-                row.update(accept=t_accept, accepted=pending)
-            if args.map:
-                t_proj, _ = _timed(lambda: label_map.compute_label_map(ds, "autolabels", method="pca"))
-                mapp = _App(ds, LabelMapPanel())
-                label_map._CACHE.clear()
-                t_first, _ = _timed(lambda: mapp.call("on_load"))
-                t_redraw, _ = _timed(lambda: mapp.call("on_change_view"), 3)
-                row.update(project=t_proj, map_first=t_first, map_redraw=t_redraw, shown=mapp.state["info"]["shown"])
-            rows.append(row)
-        finally:
-            count_cache.forget_counts(ds)
-            ds.delete()
-
-    print("\n| labels | counts + table: aggregation (before)* | stored (after)* | before / after | after a write* "
-          "| next yellow: query* | stored* | panel load (stored)* | accept all green (labels) | build (not timed) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| labels | bare $unwind+$group* | counts + table: aggregation (before)* | stored (after)* | before / after "
+          "| after a write* | next yellow: query* | stored* | panel load (stored)* | accept all green (labels) "
+          "| build (not timed) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         acc = f"{r['accept']:.1f} s ({r['accepted']:,})" if "accept" in r else "—"
-        print(f"| {r['n']:,} | {r['counts']:.3f} s | {r['stored']:.4f} s | {r['counts'] / r['stored']:.0f}× "
+        print(f"| {r['n']:,} | {r['bare_group']:.3f} s | {r['counts']:.3f} s | {r['stored']:.4f} s "
+              f"| {r['counts'] / r['stored']:.0f}× "
               f"| {r['after_write']:.3f} s | {r['next']:.3f} s | {r['next_stored']:.4f} s | {r['load']:.3f} s "
               f"| {acc} | {r['build']:.0f} s |")
     if args.variants:

@@ -254,12 +254,35 @@ def _run_child(*argv) -> dict:
         return json.loads(out.read_text())
 
 
+def measure(n: int, recall: bool = False) -> dict:
+    """Builds ``n`` labels in one child process and scores them in another.
+
+    Returns:
+        the scoring child's result (``total`` seconds, ``cpu_s``, ``sig``
+        and ``timings`` per phase, ``peak_rss_gb``, ...) plus ``build``
+    """
+    import fiftyone as fo
+
+    name = f"stoplight-bench-scoring-{n}"
+    try:
+        built = _run_child("build", n, name)
+        row = _run_child("score+recall" if recall else "score", n, name)
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
+    row["build"] = built["build"]
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
                         help="numbers of labels (1M: ~7 GB in MongoDB, ~15 min)")
     parser.add_argument("--no-recall", action="store_true", help="skip the kNN recall check")
     parser.add_argument("--keep", action="store_true", help="keep the datasets")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score a kept dataset of the same size again instead of building it "
+                             "(scores are overwritten; the data are the same seeded arrays)")
     parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
@@ -276,7 +299,11 @@ def main(argv=None) -> int:
     for n in sorted(args.sizes):
         name = f"stoplight-bench-scoring-{n}"
         try:
-            built = _run_child("build", n, name)
+            if args.reuse and fo.dataset_exists(name) and \
+                    fo.load_dataset(name).count("autolabels.detections") == n:
+                built = dict(build=float("nan"), samples=len(fo.load_dataset(name)), labels=n)
+            else:
+                built = _run_child("build", n, name)
             print(f"N={n}: built {built['samples']} samples / {built['labels']} labels "
                   f"in {built['build']:.1f} s", flush=True)
             print(f"N={n}: uptime before scoring: "

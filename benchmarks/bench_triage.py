@@ -97,18 +97,20 @@ def build(n: int, name: str):
     return ds
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    args = ap.parse_args(argv)
+def measure(n: int) -> dict:
+    """Builds ``n`` labels (not timed), then times calibrate, assign and report.
+
+    Returns:
+        ``{"n", "build", "calibrate", "assign", "report", "peak_rss_gib",
+        "assign_summary", "calibration"}`` (seconds)
+    """
     import_stoplight()
     from stoplight.plugins.triage import workflow
 
-    rows = []
-    for n in args.sizes:
-        t0 = time.perf_counter()
-        ds = build(n, f"stoplight-bench-triage-{n}")
-        t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ds = build(n, f"stoplight-bench-triage-{n}")
+    t_build = time.perf_counter() - t0
+    try:
         t0 = time.perf_counter()
         cal = workflow.calibrate_triage(ds.match_tags("verified"), "autolabels", "ground_truth",
                                         calibration_key="bench", progress=False)
@@ -119,12 +121,27 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         workflow.triage_report(ds, "autolabels", "bench")
         t_report = time.perf_counter() - t0
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-        rows.append((n, t_build, t_cal, t_assign, t_report, rss, out, cal))
-        print(f"N={n:,}: build {t_build:.1f}s, calibrate {t_cal:.2f}s ({cal['num_verified_labels']} verified), "
-              f"assign {t_assign:.1f}s, report {t_report:.1f}s; green/yellow/red "
-              f"{out['num_green']}/{out['num_yellow']}/{out['num_red']}", flush=True)
+    finally:
         ds.delete()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    return dict(n=n, build=t_build, calibrate=t_cal, assign=t_assign, report=t_report,
+                peak_rss_gib=rss, assign_summary=out, calibration=cal)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = ap.parse_args(argv)
+
+    rows = []
+    for n in args.sizes:
+        m = measure(n)
+        out, cal = m["assign_summary"], m["calibration"]
+        rows.append((n, m["build"], m["calibrate"], m["assign"], m["report"], m["peak_rss_gib"], out, cal))
+        print(f"N={n:,}: build {m['build']:.1f}s, calibrate {m['calibrate']:.2f}s "
+              f"({cal['num_verified_labels']} verified), assign {m['assign']:.1f}s, report "
+              f"{m['report']:.1f}s; green/yellow/red "
+              f"{out['num_green']}/{out['num_yellow']}/{out['num_red']}", flush=True)
 
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print("| labels | calibrate (s) | assign (s) | report (s) | assign labels/s | peak RSS so far (GiB) |")

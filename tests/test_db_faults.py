@@ -221,7 +221,8 @@ def test_labeling_with_mongod_killed_mid_run_fails_clearly_and_resumes_exactly_o
             assert ids == before[doc["_id"]], f"sample {doc['_id']} labeled twice"
         seen += ids
     assert len(seen) == len(set(seen))
-    assert _run_statuses(mongod, db_name, dataset) == ["completed", "running"]
+    # the next run on the dataset marked the dead one "killed"
+    assert _run_statuses(mongod, db_name, dataset) == ["completed", "killed"]
 
 
 # ------------------------------------------------------------------- embedding

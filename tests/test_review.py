@@ -518,3 +518,34 @@ def test_output_form_shows_the_summary(labeled):
                    results={"action": "accept", "num_labels": 3})
     props = asyncio.run(resolve_type(OperatorRegistry(), URI, request)).to_json()["type"]["properties"]
     assert props["num_labels"]["type"]["name"] == "Number" and props["action"]["type"]["name"] == "String"
+
+
+def test_logs_of_deleted_datasets_are_dropped_by_the_next_action(image_dir):
+    """A deleted dataset's audit log (FiftyOne has no deletion hook) is
+    dropped by the next review action anywhere; a live dataset's is kept."""
+    import fiftyone.core.odm.database as fod
+
+    def make(name):
+        ds = fo.Dataset(name)
+        ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.*"))[:2]])
+        return ds, list(_labeled(ds))
+
+    gone, gone_ids = make(f"audit-gone-{uuid.uuid4().hex[:6]}")
+    kept, kept_ids = make(f"audit-kept-{uuid.uuid4().hex[:6]}")
+    D.review_labels(gone, "autolabels", "accept", label_ids=gone_ids[:2], user="u")
+    D.review_labels(kept, "autolabels", "accept", label_ids=kept_ids[:2], user="u")
+    owner = gone._sample_collection_name
+    db = fod.get_db_conn()
+    assert f"stoplight_review.{owner}.entries" in db.list_collection_names()
+    gone.delete()
+    try:
+        D.review_labels(kept, "autolabels", "reject", label_ids=kept_ids[2:3], user="u")
+        names = db.list_collection_names()
+        assert f"stoplight_review.{owner}.entries" not in names
+        assert f"stoplight_review.{owner}.actions" not in names
+        assert db["stoplight_review.counters"].find_one({"_id": owner}) is None
+        # the live dataset's log is whole
+        assert [e["action"] for e in audit.read_log(kept)].count("accept") == 2
+        assert [e["action"] for e in audit.read_log(kept)].count("reject") == 1
+    finally:
+        kept.delete()

@@ -383,3 +383,44 @@ def test_recorded_run_records_every_ending(ds):
         with provenance.recorded_run(ds, "both", rec, summary("both"), flush=bad_flush):
             raise KeyError("first")
     assert ds.get_run_info("both").config.status == "failed"
+
+
+def test_class_scores_of_different_lengths_in_one_field(ds):
+    """Runs with different class lists can share a field: each label's
+    hardness comes from its own vector (the raw read falls back to
+    ``values()``), and labels without scores get none."""
+    ds.add_samples([
+        fo.Sample(filepath="/nonexistent/r1.jpg", **{LABELS: fo.Detections(detections=[
+            _det("a", BOX, 0.5, [0.5, 0.5], name="two_uniform"),
+            _det("b", BOX, 0.9, [1.0, 0.0, 0.0], name="three_certain"),
+        ])}),
+        fo.Sample(filepath="/nonexistent/r2.jpg", **{LABELS: fo.Detections(detections=[
+            _det("c", BOX, 0.4, [0.2, 0.3, 0.5], name="three_mixed"),
+            _det("a", BOX, 0.4, name="none"),
+        ])}),
+    ])
+    S.score_labels(ds, LABELS, rer=False, progress=False)
+    hard, marg = _by_name(ds, "hardness"), _by_name(ds, "margin")
+    assert hard["two_uniform"] == pytest.approx(1.0)
+    assert hard["three_certain"] == pytest.approx(0.0, abs=1e-9)
+    p = np.array([0.2, 0.3, 0.5])
+    assert hard["three_mixed"] == pytest.approx(float(-(p * np.log(p)).sum() / np.log(3)))
+    assert marg["three_mixed"] == pytest.approx(0.2)
+    assert hard["none"] is None and marg["none"] is None
+
+
+def test_class_scores_read_in_bulk_match_the_definition(ds):
+    """Same-length vectors (the bulk path): hardness equals the definition on
+    the stored vector for every label, and a label without scores has none."""
+    rng = np.random.default_rng(3)
+    vecs = rng.dirichlet(np.ones(4), size=12)
+    dets = [_det("x", BOX, 0.5, v.tolist(), name=f"l{i}") for i, v in enumerate(vecs)]
+    dets.append(_det("x", BOX, 0.5, name="none"))
+    ds.add_samples([fo.Sample(filepath=f"/nonexistent/b{i}.jpg",
+                              **{LABELS: fo.Detections(detections=dets[i::3])}) for i in range(3)])
+    S.score_labels(ds, LABELS, rer=False, progress=False)
+    hard = _by_name(ds, "hardness")
+    expected = signals.hardness(vecs)
+    for i in range(len(vecs)):
+        assert hard[f"l{i}"] == pytest.approx(float(expected[i]), abs=1e-6)
+    assert hard["none"] is None

@@ -120,23 +120,26 @@ def detections_doc(dets: ImageDetections, ontology: Ontology) -> dict:
     objects); building it directly skips per-label validation, see
     :mod:`..common.bulk`.
     """
-    from bson import ObjectId
+    from ..common.bulk import new_object_ids
 
+    classes = ontology.classes
+    names = [classes[label] for label in dets.labels.tolist()]
     boxes = dets.boxes.tolist()
     conf = dets.confidence.tolist()
-    scores = dets.class_scores.tolist() if dets.class_scores is not None else None
-    out = []
-    for i, label in enumerate(dets.labels.tolist()):
-        d = {
-            "_id": ObjectId(),
+    ids = new_object_ids(len(names))
+    out = [
+        {
+            "_id": oid,
             "_cls": "Detection",
             "attributes": {},
             "tags": [],
-            "label": ontology.classes[label],
-            "bounding_box": boxes[i],
-            "confidence": conf[i],
+            "label": name,
+            "bounding_box": box,
+            "confidence": c,
         }
-        if scores is not None:
-            d[CLASS_SCORES_ATTR] = scores[i]
-        out.append(d)
+        for oid, name, box, c in zip(ids, names, boxes, conf)
+    ]
+    if dets.class_scores is not None:
+        for d, scores in zip(out, dets.class_scores.tolist()):
+            d[CLASS_SCORES_ATTR] = scores
     return {"_cls": "Detections", "detections": out}

@@ -212,7 +212,8 @@ def iter_zero_shot_detect(
         if pending:
             t0 = time.perf_counter()
             try:
-                write(pending)
+                with bulk.gc_paused():
+                    write(pending)
             finally:
                 timings["write_s"] += time.perf_counter() - t0
             pending.clear()
@@ -245,27 +246,28 @@ def iter_zero_shot_detect(
                 timings["predict_s"] += time.perf_counter() - t0
 
                 t0 = time.perf_counter()
-                for sid, (w, h), pred in zip(batch.ids, batch.sizes, preds):
-                    if pred is None:
-                        continue
-                    dets = postprocess(
-                        pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
-                    )
-                    if dets.num_invalid:
-                        counts["invalid"] += dets.num_invalid
-                        msg = (
-                            f"{dets.num_invalid} predictions with a NaN/infinite box or score, "
-                            "or a score outside [0, 1], dropped"
+                with bulk.gc_paused():  # many small label dicts: see bulk.gc_paused
+                    for sid, (w, h), pred in zip(batch.ids, batch.sizes, preds):
+                        if pred is None:
+                            continue
+                        dets = postprocess(
+                            pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
                         )
-                        logger.warning("Sample %s (%s): %s", sid, path_of[sid], msg)
-                        if len(warnings) < MAX_RECORDED_FAILURES:
-                            warnings.append(dict(sample_id=sid, filepath=path_of[sid], warning=msg))
-                    doc = detections_doc(dets, onto)
-                    if sid in decided_boxes:
-                        doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
-                    pending[sid] = doc
-                    counts["labels"] += len(doc["detections"])
-                    counts["processed"] += 1
+                        if dets.num_invalid:
+                            counts["invalid"] += dets.num_invalid
+                            msg = (
+                                f"{dets.num_invalid} predictions with a NaN/infinite box or score, "
+                                "or a score outside [0, 1], dropped"
+                            )
+                            logger.warning("Sample %s (%s): %s", sid, path_of[sid], msg)
+                            if len(warnings) < MAX_RECORDED_FAILURES:
+                                warnings.append(dict(sample_id=sid, filepath=path_of[sid], warning=msg))
+                        doc = detections_doc(dets, onto)
+                        if sid in decided_boxes:
+                            doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
+                        pending[sid] = doc
+                        counts["labels"] += len(doc["detections"])
+                        counts["processed"] += 1
                 timings["postprocess_s"] += time.perf_counter() - t0
             if len(pending) >= write_every:
                 flush()

@@ -6,14 +6,86 @@ costs more than a GPU forward pass once detectors run at hundreds of images
 per second. Stoplight builds the label documents itself (plain dicts in
 FiftyOne's own serialized layout, from values it has already validated) and
 writes them with the same bulk ``UpdateOne`` operations ``set_values``
-issues, through the dataset's ``_bulk_write`` so that in-memory samples are
-reloaded and ``last_modified_at`` is kept.
+issues (one atomic update per sample, unordered), reloading in-memory
+samples afterwards and keeping ``last_modified_at`` as FiftyOne does.
+
+What a bulk write of plain documents still spends, and what is done about
+it (``benchmarks/bench_writes.py``):
+
+- Python's cyclic garbage collector: building tens of thousands of small
+  dicts and lists triggers full collections that scan every object a
+  FiftyOne process holds (~450k); :func:`gc_paused` suspends it while label
+  documents are built and written (they hold no reference cycles).
+- ObjectIds: :func:`new_object_ids` makes a block of them from one counter
+  reservation instead of taking the lock and the clock once per label.
+- Round trips: FiftyOne's default latency batcher starts at one operation
+  per batch and grows by 8x, so a 256-sample chunk costs ~4 round trips;
+  :func:`_bulk_write` sends the chunk as one ``bulk_write`` (pymongo still
+  splits it at the server's message limits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from typing import Mapping
+import gc
+import struct
+import time
+from typing import Iterator, Mapping
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Suspends Python's cyclic garbage collector for the ``with`` block.
+
+    Reference counting still frees everything the block drops; only the
+    cycle detector waits. Label documents are trees (no cycles), so nothing
+    accumulates, and the collector no longer rescans the whole process
+    every few hundred new containers. The previous state is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def new_object_ids(n: int) -> list:
+    """Returns ``n`` new, distinct ``bson.ObjectId`` s in increasing order.
+
+    Same layout as ``ObjectId()`` (4-byte time, 5-byte per-process random,
+    3-byte counter) and the same process-wide counter, reserved once for the
+    whole block under bson's own lock, so they never collide with ids made
+    elsewhere in the process. Falls back to ``ObjectId()`` per id if bson's
+    internals differ from the ones this relies on.
+    """
+    from bson import ObjectId
+
+    lock = getattr(ObjectId, "_inc_lock", None)
+    random5 = getattr(ObjectId, "_random", None)
+    if n <= 0:
+        return []
+    if lock is None or random5 is None or not isinstance(getattr(ObjectId, "_inc", None), int):
+        return [ObjectId() for _ in range(n)]
+    with lock:
+        inc = ObjectId._inc
+        ObjectId._inc = (inc + n) % 0x1000000
+    prefix = struct.pack(">I", int(time.time())) + random5()
+    return [ObjectId(prefix + ((inc + j) & 0xFFFFFF).to_bytes(3, "big")) for j in range(n)]
+
+
+def _bulk_write(sample_collection, ops: list, ids: list) -> None:
+    """``dataset._bulk_write`` in one batch: FiftyOne's ``bulk_write``
+    (unordered; a refused operation raises ``ValueError`` with MongoDB's
+    message) with ``batcher=False``, then the reload of in-memory samples."""
+    import fiftyone.core.odm as foo
+    import fiftyone.core.sample as fos
+
+    dataset = sample_collection._dataset
+    foo.bulk_write(ops, dataset._sample_collection, ordered=False, batcher=False)
+    fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=ids)
 
 
 def declare_field(dataset, field: str, doc_type, list_attrs: Mapping[str, type] = None) -> None:
@@ -52,7 +124,11 @@ def write_docs(sample_collection, field: str, docs: Mapping[str, dict]) -> None:
         UpdateOne({"_id": ObjectId(sid)}, {"$set": {field: docs[sid], "last_modified_at": now}})
         for sid in ids
     ]
-    sample_collection._dataset._bulk_write(ops, ids=ids)
+    _bulk_write(sample_collection, ops, ids)
+
+
+#: samples per bulk request of :func:`write_label_attrs`
+_WRITE_CHUNK = 5000
 
 
 def write_label_attrs(
@@ -85,17 +161,21 @@ def write_label_attrs(
     for i, sid in enumerate(sample_ids):
         by_sample.setdefault(sid, []).append(i)
     now = datetime.datetime.utcnow()
-    ops = []
-    for sid, rows in by_sample.items():
-        update = {"last_modified_at": now}
-        filters = []
-        for j, i in enumerate(rows):
-            filters.append({f"l{j}._id": ObjectId(label_ids[i])})
-            for attr, vals in values.items():
-                update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
-        ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
-    if ops:
-        sample_collection._dataset._bulk_write(ops, ids=list(by_sample))
+    owners = list(by_sample)
+    # Operations are built and sent per chunk of samples: all of them at
+    # once would hold ~1.5 GB of update documents at 1M labels.
+    for c in range(0, len(owners), _WRITE_CHUNK):
+        chunk = owners[c : c + _WRITE_CHUNK]
+        ops = []
+        for sid in chunk:
+            update = {"last_modified_at": now}
+            filters = []
+            for j, i in enumerate(by_sample[sid]):
+                filters.append({f"l{j}._id": ObjectId(label_ids[i])})
+                for attr, vals in values.items():
+                    update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
+            ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
+        _bulk_write(sample_collection, ops, chunk)
 
 
 def read_label_vectors(
@@ -320,4 +400,4 @@ def write_detections_keeping(
             {list_name: {"$concatArrays": [kept, {"$literal": doc[list_name]}]}},
         ]}
         ops.append(UpdateOne({"_id": ObjectId(sid)}, [{"$set": {field: merged, "last_modified_at": now}}]))
-    sample_collection._dataset._bulk_write(ops, ids=list(docs))
+    _bulk_write(sample_collection, ops, list(docs))

@@ -13,10 +13,11 @@ import contextlib
 import datetime
 import importlib.metadata
 import logging
+import os
 import re
 from typing import Any, Callable, Iterator
 
-from . import db_errors
+from . import db_errors, owner
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def start_run(dataset, run_key: str, method: str, **params: Any) -> dict:
             f"Run key {run_key!r} already exists on dataset '{dataset.name}'; "
             "choose another or delete it with dataset.delete_run()"
         )
+    mark_dead_runs(dataset)
     record = dict(
         params,
         stoplight_method=method,
@@ -67,9 +69,49 @@ def start_run(dataset, run_key: str, method: str, **params: Any) -> dict:
         started_at=_now(),
         ended_at=None,
         versions=package_versions(),
+        host=owner.host_id(),
+        pid=os.getpid(),
+        pid_started=owner.process_started(),
     )
     dataset.register_run(run_key, dataset.init_run(**record))
     return record
+
+
+def mark_dead_runs(dataset) -> list[str]:
+    """Marks ``killed`` the runs still ``running`` whose process is gone.
+
+    A run ended by SIGKILL, the out-of-memory killer or a crash never
+    records its end; without this its record would say ``running``
+    forever. Only runs started on this host can be checked (their process
+    id and start time are in the record); the others are left as they are.
+    Called by :func:`start_run`, so the next Stoplight run on a dataset
+    tidies its registry.
+
+    Returns:
+        the keys of the runs marked
+    """
+    marked = []
+    dataset.reload()  # the dead run registered itself from another process
+    for key in dataset.list_runs():
+        try:
+            config = dataset.get_run_info(key).config
+        except Exception:  # noqa: BLE001 - not one of ours, or unreadable
+            continue
+        rec = {k: getattr(config, k, None) for k in ("stoplight_method", "status", "host", "pid")}
+        if (rec["stoplight_method"] is None or rec["status"] != "running"
+                or rec["host"] != owner.host_id() or not isinstance(rec["pid"], int)
+                or rec["pid"] == os.getpid()):
+            continue
+        if owner.process_alive(rec["pid"], getattr(config, "pid_started", None)):
+            continue
+        record = {k: v for k, v in config.serialize().items()
+                  if k not in ("cls", "type", "method") and not k.startswith("_")}
+        record.update(status="killed", noticed_dead_at=_now())
+        dataset.update_run_config(key, dataset.init_run(**record))
+        logger.warning("Run %s on dataset '%s' was killed before it could record its end",
+                       key, dataset.name)
+        marked.append(key)
+    return marked
 
 
 def finish_run(dataset, run_key: str, record: dict, summary: dict) -> None:
@@ -116,7 +158,8 @@ def recorded_run(
     Args:
         dataset: the dataset the run is registered on
         run_key: its key
-        record: the config dict :func:`start_run` returned
+        record: the config dict :func:`start_run` returned, or ``None``
+            when the caller keeps the record itself (nothing is stored)
         make_summary: builds the summary dict from the final status
         flush: writes what is still buffered (called once, first)
 
@@ -154,7 +197,7 @@ def recorded_run(
                                    run_key, error, e)
         run.summary = make_summary(run.status)
         try:
-            if record_end:
+            if record_end and record is not None:
                 finish_run(dataset, run_key, record, run.summary)
         except Exception as e:  # noqa: BLE001
             if error is None and late is None:

@@ -17,7 +17,10 @@ a dataset keeps its log:
   ``field``, ``num_labels`` and, for an undo, ``undoes``.
 
 Nothing here updates or deletes a document except :func:`delete_log`
-(for when the dataset itself is deleted).
+(for when the dataset itself is deleted) and :func:`delete_orphan_logs`
+(logs whose dataset is gone: FiftyOne has no deletion hook, so every new
+review action drops them). A clone of a dataset (new sample collection)
+starts with an empty log; its labels keep their ``review`` attributes.
 
 Action ids come from one atomic counter per dataset
 (``find_one_and_update`` with ``$inc`` on ``stoplight_review.counters``),
@@ -166,3 +169,32 @@ def delete_log(dataset) -> None:
     db.drop_collection(f"{_prefix(dataset)}.entries")
     db.drop_collection(f"{_prefix(dataset)}.actions")
     db[_COUNTERS].delete_one({"_id": dataset._root_dataset._sample_collection_name})
+
+
+def delete_orphan_logs() -> list[str]:
+    """Drops the audit logs whose dataset has been deleted.
+
+    A log belongs to the sample collection ``samples.<id>`` in its name;
+    when that collection no longer exists, neither does the dataset (ids
+    are never reused). Called before every review action.
+
+    Returns:
+        the sample collection names whose logs were dropped
+    """
+    db = _db()
+    names = set(db.list_collection_names())
+    gone = set()
+    for name in names:
+        if not name.startswith("stoplight_review.samples."):
+            continue
+        owner = name[len("stoplight_review."):].rsplit(".", 1)[0]
+        if owner not in names:
+            gone.add(owner)
+    for doc in db[_COUNTERS].find({}, {"_id": 1}):
+        if isinstance(doc["_id"], str) and doc["_id"].startswith("samples.") and doc["_id"] not in names:
+            gone.add(doc["_id"])
+    for owner in sorted(gone):
+        db.drop_collection(f"stoplight_review.{owner}.entries")
+        db.drop_collection(f"stoplight_review.{owner}.actions")
+        db[_COUNTERS].delete_one({"_id": owner})
+    return sorted(gone)

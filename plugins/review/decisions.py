@@ -147,6 +147,7 @@ def review_labels(
     queue: str | None = None,
     label: str | None = None,
     user: str | None = None,
+    source: dict | None = None,
 ) -> dict:
     """Accepts, rejects or resets labels, logging every decision.
 
@@ -166,6 +167,10 @@ def review_labels(
         queue: only labels whose ``queue`` is this (green, yellow, red)
         label: only labels of this class
         user: the reviewer; default the operating-system user
+        source: where the decision came from when not from Stoplight itself
+            (e.g. ``{"backend": "labelstudio", "anno_key": ...}`` for
+            answers loaded from an annotation tool); stored as ``source``
+            on the action's audit-log header and entries
 
     Returns:
         summary dict: ``action``, ``action_id`` (None when no label
@@ -223,12 +228,16 @@ def review_labels(
     if not rows:
         return summary
 
+    audit.delete_orphan_logs()
     action_id = audit.next_action_id(dataset)
     now = _now()
     after = dict(review=ACTIONS[action], reviewed_by=user, reviewed_at=now, review_action=action_id)
     common = dict(action_id=action_id, action=action, user=user, at=now, field=label_field)
+    if source:
+        common["source"] = dict(source)
     entries = _entries(common, [(info["sample_id"], lid, info["state"], after) for lid, info in rows])
-    header = dict(_id=action_id, action=action, user=user, at=now, field=label_field, num_labels=len(rows))
+    header = dict(common, num_labels=len(rows))
+    header["_id"] = header.pop("action_id")
     _declare(dataset, list_path)
     audit.append(dataset, header, entries)
     _write(dataset, list_path, [(info["sample_id"], lid, after) for lid, info in rows], action_id)

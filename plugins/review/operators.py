@@ -1,7 +1,8 @@
-"""App layer of review: the ``review_labels`` and ``finalize_labels`` operators.
+"""App layer of review: the ``review_labels``, ``finalize_labels``,
+``send_for_review`` and ``load_review_answers`` operators.
 
-Both only translate ``ctx`` into calls of :mod:`.decisions` and
-:mod:`.finalize`. They are plain (not generator) operators: a decision on
+All only translate ``ctx`` into calls of :mod:`.decisions`,
+:mod:`.finalize` and :mod:`.handoff`. They are plain (not generator) operators: a decision on
 100k labels takes seconds, and a plain operator hands its summary back to
 SDK callers (``foo.execute_operator(...).result``), which a generator
 operator does not. Both run immediately or delegated (``delegate``).
@@ -14,6 +15,8 @@ import fiftyone.operators.types as types
 
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
 from .finalize import finalize_labels
+from .handoff import RUN_PREFIX as HANDOFF_PREFIX
+from .handoff import load_review_answers, send_for_review
 
 DEFAULT_LABEL_FIELD = "autolabels"
 TARGETS = ("SELECTED_LABELS", "SELECTED_SAMPLES", "VIEW")
@@ -244,5 +247,143 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
             final_field=p.get("final_field") or None,
             include_green=bool(p.get("include_green", False)),
             run_key=p.get("run_key") or None,
+        )
+        return self._done(ctx, summary)
+
+
+class SendForReview(_PlainOperator, foo.Operator):
+    """Sends the open labels of a triage queue (default: yellow) of the
+    current view to an annotation tool; see :mod:`.handoff`.
+
+    Credentials come from FiftyOne's annotation config (e.g.
+    ``FIFTYONE_LABELSTUDIO_URL`` / ``FIFTYONE_LABELSTUDIO_API_KEY``,
+    ``FIFTYONE_CVAT_USERNAME`` / ``FIFTYONE_CVAT_PASSWORD``) unless given as
+    ``url`` / ``api_key``.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/send_for_review",
+            ctx={"dataset": dataset, "view": dataset.view(),
+                 "params": {"label_field": "autolabels", "anno_key": "yellow1",
+                            "backend": "labelstudio", "limit": 500,
+                            "url": "http://localhost:8080"}},
+        )
+    """
+
+    op_name = "send_for_review"
+    op_label = "Stoplight: send a queue to an annotation tool"
+    op_icon = "outbox"
+    form_title = "Send for review"
+    summary_labels = {
+        "anno_key": "Annotation key",
+        "backend": "Tool",
+        "label_field": "Label field",
+        "queue": "Queue",
+        "num_samples": "Samples sent",
+        "num_labels": "Labels sent",
+    }
+
+    def _inputs(self, ctx, inputs):
+        inputs.str("label_field", default=DEFAULT_LABEL_FIELD, label="Label field")
+        inputs.str("anno_key", required=True, label="Annotation key", description="A new name for this hand-off")
+        queues = types.Dropdown()
+        for q in QUEUES:
+            queues.add_choice(q, label=q)
+        inputs.enum("queue", queues.values(), default="yellow", label="Queue", view=queues)
+        inputs.int("limit", label="At most", description="Send only the first labels by review rank")
+        backends = types.Dropdown()
+        for b in ("labelstudio", "cvat"):
+            backends.add_choice(b, label=b)
+        inputs.enum("backend", backends.values(), default="labelstudio", label="Annotation tool", view=backends)
+        inputs.str("url", label="URL", description="Default: FiftyOne's annotation config")
+        inputs.bool("delegate", default=False, label="Delegate")
+
+    def execute(self, ctx):
+        p = ctx.params
+        anno_key = p.get("anno_key")
+        if not anno_key:
+            raise ValueError("Parameter 'anno_key' is required: a new name for this hand-off")
+        limit = p.get("limit", None)
+        summary = send_for_review(
+            ctx.view,
+            p.get("label_field") or DEFAULT_LABEL_FIELD,
+            anno_key,
+            queue=p.get("queue", "yellow") or None,
+            backend=p.get("backend") or "labelstudio",
+            limit=int(limit) if isinstance(limit, float) and limit.is_integer() else limit,
+            url=p.get("url") or None,
+            api_key=p.get("api_key") or None,
+            user=context_user(ctx),
+        )
+        return self._done(ctx, summary)
+
+
+class LoadReviewAnswers(_PlainOperator, foo.Operator):
+    """Loads the answers of a hand-off as review decisions; see
+    :mod:`.handoff`.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/load_review_answers",
+            ctx={"dataset": dataset, "params": {"anno_key": "yellow1"}},
+        )
+    """
+
+    op_name = "load_review_answers"
+    op_label = "Stoplight: load answers from an annotation tool"
+    op_icon = "move_to_inbox"
+    form_title = "Load review answers"
+    summary_labels = {
+        "anno_key": "Annotation key",
+        "user": "Recorded as reviewer",
+        "num_answered_samples": "Answered samples",
+        "num_accepted": "Accepted",
+        "num_rejected": "Rejected",
+        "num_corrected": "Corrected (relabeled or moved)",
+        "num_added": "Boxes drawn",
+        "num_unchanged": "Already loaded",
+        "num_unanswered": "Labels not answered yet",
+        "num_conflicts": "Decided in Stoplight since (left alone)",
+    }
+
+    def _inputs(self, ctx, inputs):
+        keys = [k for k in ctx.dataset.list_runs() if k.startswith(HANDOFF_PREFIX)] if ctx.dataset else []
+        choices = types.Dropdown()
+        for key in keys:
+            choices.add_choice(key[len(HANDOFF_PREFIX):], label=key[len(HANDOFF_PREFIX):])
+        if keys:
+            inputs.enum("anno_key", choices.values(), required=True, label="Annotation key", view=choices)
+        else:
+            inputs.str("anno_key", required=True, label="Annotation key")
+        inputs.str("corrections_field", label="Corrections field", description="Default: <label field>_corrections")
+        inputs.bool("cleanup", default=False, label="Delete the project in the tool afterwards")
+        inputs.bool(
+            "assume_all_answered",
+            default=False,
+            label="Every sent sample is answered",
+            description="Needed for CVAT: it does not say which samples a reviewer finished",
+        )
+        inputs.bool("delegate", default=False, label="Delegate")
+
+    def execute(self, ctx):
+        p = ctx.params
+        anno_key = p.get("anno_key")
+        if not anno_key:
+            raise ValueError("Parameter 'anno_key' is required: the key given to send_for_review")
+        credentials = {k: p[k] for k in ("url", "api_key", "username", "password") if p.get(k)}
+        summary = load_review_answers(
+            ctx.dataset,
+            anno_key,
+            user=p.get("user") or None,
+            corrections_field=p.get("corrections_field") or None,
+            cleanup=bool(p.get("cleanup", False)),
+            assume_all_answered=bool(p.get("assume_all_answered", False)),
+            **credentials,
         )
         return self._done(ctx, summary)

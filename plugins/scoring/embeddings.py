@@ -389,12 +389,16 @@ def iter_compute_label_embeddings(
     run_key: str | None = None,
     clip: ClipModel | None = None,
     letterbox_crops: bool = True,
+    record_run: bool = True,
 ) -> Iterator[Progress]:
     """Generator form of :func:`compute_label_embeddings`.
 
     Yields :class:`Progress` events (in labels) and returns the run summary
     (the ``StopIteration`` value). Arguments are those of
-    :func:`compute_label_embeddings`.
+    :func:`compute_label_embeddings`; with ``record_run=False`` no run
+    record is written (the caller keeps one, as
+    :func:`.scaleout.iter_compute_label_embeddings_shard` does for its
+    chunks).
     """
     import fiftyone as fo
 
@@ -450,7 +454,7 @@ def iter_compute_label_embeddings(
     prompts = list(prompts)
 
     run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
-    record = provenance.start_run(
+    record = None if not record_run else provenance.start_run(
         dataset,
         run_key,
         method="compute_label_embeddings",

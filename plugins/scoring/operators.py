@@ -1,7 +1,9 @@
 """App layer of scoring: the ``compute_label_embeddings`` operator.
 
 Only translates ``ctx`` into a call of
-:func:`embeddings.iter_compute_label_embeddings` and forwards its progress.
+:func:`embeddings.iter_compute_label_embeddings` (or, with a
+``shard_group``, :func:`scaleout.iter_compute_label_embeddings_shard`) and
+forwards its progress.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from .embeddings import iter_compute_label_embeddings
+from .scaleout import iter_compute_label_embeddings_shard
 
 DEFAULTS = dict(
     label_field="autolabels",
@@ -48,8 +51,7 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
 
     def execute(self, ctx):
         p = ctx.params
-        gen = iter_compute_label_embeddings(
-            ctx.target_view(),
+        params = dict(
             label_field=p.get("label_field", DEFAULTS["label_field"]),
             model_name=p.get("model_name", DEFAULTS["model_name"]),
             pretrained=p.get("pretrained", DEFAULTS["pretrained"]) or None,
@@ -61,6 +63,15 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
             prompts=p.get("prompts") or None,
             run_key=p.get("run_key") or None,
         )
+        group = p.get("shard_group") or None
+        if group:
+            # one worker of a scale-out group (see scaleout.py)
+            gen = iter_compute_label_embeddings_shard(
+                ctx.target_view(), group, chunk_size=p.get("chunk_size") or 64,
+                lease_s=p.get("lease_s") or 300.0, **params,
+            )
+        else:
+            gen = iter_compute_label_embeddings(ctx.target_view(), **params)
         summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
         outputs = types.Object()
         outputs.str("run_key", label="Run key")
@@ -112,6 +123,14 @@ def _embedding_inputs(ctx, inputs):
         description="Recompute labels that already have an embedding (default: skip them, so runs resume)",
     )
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
+    inputs.str(
+        "shard_group",
+        label="Scale-out group",
+        description=(
+            "Optional. Queue this operation once per worker (same params): delegated "
+            "workers on several machines sharing the database split the samples"
+        ),
+    )
     inputs.bool("delegate", default=False, label="Delegate")
 
 
@@ -233,4 +252,12 @@ def _score_inputs(ctx, inputs):
     inputs.int("k", min=1, default=SCORE_DEFAULTS["k"], label="kNN neighbours")
     inputs.bool("rer", default=SCORE_DEFAULTS["rer"], label="Class-wise autoencoder RER")
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
+    inputs.str(
+        "shard_group",
+        label="Scale-out group",
+        description=(
+            "Optional. Queue this operation once per worker (same params): delegated "
+            "workers on several machines sharing the database split the samples"
+        ),
+    )
     inputs.bool("delegate", default=False, label="Delegate")

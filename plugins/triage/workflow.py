@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..common import bulk, provenance, temp_evals
+from ..common.fields import check_detections_field
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 from ..review.decisions import HUMAN_DECISIONS, is_decided
@@ -42,21 +43,6 @@ QUEUE_ATTRS = ("queue", "p_correct", "review_rank")
 METHOD = "calibrate_triage"
 #: samples per bulk write (progress granularity)
 WRITE_CHUNK = 5000
-
-
-def _check_detections_field(sample_collection, field_name: str, param: str) -> None:
-    import fiftyone as fo
-
-    if not field_name or not isinstance(field_name, str):
-        raise ValueError(f"Parameter '{param}' must name a field; got {field_name!r}")
-    field = sample_collection.get_field(field_name)
-    if field is None:
-        raise ValueError(f"Parameter '{param}': field '{field_name}' does not exist")
-    if getattr(field, "document_type", None) is not fo.Detections:
-        raise ValueError(
-            f"Parameter '{param}': field '{field_name}' must hold fo.Detections; "
-            f"got {type(field).__name__}"
-        )
 
 
 def _flatten(per_sample: list, fill=None) -> list:
@@ -163,11 +149,11 @@ def iter_calibrate_triage(
         raise ValueError(f"Parameter 'iou' must be in (0, 1]; got {iou!r}")
     if not calibration_key or not str(calibration_key).isidentifier():
         raise ValueError(f"Parameter 'calibration_key' must be a valid identifier; got {calibration_key!r}")
-    _check_detections_field(sample_collection, label_field, "label_field")
+    check_detections_field(sample_collection, label_field, "label_field")
     if gt_field:
         if gt_field == label_field:
             raise ValueError("Parameter 'gt_field' must differ from 'label_field'")
-        _check_detections_field(sample_collection, gt_field, "gt_field")
+        check_detections_field(sample_collection, gt_field, "gt_field")
     elif not use_reviews:
         raise ValueError("Give 'gt_field' (verified labels) or set 'use_reviews': nothing to calibrate on")
     if isinstance(signals, str):
@@ -364,7 +350,7 @@ def iter_assign_queues(
     **report_params,
 ) -> Iterator[Progress]:
     """Generator form of :func:`assign_queues`."""
-    _check_detections_field(sample_collection, label_field, "label_field")
+    check_detections_field(sample_collection, label_field, "label_field")
     dataset = sample_collection._dataset
     calibration = load_calibration(dataset, calibration_key)
     run_key = run_key or provenance.new_run_key(f"{label_field}_queues")
@@ -519,7 +505,7 @@ def triage_report(sample_collection, label_field: str = "autolabels", calibratio
     """The report of :func:`.report.build_report` for the labels as stored now
     (queues and review decisions), without changing anything. Counted by
     one database aggregation (:func:`label_cells`), not a Python loop."""
-    _check_detections_field(sample_collection, label_field, "label_field")
+    check_detections_field(sample_collection, label_field, "label_field")
     dataset = sample_collection._dataset
     calibration = load_calibration(dataset, calibration_key)
     return report_from_rows(

@@ -10,12 +10,29 @@ the projection is cached). Filepaths do not exist: panels read no pixels.
 
 Timed, through the same calls the panels make:
 
-- ``counts``: :func:`count_labels` (one ``$unwind`` + ``$group``
-  aggregation) + :func:`summarize_counts` + the table rows and bar traces;
-- ``next yellow``: the sorted ``$limit`` aggregation;
+- ``counts``, before and after side by side, in interleaved rounds, each
+  + :func:`summarize_counts` + the table rows and bar traces:
+
+  - *aggregation* (before): :func:`count_labels`, one ``$unwind`` +
+    ``$group`` aggregation over every label;
+  - *stored* (after, what the panel does while the dataset is unchanged):
+    :func:`count_labels_cached` finding valid stored counts (two index
+    look-ups + one document);
+  - *after a write* (after, the first refresh once the samples changed):
+    the stored counts forgotten, so the token, the aggregation and the
+    store; ``settle_s=0`` since this process is the only writer;
+
+- ``bare $unwind + $group``: the floor the counts stand on, one bare
+  aggregation (for scale, as ``run_all.py`` reports it);
+- with ``--variants``: other aggregation pipelines for the same counts
+  (fields projected before the unwind, grouping on plain arrays, and the
+  floor: one pass over the label arrays without unwinding);
+- ``next yellow``: the sorted ``$limit`` aggregation, and the stored list
+  (:func:`next_yellow_cached`);
 - ``panel load``: ``VerificationQueues.on_load`` + ``render`` with a real
   ``ExecutionContext`` (no calibration run: the triage report is timed by
-  ``bench_triage.py``);
+  ``bench_triage.py``), once the dataset's newest write is ``SETTLE_S``
+  old so that the panel serves stored results;
 - ``accept green``: ``VerificationQueues.accept_green`` (the review core
   deciding every pending green label, audit log included, then the
   refresh);
@@ -25,6 +42,7 @@ Timed, through the same calls the panels make:
 
     python benchmarks/bench_panels.py                       # 100k, 1M
     python benchmarks/bench_panels.py --sizes 100000 --map
+    python benchmarks/bench_panels.py --sizes 100000 --variants --no-accept
 """
 
 from __future__ import annotations
@@ -64,7 +82,9 @@ def build(n: int, name: str, with_embeddings: bool = False):
     names = [f"class_{i:02d}" for i in range(NUM_CLASSES)]
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
-    ds = fo.Dataset(name)
+    # persistent: another FiftyOne process starting on a shared database
+    # deletes the non-persistent datasets it finds (measure() deletes this one)
+    ds = fo.Dataset(name, persistent=True)
     tmpl = fo.Sample(filepath="/nonexistent/t.jpg",
                      autolabels=fo.Detections(detections=[fo.Detection(label="x", bounding_box=[0, 0, 1, 1])]))
     ds.add_sample(tmpl)
@@ -111,6 +131,27 @@ class _App:
         return ctx
 
 
+def _variants(list_path: str) -> dict[str, list[dict]]:
+    """Other pipelines for the same counts (the rows differ in shape only)."""
+    lab = f"${list_path}"
+    review = lambda x: {"$cond": [{"$in": [x, ["accepted", "rejected"]]}, x, "pending"]}  # noqa: E731
+    return {
+        "fields projected, then unwind": [
+            {"$project": {"_l": {"$map": {"input": lab, "in": {"l": "$$this.label", "q": "$$this.queue", "r": "$$this.review"}}}}},
+            {"$unwind": "$_l"},
+            {"$group": {"_id": {"l": "$_l.l", "q": {"$ifNull": ["$_l.q", "unassigned"]}, "r": review("$_l.r")}, "n": {"$sum": 1}}},
+        ],
+        "arrays projected, group on array": [
+            {"$project": {"_l": {"$map": {"input": lab, "in": ["$$this.label", "$$this.queue", "$$this.review"]}}}},
+            {"$unwind": "$_l"},
+            {"$group": {"_id": "$_l", "n": {"$sum": 1}}},
+        ],
+        "floor: one pass, no unwind": [
+            {"$group": {"_id": None, "n": {"$sum": {"$size": {"$ifNull": [lab, []]}}}}},
+        ],
+    }
+
+
 def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
@@ -120,7 +161,7 @@ def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
-def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3) -> dict:
+def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3, variants: bool = False) -> dict:
     """Builds ``n`` triaged labels (not timed), then times the panels' calls.
 
     Also times the floor those calls stand on: one bare MongoDB aggregation
@@ -128,12 +169,14 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
     state (what any count over the labels has to pay).
 
     Returns:
-        ``{"n", "build", "bare_group", "counts", "next", "load"}`` (seconds,
-        best of ``repeat``), plus ``accept``/``accepted`` and the label
-        map's timings when asked
+        ``{"n", "build", "bare_group", "counts", "stored", "after_write",
+        "next", "next_stored", "load", "variants"}`` (seconds, best of
+        ``repeat`` interleaved rounds; ``counts`` is the aggregation, i.e.
+        before), plus ``accept``/``accepted`` and the label map's timings
+        when asked
     """
     import_stoplight()
-    from stoplight.plugins.panels import charts, label_map, queue_stats
+    from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
     from stoplight.plugins.panels.label_map_panel import LabelMapPanel
     from stoplight.plugins.panels.verification_queues import VerificationQueues
 
@@ -152,25 +195,53 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
                             "n": {"$sum": 1}}},
             ], allowDiskUse=True))
 
-        t_bare, groups = _timed(bare, repeat)
-        assert sum(g["n"] for g in groups) == n
-
-        def counts():
-            s = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
+        def counts(count_fn):
+            s = queue_stats.summarize_counts(count_fn(ds, "autolabels"))
             return s, charts.queue_rows(s), charts.class_rows(s), charts.counts_bar_traces(s)
 
-        t_counts, (summary, *_) = _timed(counts, repeat)
+        def stored(sc, field):
+            return count_cache.count_labels_cached(sc, field, settle_s=0)
+
+        def after_write(sc, field):
+            count_cache.forget_counts(ds)
+            return stored(sc, field)
+
+        contenders = dict(bare_group=bare, aggregation=lambda: counts(queue_stats.count_labels),
+                          stored=lambda: counts(stored), after_write=lambda: counts(after_write))
+        if variants:
+            for k, pipe in _variants("autolabels.detections").items():
+                contenders[k] = lambda pipe=pipe: list(ds._aggregate(pipeline=pipe))
+        best = {k: float("inf") for k in contenders}
+        results = {}
+        counts(stored)  # stores the counts: "stored" then finds them
+        for _ in range(repeat):  # interleaved rounds, best of each
+            for k, fn in contenders.items():
+                t, results[k] = _timed(fn)
+                best[k] = min(best[k], t)
+        assert sum(g["n"] for g in results["bare_group"]) == n
+        summary = results["aggregation"][0]
         assert summary["total"] == n
+        assert results["stored"][0] == summary and results["after_write"][0] == summary
         t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), repeat)
         assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
+        assert count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0) == nxt
+        t_next_stored, _ = _timed(lambda: count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0), repeat)
+        # the panel stores results once the newest write is SETTLE_S old
+        time.sleep(max(0.0, count_cache.SETTLE_S - (time.perf_counter() - t0 - t_build)))
         app = _App(ds, VerificationQueues())
         t_load, _ = _timed(lambda: app.call("on_load"), repeat)
-        row = dict(n=n, build=t_build, bare_group=t_bare, counts=t_counts, next=t_next, load=t_load)
+        shipped = ("bare_group", "aggregation", "stored", "after_write")
+        row = dict(n=n, build=t_build, bare_group=best["bare_group"], counts=best["aggregation"],
+                   stored=best["stored"], after_write=best["after_write"], next=t_next,
+                   next_stored=t_next_stored, load=t_load,
+                   variants={k: best[k] for k in contenders if k not in shipped})
         if accept:
             pending = summary["queues"]["green"]["pending"]
             t_accept, _ = _timed(lambda: app.call("accept_green"))
             after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
             assert after["queues"]["green"]["pending"] == 0
+            # the stored counts of before the decisions are not served
+            assert queue_stats.summarize_counts(stored(ds, "autolabels")) == after
             row.update(accept=t_accept, accepted=pending)
         if with_map:
             t_proj, _ = _timed(lambda: label_map.compute_label_map(ds, "autolabels", method="pca"))
@@ -180,6 +251,7 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
             t_redraw, _ = _timed(lambda: mapp.call("on_change_view"), repeat)
             row.update(project=t_proj, map_first=t_first, map_redraw=t_redraw, shown=mapp.state["info"]["shown"])
     finally:
+        count_cache.forget_counts(ds)
         ds.delete()
     return row
 
@@ -189,16 +261,29 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--map", action="store_true", help="also time the label map (adds 64-d embeddings)")
     ap.add_argument("--no-accept", action="store_true", help="skip the accept-all-green timing")
+    ap.add_argument("--variants", action="store_true", help="also time other aggregation pipelines for the counts")
     args = ap.parse_args(argv)
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; best of 3 where marked *")
-    rows = [measure(n, with_map=args.map, accept=not args.no_accept) for n in args.sizes]
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; best of 3 interleaved rounds where marked *")
+    rows = [measure(n, with_map=args.map, accept=not args.no_accept, variants=args.variants) for n in args.sizes]
 
-    print("\n| labels | bare $unwind+$group* | counts + table* | next yellow* | panel load* | accept all green (labels) | build (not timed) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| labels | bare $unwind+$group* | counts + table: aggregation (before)* | stored (after)* | before / after "
+          "| after a write* | next yellow: query* | stored* | panel load (stored)* | accept all green (labels) "
+          "| build (not timed) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         acc = f"{r['accept']:.1f} s ({r['accepted']:,})" if "accept" in r else "—"
-        print(f"| {r['n']:,} | {r['bare_group']:.3f} s | {r['counts']:.3f} s | {r['next']:.3f} s | {r['load']:.3f} s | {acc} | {r['build']:.0f} s |")
+        print(f"| {r['n']:,} | {r['bare_group']:.3f} s | {r['counts']:.3f} s | {r['stored']:.4f} s "
+              f"| {r['counts'] / r['stored']:.0f}× "
+              f"| {r['after_write']:.3f} s | {r['next']:.3f} s | {r['next_stored']:.4f} s | {r['load']:.3f} s "
+              f"| {acc} | {r['build']:.0f} s |")
+    if args.variants:
+        print("\n| labels | pipeline | time* | / aggregation |")
+        print("|---:|---|---:|---:|")
+        for r in rows:
+            for k, t in [("aggregation ($unwind + $group, as shipped)", r["counts"]), *r["variants"].items()]:
+                print(f"| {r['n']:,} | {k} | {t:.3f} s | {t / r['counts']:.2f} |")
     if args.map:
         print("\n| labels | PCA projection + store | map first load | map redraw* | points drawn |")
         print("|---:|---:|---:|---:|---:|")

@@ -7,6 +7,7 @@ from the context's executor, the way the App receives it."""
 from __future__ import annotations
 
 import collections
+import time
 
 import fiftyone as fo
 import numpy as np
@@ -14,10 +15,10 @@ import pytest
 from digits_dataset import build_digits_dataset
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from stoplight.plugins.panels import app_context, charts, label_map, queue_stats
+from stoplight.plugins.panels import app_context, charts, count_cache, label_map, queue_stats
 from stoplight.plugins.panels.label_map_panel import LabelMapPanel
 from stoplight.plugins.panels.verification_queues import VerificationQueues
-from stoplight.plugins.review.decisions import review_labels
+from stoplight.plugins.review.decisions import review_labels, undo_last
 from stoplight.plugins.triage import workflow
 
 FIELD = "autolabels"
@@ -76,6 +77,127 @@ def test_counts_match_the_labels_in_the_view(fresh):
     assert s["queues"]["yellow"]["rejected"] == 3 and s["yellow_open"] == s["queues"]["yellow"]["count"] - 3
     assert sum(c["total"] for c in s["by_class"].values()) == len(ids)
     assert s["progress"] == pytest.approx(10 / len(ids))
+
+
+# -- stored counts (count_cache) ----------------------------------------------------
+
+# the tests wait this long after a write before counting, so that the result
+# is stored; a write right after a store is then later than its token
+_SETTLE_S = 0.005
+
+
+def _plain(view, field=FIELD):
+    return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in queue_stats.count_labels(view, field))
+
+
+def _cached(view, field=FIELD):
+    time.sleep(2 * _SETTLE_S)
+    rows = count_cache.count_labels_cached(view, field, settle_s=_SETTLE_S)
+    return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows)
+
+
+def _stored(ds, field=FIELD, what="counts"):
+    return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}/{what}"})
+
+
+def test_stored_counts_equal_the_aggregation_through_writes(fresh, tmp_root):
+    assert _cached(fresh) == _plain(fresh)
+    assert _stored(fresh) is not None
+    ids, queue = _labels(fresh, "queue")
+    green = [i for i, q in zip(ids, queue) if q == "green"]
+    yellow = [i for i, q in zip(ids, queue) if q == "yellow"]
+    new = fo.Sample(filepath=str(tmp_root / "extra.png"),
+                    autolabels=fo.Detections(detections=[fo.Detection(label="7", queue="red", bounding_box=[0, 0, 1, 1])]))
+    steps = {
+        "accept": lambda: review_labels(fresh, FIELD, "accept", label_ids=green[:5], user="ann"),
+        "reject": lambda: review_labels(fresh, FIELD, "reject", label_ids=yellow[:2], user="bob"),
+        "undo": lambda: undo_last(fresh, user="bob"),
+        "queue removed": lambda: fresh.set_label_values(f"{FIELD}.detections.queue", {green[-1]: None}),
+        "re-triage": lambda: workflow.assign_queues(fresh, FIELD),
+        "label deleted": lambda: fresh.delete_labels(ids=[yellow[-1]]),
+        "samples deleted": lambda: fresh.delete_samples(fresh.take(3, seed=1)),
+        "sample added": lambda: fresh.add_sample(new),
+    }
+    for name, step in steps.items():
+        before = _plain(fresh)
+        step()
+        truth = _plain(fresh)
+        assert _cached(fresh) == truth, name
+        assert _cached(fresh.view()) == truth, name  # the App's view of the whole dataset
+        assert _stored(fresh)["token"]["samples"] == len(fresh), name
+        if name != "undo":  # undo restores the counts of before "reject"
+            assert truth != before, f"{name} changed no count: the step tests nothing"
+    # other views always run the aggregation and leave the stored counts alone
+    stored = _stored(fresh)
+    for view in (fresh.match_tags("verified"), fresh.filter_labels(FIELD, fo.ViewField("label") == "3"),
+                 fresh.take(10, seed=0)):
+        assert _cached(view) == _plain(view)
+        assert _cached(view) != _plain(fresh)
+    assert _stored(fresh) == stored
+
+
+def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
+    truth = _plain(fresh)
+    coll = count_cache._coll()
+
+    def tamper():
+        _cached(fresh)
+        coll.update_one({"_id": _stored(fresh)["_id"]}, {"$inc": {"rows.0.count": 1000}})
+        # the stored document is what is served while the token holds
+        assert _cached(fresh) != truth
+
+    tamper()
+    # any sample write, even one that changes no count, retires it
+    fresh.select_labels(ids=_labels(fresh)[0][:1]).tag_labels("seen")
+    assert _cached(fresh) == truth
+    tamper()
+    # a deleted sample (the least recently written: the newest write stays)
+    newest = fresh.bounds("last_modified_at")[1]
+    fresh.delete_samples(fresh.sort_by("last_modified_at").limit(1))
+    assert fresh.bounds("last_modified_at")[1] == newest
+    assert _cached(fresh) == _plain(fresh) != truth
+    # another field renamed into this one's name
+    tamper()
+    fresh.clone_sample_field(FIELD, "other")
+    fresh.set_values("other.detections.queue", [["red"] * len(d) for d in fresh.values("other.detections.id")])
+    fresh.rename_sample_field(FIELD, "before")
+    fresh.rename_sample_field("other", FIELD)
+    assert _cached(fresh) == _plain(fresh) != truth
+    assert {r[1] for r in _cached(fresh)} == {"red"}
+    # a result computed right after a write is not stored (and the old one goes)
+    fresh.tag_samples("touched")
+    rows = count_cache.count_labels_cached(fresh, FIELD, settle_s=3600)
+    assert sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows) == _plain(fresh)
+    assert _stored(fresh) is None
+    _cached(fresh)
+    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh) is None
+    with pytest.raises(ValueError, match="settle_s"):
+        count_cache.count_labels_cached(fresh, FIELD, settle_s=-1)
+    with pytest.raises(ValueError, match="nope"):
+        count_cache.count_labels_cached(fresh, "nope")
+
+
+def test_stored_next_yellow_follows_decisions(fresh):
+    def nxt(view):
+        time.sleep(2 * _SETTLE_S)
+        return count_cache.next_yellow_cached(view, FIELD, 5, settle_s=_SETTLE_S)
+
+    first = nxt(fresh)
+    assert first == queue_stats.next_yellow(fresh, FIELD, 5) and len(first) == 5
+    assert _stored(fresh, what="next_yellow_5")["rows"] == first
+    coll = count_cache._coll()
+    coll.update_one({"_id": f"{fresh._doc.id}/{FIELD}/next_yellow_5"}, {"$set": {"rows": first[::-1]}})
+    assert nxt(fresh) == first[::-1]  # served while the samples are unchanged
+    # deciding the first yellow label retires it: the list moves up
+    review_labels(fresh, FIELD, "accept", label_ids=[first[0]["label_id"]], user="ann")
+    moved = nxt(fresh)
+    assert moved == queue_stats.next_yellow(fresh, FIELD, 5) and moved[:4] == first[1:]
+    # a view runs the query
+    view = fresh.match_tags("verified")
+    assert nxt(view) == queue_stats.next_yellow(view, FIELD, 5) != moved
+    with pytest.raises(ValueError, match="limit"):
+        count_cache.next_yellow_cached(fresh, FIELD, 0)
+    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh, what="next_yellow_5") is None
 
 
 def test_summary_of_no_rows_and_bad_field(fresh):
@@ -325,16 +447,42 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     assert app.ops("notify")[0]["variant"] == "error"
 
 
+def test_a_late_refresh_keeps_the_newer_selection(fresh):
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    assert app.state["num_selected_labels"] == 0
+    sid, lids = fresh.first().id, [d.id for d in fresh.first()[FIELD].detections]
+    # the user selects a label while the refresh of an earlier view change
+    # is still running; that refresh was requested with no selection and
+    # is answered last
+    app.selected_labels = [dict(label_id=lids[0], sample_id=sid, field=FIELD)]
+    app.call("on_change_selected_labels")
+    assert app.state["num_selected_labels"] == 1
+    app.selected_labels = []
+    app.call("on_change_view")
+    assert app.state["num_selected_labels"] == 1
+    app.call("on_change_selected_labels")
+    assert app.state["num_selected_labels"] == 0
+
+
 def test_next_yellow_row_opens_its_sample(fresh):
     app = Session(fresh, VerificationQueues())
     app.call("on_load")
     first = queue_stats.next_yellow(fresh, FIELD, 1)[0]
     app.call("on_next_cell", row=0, column=0)
-    assert app.ops("open_sample")[0]["id"] == first["sample_id"]
     assert _labels(app.view)[0] == [first["label_id"]]
+    # the sample opens once the App has applied the view (a view change
+    # landing after open_sample would close the modal)
+    assert not app.ops("open_sample")
     app.call("on_change_view")
+    assert app.ops("open_sample")[0]["id"] == first["sample_id"]
     assert app.state["drill"] == {"label_ids": [first["label_id"]]}
     assert app.state["summary"]["total"] == fresh.count(f"{FIELD}.detections")
+    app.call("on_change_view")
+    assert not app.ops("open_sample")  # once
+    # the same row again: the view is already that one, the sample opens now
+    app.call("on_next_cell", row=0, column=0)
+    assert app.ops("open_sample")[0]["id"] == first["sample_id"] and not app.ops("set_view")
 
 
 def test_panels_without_labels_say_so(tmp_root):
@@ -374,8 +522,13 @@ def test_label_map_panel_draws_selects_and_opens(fresh):
     sid_of = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
     app.call("on_point_click", id=chosen[0])
     assert app.ops("open_sample")[0]["id"] == sid_of[chosen[0]]
-    # an empty selection goes back to the base view
+    # an empty selection (Plotly sends one on a plain click and when it
+    # redraws the map after the view changed) keeps the user's selection
     app.call("on_map_selected", data=[])
+    assert not app.ops("set_view")
+    assert app.state["drill"] == {"label_ids": chosen}
+    # Show all goes back to the base view
+    app.call("show_all")
     assert app.view._stages == [] and app.state["drill"] is None
 
 

@@ -3,8 +3,9 @@
 A 2-D map of the label embeddings (:mod:`.label_map`), coloured by queue,
 class or review state. A lasso or box selection sets the App's view to
 exactly the selected labels (``select_labels`` on the base view; see
-:mod:`.verification_queues` for how the base view is kept); a click on a
-point opens its sample. The projection is computed once, by the *Compute
+:mod:`.verification_queues` for how the base view is kept); a selection
+without points changes nothing (Plotly sends such events by itself), *Show
+all* goes back to the base view; a click on a point opens its sample. The projection is computed once, by the *Compute
 map* button (or :func:`.label_map.compute_label_map` from Python), stored
 as a run on the dataset and only read on redraws.
 """
@@ -86,15 +87,21 @@ class LabelMapPanel(foo.Panel):
             ctx.ops.open_sample(id=str(m["sample_ids"][hit[0]]))
 
     def on_map_selected(self, ctx):
-        """Shows exactly the lassoed labels in the grid."""
+        """Shows exactly the lassoed labels in the grid.
+
+        A selection without points changes nothing: Plotly emits one by
+        itself (``plotly_selected`` with no points) on a plain click in
+        lasso mode and when it redraws the map after the view changed,
+        i.e. right after every real selection. Taken as "show all", it
+        undid the user's selection a moment after it was applied. *Show
+        all* is the way back to the whole view.
+        """
         field = ctx.panel.state.label_field
         points = ctx.params.get("data") or []
         ids = list(dict.fromkeys(p["id"] for p in points if isinstance(p, dict) and p.get("id")))
-        base = self._base(ctx, field)
         if not ids:
-            ctx.panel.state.drill = None
-            ctx.ops.set_view(base)
             return
+        base = self._base(ctx, field)
         drill = dict(label_ids=ids)
         ctx.panel.state.set(dict(drill=drill, message=f"{len(ids):,} label(s) selected on the map"))
         ctx.ops.set_view(queue_stats.drill_view(base, field, drill))

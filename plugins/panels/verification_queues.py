@@ -4,7 +4,7 @@ Counts by queue and class (tables and a stacked bar chart), review
 progress, expected precision, workload and cost from the triage report, the
 calibration curves, buttons to decide labels, and the next yellow labels in
 ``review_rank`` order. Every method only translates ``ctx`` into calls of
-:mod:`.queue_stats`, :mod:`.charts`, the triage report and the review core
+:mod:`.queue_stats` (:mod:`.count_cache` for the counts), :mod:`.charts`, the triage report and the review core
 (:mod:`..review.decisions`).
 
 Drill-down: a click on a queue, a class cell or a bar sets the App's view
@@ -29,7 +29,7 @@ import fiftyone.operators.types as types
 
 from ..review.decisions import review_labels, undo_last
 from ..review.operators import context_user
-from . import app_context, charts, queue_stats
+from . import app_context, charts, count_cache, queue_stats
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +62,19 @@ class VerificationQueues(foo.Panel):
 
     def on_load(self, ctx):
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     def on_change_dataset(self, ctx):
         ctx.panel.state.set(dict(drill=None, label_field=None, calibration_key=None, message=None))
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     def on_change_view(self, ctx):
         self._refresh(ctx)
+        pending = ctx.panel.state.open_sample
+        if pending:
+            ctx.panel.state.open_sample = None
+            ctx.ops.open_sample(id=pending)
 
     def on_change_selected_labels(self, ctx):
         self._set_selection(ctx)
@@ -79,6 +85,7 @@ class VerificationQueues(foo.Panel):
     def on_change_label_field(self, ctx):
         ctx.panel.state.set(dict(label_field=ctx.params.get("value"), calibration_key=None, drill=None))
         self._refresh(ctx)
+        self._set_selection(ctx)
 
     # -- navigation -----------------------------------------------------------
 
@@ -117,9 +124,13 @@ class VerificationQueues(foo.Panel):
         if not (isinstance(row, int) and 0 <= row < len(rows)):
             return
         label_id, sample_id = rows[row]
-        field = ctx.panel.state.label_field
-        self._drill(ctx, label_ids=[label_id])
-        ctx.ops.open_sample(id=sample_id)
+        if self._drill(ctx, label_ids=[label_id]):
+            # the App closes the modal when a view change lands, and set_view
+            # lands later than open_sample: the sample is opened by
+            # on_change_view, once the App has applied the new view
+            ctx.panel.state.open_sample = sample_id
+        else:
+            ctx.ops.open_sample(id=sample_id)
 
     def show_all(self, ctx):
         field = ctx.panel.state.label_field
@@ -197,14 +208,19 @@ class VerificationQueues(foo.Panel):
         ctx.panel.state.message = f"⚠ {message}"
         ctx.ops.notify(message, variant="error")
 
-    def _drill(self, ctx, **drill):
+    def _drill(self, ctx, **drill) -> bool:
+        """Sets the view to the base view drilled down; returns whether that
+        changes the App's view."""
         field = ctx.panel.state.label_field
         if not field:
-            return
+            return False
         base = self._base(ctx, field)
         view = queue_stats.drill_view(base, field, drill)
         ctx.panel.state.drill = drill
+        if view._serialize(include_uuids=False) == ctx.view._serialize(include_uuids=False):
+            return False
         ctx.ops.set_view(view)
+        return True
 
     def _base(self, ctx, field):
         base, found = queue_stats.strip_drilldown(ctx.view, field, ctx.panel.state.drill)
@@ -213,6 +229,10 @@ class VerificationQueues(foo.Panel):
         return base
 
     def _set_selection(self, ctx):
+        # only on load and on the App's selection events, never in _refresh:
+        # a refresh answered after a newer selection event (a slow
+        # on_change_view while the user selects a label) would otherwise
+        # put back the selection its request was sent with
         field = ctx.panel.state.label_field
         ctx.panel.state.set(
             dict(
@@ -228,13 +248,14 @@ class VerificationQueues(foo.Panel):
         dataset = ctx.dataset
         field = app_context.choose_label_field(dataset, ctx.panel.state.label_field)
         ctx.panel.state.set(dict(fields=app_context.label_fields(dataset), label_field=field))
-        self._set_selection(ctx)
         if field is None:
             ctx.panel.state.error = "This dataset has no fo.Detections field to review."
             return
         ctx.panel.state.error = None
         base = self._base(ctx, field)
-        summary = queue_stats.summarize_counts(queue_stats.count_labels(base, field))
+        # the whole dataset's counts (and next yellow labels) are stored while
+        # its samples are unchanged
+        summary = queue_stats.summarize_counts(count_cache.count_labels_cached(base, field))
         key = app_context.calibration_key(dataset, field, ctx.panel.state.calibration_key)
         report, calibration = None, None
         if key is not None:
@@ -243,7 +264,7 @@ class VerificationQueues(foo.Panel):
                 report = triage_report(base, field, key)
             except ValueError as e:
                 logger.warning("Triage report unavailable: %s", e)
-        upcoming = queue_stats.next_yellow(base, field, NEXT_YELLOW)
+        upcoming = count_cache.next_yellow_cached(base, field, NEXT_YELLOW)
         qrows = charts.queue_rows(summary, report)
         ctx.panel.state.set(
             dict(

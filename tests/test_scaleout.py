@@ -297,7 +297,8 @@ def test_killed_embedding_worker_is_replaced_after_its_lease(labeled_big, tiny_c
     assert s["num_skipped_labels"] == len(before) - 12  # its chunk's labels a had embedded
     assert held[0]["chunk"] in s["chunks"]
 
-    assert ds.get_run_info(f"{group}_a").config.status == "running"  # killed
+    # worker b's run noticed that worker a's process is gone
+    assert ds.get_run_info(f"{group}_a").config.status == "killed"
     merged = ds.get_run_info(group).config
     assert merged.status == "completed"
     assert merged.num_labels_with_embedding == merged.num_labels_in_field == n

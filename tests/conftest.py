@@ -116,6 +116,14 @@ import imagekit  # noqa: E402  (tests/ is on sys.path: pytest's rootdir-less con
 
 
 def pytest_sessionfinish(session, exitstatus):
+    import atexit
+
+    import fiftyone.core.odm.database as fod
+
+    # FiftyOne's exit hook would ask the stopped mongod which datasets to
+    # delete and wait out its server-selection timeouts (minutes); the
+    # whole private database goes away with the temp dir anyway.
+    atexit.unregister(fod._delete_non_persistent_datasets_if_allowed)
     MONGOD.terminate()
     try:
         MONGOD.wait(30)

@@ -41,7 +41,6 @@ def _load_scoring():
 
 def measure(n: int, signals, neighbors, device: str = "cpu") -> dict:
     import numpy as np
-    import torch
 
     from bench_scoring import _synthetic_arrays
 

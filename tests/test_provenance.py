@@ -8,7 +8,6 @@ of other hosts, and of finished runs.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

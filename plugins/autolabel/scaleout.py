@@ -28,15 +28,10 @@ may write it, as often as it likes: it is recomputed from scratch.
 
 from __future__ import annotations
 
-import datetime
 import logging
-import os
-import re
-import socket
-import time
 from typing import Callable, Iterator
 
-from ..common import provenance, workqueue
+from ..common import provenance, shards, workqueue
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 
@@ -45,11 +40,6 @@ logger = logging.getLogger(__name__)
 METHOD = "zero_shot_detect_shard"
 COUNTS = ("num_processed_samples", "num_skipped_samples", "num_failed_samples",
           "num_labels", "num_invalid_predictions")
-
-
-def default_worker_name() -> str:
-    """``<host>_<pid>``, made a valid run-key suffix."""
-    return re.sub(r"\W", "_", f"{socket.gethostname()}_{os.getpid()}")
 
 
 def iter_zero_shot_detect_shard(
@@ -65,16 +55,8 @@ def iter_zero_shot_detect_shard(
     from .models import load_detector
     from .pipeline import iter_zero_shot_detect
 
-    if not isinstance(shard_group, str) or not shard_group.isidentifier():
-        raise ValueError(f"Parameter 'shard_group' must be a valid identifier; got {shard_group!r}")
-    if params.pop("overwrite", False):
-        raise ValueError("A 'shard_group' run cannot overwrite: re-claimed chunks rely on "
-                         "overwrite=False to label each sample exactly once")
-    if params.pop("run_key", None):
-        raise ValueError("A 'shard_group' run names its records itself: <group>_<worker> and <group>")
-    if not (isinstance(lease_s, (int, float)) and lease_s > 0):
-        raise ValueError(f"Parameter 'lease_s' must be positive; got {lease_s!r}")
-    worker = re.sub(r"\W", "_", worker) if worker else default_worker_name()
+    shards.check_params(shard_group, lease_s, params, "label each sample")
+    worker = shards.worker_name(worker)
     dataset = sample_collection._dataset
     workqueue.create(dataset, shard_group, sample_collection.values("id"), chunk_size)
 
@@ -85,7 +67,7 @@ def iter_zero_shot_detect_shard(
         )
     label_field = params.get("label_field", "autolabels")
     dataset.reload()  # runs registered by other workers meanwhile
-    run_key = _free_key(dataset, f"{shard_group}_{worker}")
+    run_key = shards.free_run_key(dataset, f"{shard_group}_{worker}")
     record = provenance.start_run(
         dataset, run_key, method=METHOD, shard_group=shard_group, worker=worker,
         backend=detector.name, checkpoint=detector.checkpoint, label_field=label_field,
@@ -93,64 +75,26 @@ def iter_zero_shot_detect_shard(
         confidence_threshold=params.get("confidence_threshold", 0.2),
         chunk_size=chunk_size, lease_s=lease_s, device=detector.device,
     )
-    totals = dict.fromkeys(COUNTS, 0)
-    failures: list[dict] = []
-    chunks: list[int] = []
-    total = workqueue.progress(dataset, shard_group)["samples"]
-    done_samples = 0
+    tally = shards.Tally(COUNTS)
 
     def summary(status):
-        return dict(totals, run_key=run_key, shard_group=shard_group, worker=worker,
-                    status=status, chunks=list(chunks), failures=failures[:1000],
-                    label_field=label_field)
+        return dict(tally.fields(), run_key=run_key, shard_group=shard_group, worker=worker,
+                    status=status, label_field=label_field)
+
+    def run_chunk(doc):
+        return iter_zero_shot_detect(
+            sample_collection.select(doc["sample_ids"]), overwrite=False, detector=detector,
+            record_run=False, run_key=run_key, **params,
+        )
+
+    def on_chunk_done(doc, out, marked):
+        tally.add(doc, out, marked)
+        provenance.finish_run(dataset, run_key, record, summary("running"))
 
     with provenance.recorded_run(dataset, run_key, record, summary) as run:
-        yield Progress(0, total, f"Worker {worker} joined group {shard_group}")
-        while True:
-            doc = workqueue.claim(dataset, shard_group, worker, lease_s)
-            if doc is None:
-                state = workqueue.progress(dataset, shard_group)
-                if state["claimed"] == 0:
-                    break  # drained
-                # others hold chunks: wait for them, or for their leases to end
-                now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-                wait = (state["next_expiry"] - now).total_seconds() if state["next_expiry"] else 1
-                time.sleep(min(max(wait + 0.1, 0.2), 5.0))
-                continue
-            c = doc["chunk"]
-            gen = iter_zero_shot_detect(
-                sample_collection.select(doc["sample_ids"]), overwrite=False, detector=detector,
-                record_run=False, run_key=run_key, **params,
-            )
-            out, lost = None, False
-            try:
-                while True:
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        out = stop.value
-                        break
-                    if not workqueue.renew(dataset, shard_group, c, worker, lease_s):
-                        lost = True
-                        break
-                    yield Progress(done_samples + p.done, total,
-                                   f"Worker {worker}: chunk {c}, {p.done}/{p.total}")
-            finally:
-                gen.close()  # flushes what it computed
-            if lost or out is None:
-                logger.warning("Worker %s lost its lease on chunk %d of %s; another worker "
-                               "finishes it", worker, c, shard_group)
-                continue
-            for k in COUNTS:
-                totals[k] += out.get(k, 0)
-            failures.extend(out.get("failures", []))
-            done_samples += len(doc["sample_ids"])
-            if workqueue.done(dataset, shard_group, c, worker):
-                chunks.append(c)
-            provenance.finish_run(dataset, run_key, record, summary("running"))
-            yield Progress(done_samples, total, f"Worker {worker}: chunk {c} done")
+        yield from shards.iter_chunks(dataset, shard_group, worker, lease_s, run_chunk, on_chunk_done)
     out = run.summary
-    if workqueue.progress(dataset, shard_group)["done"] == workqueue.progress(dataset, shard_group)["chunks"]:
+    if shards.drained(dataset, shard_group):
         out["merged"] = merge_shard_runs(dataset, shard_group)
     return out
 
@@ -245,24 +189,5 @@ def merge_shard_runs(dataset, shard_group: str) -> dict:
         num_target_samples=state["samples"], num_labeled_samples=labeled,
         num_labels_in_field=labels, **sums,
     )
-    config = dataset.init_run(**record)
-    if dataset.has_run(shard_group):
-        dataset.update_run_config(shard_group, config)
-    else:
-        try:
-            dataset.register_run(shard_group, config)
-        except ValueError:  # another worker registered it first
-            dataset.reload()
-            dataset.update_run_config(shard_group, config)
-    results = dataset.init_run_results(shard_group, **record)
-    dataset.save_run_results(shard_group, results, overwrite=True)
+    shards.write_merged_record(dataset, shard_group, record)
     return {k: v for k, v in record.items() if k.startswith("num_")} | {"workers": workers}
-
-
-def _free_key(dataset, key: str) -> str:
-    """``key``, or ``key_2``, ``key_3``... when taken (a restarted worker)."""
-    out, i = key, 1
-    while dataset.has_run(out):
-        i += 1
-        out = f"{key}_{i}"
-    return out

@@ -34,14 +34,10 @@ scale-out run works as after a single one.
 
 from __future__ import annotations
 
-import datetime
 import logging
-import re
-import time
 from typing import Callable, Iterator, Sequence
 
-from ..autolabel.scaleout import _free_key, default_worker_name
-from ..common import provenance, workqueue
+from ..common import provenance, shards, workqueue
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 
@@ -68,16 +64,8 @@ def iter_compute_label_embeddings_shard(
     """Generator form of :func:`compute_label_embeddings_shard`; returns the worker's summary."""
     from .embeddings import _check_label_field, iter_compute_label_embeddings, load_clip
 
-    if not isinstance(shard_group, str) or not shard_group.isidentifier():
-        raise ValueError(f"Parameter 'shard_group' must be a valid identifier; got {shard_group!r}")
-    if params.pop("overwrite", False):
-        raise ValueError("A 'shard_group' run cannot overwrite: re-claimed chunks rely on "
-                         "overwrite=False to embed each label exactly once")
-    if params.pop("run_key", None):
-        raise ValueError("A 'shard_group' run names its records itself: <group>_<worker> and <group>")
-    if not (isinstance(lease_s, (int, float)) and lease_s > 0):
-        raise ValueError(f"Parameter 'lease_s' must be positive; got {lease_s!r}")
-    worker = re.sub(r"\W", "_", worker) if worker else default_worker_name()
+    shards.check_params(shard_group, lease_s, params, "embed each label")
+    worker = shards.worker_name(worker)
     dataset = sample_collection._dataset
     dataset.reload()
     _check_label_field(sample_collection, label_field)
@@ -93,7 +81,7 @@ def iter_compute_label_embeddings_shard(
     text_embeddings = clip.encode_texts(prompts) if prompts else None
     embeddings_attr = params.get("embeddings_attr", "embedding")
 
-    run_key = _free_key(dataset, f"{shard_group}_{worker}")
+    run_key = shards.free_run_key(dataset, f"{shard_group}_{worker}")
     shared = dict(
         model_name=clip.model_name, pretrained=clip.pretrained, embedding_dim=clip.dim,
         context=float(params.get("context", 0.1)), embeddings_attr=embeddings_attr,
@@ -104,66 +92,30 @@ def iter_compute_label_embeddings_shard(
         label_field=label_field, prompts=prompts, chunk_size=chunk_size, lease_s=lease_s,
         device=clip.device, **shared,
     )
-    totals = dict.fromkeys(COUNTS, 0)
-    failures: list[dict] = []
-    chunks: list[int] = []
-    total = workqueue.progress(dataset, shard_group)["samples"]
-    done_samples = 0
+    tally = shards.Tally(COUNTS)
 
     def summary(status):
-        return dict(totals, run_key=run_key, shard_group=shard_group, worker=worker,
-                    status=status, chunks=list(chunks), failures=failures[:1000],
-                    label_field=label_field, prompts=prompts,
+        return dict(tally.fields(), run_key=run_key, shard_group=shard_group, worker=worker,
+                    status=status, label_field=label_field, prompts=prompts,
                     text_embeddings=None if text_embeddings is None else text_embeddings.tolist())
 
+    def run_chunk(doc):
+        return iter_compute_label_embeddings(
+            sample_collection.select(doc["sample_ids"]), label_field=label_field,
+            overwrite=False, clip=clip, prompts=[], record_run=False, run_key=run_key,
+            **params,
+        )
+
+    def on_chunk_done(doc, out, marked):
+        tally.add(doc, out, marked)
+        provenance.finish_run(dataset, run_key, record, summary("running"))
+
     with provenance.recorded_run(dataset, run_key, record, summary) as run:
-        yield Progress(0, total, f"Worker {worker} joined group {shard_group}")
-        while True:
-            doc = workqueue.claim(dataset, shard_group, worker, lease_s)
-            if doc is None:
-                state = workqueue.progress(dataset, shard_group)
-                if state["claimed"] == 0:
-                    break  # drained
-                # others hold chunks: wait for them, or for their leases to end
-                now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-                wait = (state["next_expiry"] - now).total_seconds() if state["next_expiry"] else 1
-                time.sleep(min(max(wait + 0.1, 0.2), 5.0))
-                continue
-            c = doc["chunk"]
-            gen = iter_compute_label_embeddings(
-                sample_collection.select(doc["sample_ids"]), label_field=label_field,
-                overwrite=False, clip=clip, prompts=[], record_run=False, run_key=run_key,
-                **params,
-            )
-            out, lost = None, False
-            try:
-                while True:
-                    try:
-                        next(gen)
-                    except StopIteration as stop:
-                        out = stop.value
-                        break
-                    if not workqueue.renew(dataset, shard_group, c, worker, lease_s):
-                        lost = True
-                        break
-                    yield Progress(done_samples, total, f"Worker {worker}: chunk {c}")
-            finally:
-                gen.close()  # writes the embeddings it computed
-            if lost or out is None:
-                logger.warning("Worker %s lost its lease on chunk %d of %s; another worker "
-                               "finishes it", worker, c, shard_group)
-                continue
-            for k in COUNTS:
-                totals[k] += out.get(k, 0)
-            failures.extend(out.get("failures", []))
-            done_samples += len(doc["sample_ids"])
-            if workqueue.done(dataset, shard_group, c, worker):
-                chunks.append(c)
-            provenance.finish_run(dataset, run_key, record, summary("running"))
-            yield Progress(done_samples, total, f"Worker {worker}: chunk {c} done")
+        # the embedding generator counts crops, not samples: progress per chunk
+        yield from shards.iter_chunks(dataset, shard_group, worker, lease_s, run_chunk,
+                                      on_chunk_done, samples_progress=False)
     out = run.summary
-    state = workqueue.progress(dataset, shard_group)
-    if state["done"] == state["chunks"]:
+    if shards.drained(dataset, shard_group):
         out["merged"] = merge_embedding_shard_runs(dataset, shard_group)
     return out
 
@@ -271,17 +223,6 @@ def merge_embedding_shard_runs(dataset, shard_group: str) -> dict:
         num_done_chunks=state["done"], num_group_samples=state["samples"],
         num_labels_in_field=labels, num_labels_with_embedding=embedded, **sums,
     )
-    config = dataset.init_run(**record)
-    if dataset.has_run(shard_group):
-        dataset.update_run_config(shard_group, config)
-    else:
-        try:
-            dataset.register_run(shard_group, config)
-        except ValueError:  # another worker registered it first
-            dataset.reload()
-            dataset.update_run_config(shard_group, config)
-    merged = dataset.init_run_results(
-        shard_group, **record, text_embeddings=getattr(results, "text_embeddings", None)
-    )
-    dataset.save_run_results(shard_group, merged, overwrite=True)
+    shards.write_merged_record(dataset, shard_group, record,
+                               text_embeddings=getattr(results, "text_embeddings", None))
     return {k: v for k, v in record.items() if k.startswith("num_")} | {"workers": workers}

@@ -424,3 +424,20 @@ def test_class_scores_read_in_bulk_match_the_definition(ds):
     for i in range(len(vecs)):
         assert hard[f"l{i}"] == pytest.approx(float(expected[i]), abs=1e-6)
     assert hard["none"] is None
+
+
+def test_forms_offer_scale_out_only_where_it_runs(constructed):
+    """The embedding operator runs shard groups, score_labels does not: its
+    form must not offer a field its execution would ignore."""
+    import asyncio
+
+    from fiftyone.operators.executor import resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    def props(uri):
+        request = dict(dataset_name=constructed.name, params={}, view=[], selected=[],
+                       selected_labels=[])
+        return asyncio.run(resolve_type(OperatorRegistry(), uri, request)).to_json()["type"]["properties"]
+
+    assert "shard_group" not in props(URI)
+    assert "shard_group" in props("@stoplight/autolabel/compute_label_embeddings")

@@ -252,12 +252,4 @@ def _score_inputs(ctx, inputs):
     inputs.int("k", min=1, default=SCORE_DEFAULTS["k"], label="kNN neighbours")
     inputs.bool("rer", default=SCORE_DEFAULTS["rer"], label="Class-wise autoencoder RER")
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
-    inputs.str(
-        "shard_group",
-        label="Scale-out group",
-        description=(
-            "Optional. Queue this operation once per worker (same params): delegated "
-            "workers on several machines sharing the database split the samples"
-        ),
-    )
     inputs.bool("delegate", default=False, label="Delegate")

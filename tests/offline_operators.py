@@ -57,15 +57,7 @@ def main(job: dict) -> dict:
 if __name__ == "__main__":
     results = main(json.loads(sys.argv[1]))
     # the control: the block is in force in this process
-    import socket
+    from sitecustomize import control
 
-    sock = socket.socket()
-    sock.settimeout(1)
-    try:
-        sock.connect(("203.0.113.7", 80))
-        results["control"] = "connected"
-    except OSError as e:
-        results["control"] = str(e)
-    finally:
-        sock.close()
+    results["control"] = control()
     print("RESULT " + json.dumps(results), flush=True)

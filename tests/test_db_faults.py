@@ -16,8 +16,6 @@ The state is read with pymongo straight from the private database.
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +26,8 @@ from pathlib import Path
 import pytest
 
 import imagekit
+from conftest import _mongod_path
+from conftest import free_port as _free_port
 from victims import Victim, forkserver, run_to_completion  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -40,29 +40,6 @@ TIMEOUT_MS = 3000
 
 
 # ------------------------------------------------- a mongod of the test's own
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _mongod_path() -> str:
-    # as tests/conftest.py finds it
-    import os
-
-    override = os.environ.get("STOPLIGHT_MONGOD")
-    if override:
-        return override
-    spec = importlib.util.find_spec("fiftyone")
-    path = Path(spec.origin).parent / "db" / "bin" / "mongod"
-    if path.exists():
-        return str(path)
-    found = shutil.which("mongod")
-    if not found:
-        raise RuntimeError(f"No mongod at {path} or on PATH; run `bash .ci/setup` first")
-    return found
 
 
 class PrivateMongod:

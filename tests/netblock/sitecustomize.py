@@ -68,3 +68,17 @@ socket.socket.connect = connect
 socket.socket.connect_ex = connect_ex
 socket.socket.sendto = sendto
 socket.getaddrinfo = getaddrinfo
+
+
+def control() -> str:
+    """Tries one outside connection (TEST-NET-3 address): ``"connected"``, or
+    the error that shows the block was in force in this process."""
+    sock = socket.socket()
+    sock.settimeout(1)
+    try:
+        sock.connect(("203.0.113.7", 80))
+        return "connected"
+    except OSError as e:
+        return str(e)
+    finally:
+        sock.close()

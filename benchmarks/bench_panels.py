@@ -8,27 +8,31 @@ yellow, 10 % red), ``p_correct``, ``review_rank`` on yellow labels and a
 map's cost depends on the number of labels, not much on the dimension once
 the projection is cached). Filepaths do not exist: panels read no pixels.
 
-Timed, through the same calls the panels make:
+Timed, through the same calls the panels make, in interleaved rounds
+(best of 3):
 
-- ``counts``, before and after side by side, in interleaved rounds, each
-  + :func:`summarize_counts` + the table rows and bar traces:
-
-  - *aggregation* (before): :func:`count_labels`, one ``$unwind`` +
-    ``$group`` aggregation over every label;
-  - *stored* (after, what the panel does while the dataset is unchanged):
-    :func:`count_labels_cached` finding valid stored counts (two index
-    look-ups + one document);
-  - *after a write* (after, the first refresh once the samples changed):
-    the stored counts forgotten, so the token, the aggregation and the
-    store; ``settle_s=0`` since this process is the only writer;
-
+- ``counts`` (each + :func:`summarize_counts` + the table rows and bar
+  traces): *one aggregation* (:func:`count_labels` with ``parts=1``, the
+  counts and the triage report's sums in one ``$unwind`` + ``$group``),
+  *ranges* (the same as concurrent ``_id``-range aggregations, what a
+  whole dataset gets), *stored* (:func:`count_labels_cached` finding the
+  counts of the unchanged dataset: two index look-ups + one document) and
+  *nothing stored* (the stored counts forgotten: every ``_id`` range of
+  ~1,500 samples counted and stored, the panel's first open and what it
+  pays after a write that changed most samples);
+- ``next yellow``: the old query (every label unwound and reshaped, then
+  matched), the new one (open yellow labels picked before the unwind) in
+  one aggregation and in ranges, the stored list brought up to date after
+  10 labels were decided, and the stored list served;
+- ``first refresh after a decision``: 10 yellow labels accepted (not
+  timed), then the panel's ``on_change_view`` (counts of the changed
+  ranges only, next yellow from the changed samples, render) against
+  *before*: one counts aggregation + the old next-yellow query;
 - ``bare $unwind + $group``: the floor the counts stand on, one bare
   aggregation (for scale, as ``run_all.py`` reports it);
 - with ``--variants``: other aggregation pipelines for the same counts
   (fields projected before the unwind, grouping on plain arrays, and the
   floor: one pass over the label arrays without unwinding);
-- ``next yellow``: the sorted ``$limit`` aggregation, and the stored list
-  (:func:`next_yellow_cached`);
 - ``panel load``: ``VerificationQueues.on_load`` + ``render`` with a real
   ``ExecutionContext`` (no calibration run: the triage report is timed by
   ``bench_triage.py``), once the dataset's newest write is ``SETTLE_S``
@@ -161,6 +165,20 @@ def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
+def _old_next_yellow(ds, limit: int = 10) -> list[dict]:
+    """The next-yellow query as shipped before (every label unwound and
+    reshaped, then matched): the "before" of the next-yellow timing."""
+    pipeline = [
+        {"$project": {"_l": "$autolabels"}},
+        {"$unwind": "$_l.detections"},
+        {"$replaceRoot": {"newRoot": {"$mergeObjects": ["$_l.detections", {"_s": "$_id"}]}}},
+        {"$match": {"queue": "yellow", "review": {"$nin": ["accepted", "rejected"]}, "review_rank": {"$type": "number"}}},
+        {"$sort": {"review_rank": 1, "_id": 1}},
+        {"$limit": limit},
+    ]
+    return [dict(rank=int(d["review_rank"]), label_id=str(d["_id"])) for d in ds._aggregate(pipeline=pipeline)]
+
+
 def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3, variants: bool = False) -> dict:
     """Builds ``n`` triaged labels (not timed), then times the panels' calls.
 
@@ -169,20 +187,23 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
     state (what any count over the labels has to pay).
 
     Returns:
-        ``{"n", "build", "bare_group", "counts", "stored", "after_write",
-        "next", "next_stored", "load", "variants"}`` (seconds, best of
-        ``repeat`` interleaved rounds; ``counts`` is the aggregation, i.e.
-        before), plus ``accept``/``accepted`` and the label map's timings
-        when asked
+        ``{"n", "parts", "build", "bare_group", "counts_one", "counts",
+        "cold", "stored", "next_old", "next_one", "next", "next_delta",
+        "refresh_before", "refresh", "load", "variants"}`` (seconds, best of
+        ``repeat`` interleaved rounds), plus ``accept``/``accepted`` and the
+        label map's timings when asked
     """
     import_stoplight()
+    from stoplight.plugins.common import split_scan
     from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
     from stoplight.plugins.panels.label_map_panel import LabelMapPanel
     from stoplight.plugins.panels.verification_queues import VerificationQueues
+    from stoplight.plugins.review.decisions import review_labels
 
     t0 = time.perf_counter()
     ds = build(n, f"stoplight-bench-panels-{n}", with_embeddings=with_map)
     t_build = time.perf_counter() - t0
+    parts = split_scan.default_parts()
     try:
         def bare():
             return list(ds._sample_collection.aggregate([
@@ -202,12 +223,20 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
         def stored(sc, field):
             return count_cache.count_labels_cached(sc, field, settle_s=0)
 
-        def after_write(sc, field):
+        def cold():
             count_cache.forget_counts(ds)
-            return stored(sc, field)
+            return counts(stored)
 
-        contenders = dict(bare_group=bare, aggregation=lambda: counts(queue_stats.count_labels),
-                          stored=lambda: counts(stored), after_write=lambda: counts(after_write))
+        contenders = dict(
+            bare_group=bare,
+            cold=cold,
+            counts_one=lambda: counts(lambda sc, f: queue_stats.count_labels(sc, f, parts=1)),
+            counts=lambda: counts(queue_stats.count_labels),
+            stored=lambda: counts(stored),
+            next_old=lambda: _old_next_yellow(ds),
+            next_one=lambda: queue_stats.next_yellow(ds, "autolabels", 10, parts=1),
+            next=lambda: queue_stats.next_yellow(ds, "autolabels", 10),
+        )
         if variants:
             for k, pipe in _variants("autolabels.detections").items():
                 contenders[k] = lambda pipe=pipe: list(ds._aggregate(pipeline=pipe))
@@ -219,24 +248,51 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
                 t, results[k] = _timed(fn)
                 best[k] = min(best[k], t)
         assert sum(g["n"] for g in results["bare_group"]) == n
-        summary = results["aggregation"][0]
-        assert summary["total"] == n
-        assert results["stored"][0] == summary and results["after_write"][0] == summary
-        t_next, nxt = _timed(lambda: queue_stats.next_yellow(ds, "autolabels", 10), repeat)
-        assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt)
-        assert count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0) == nxt
+        summary = results["counts"][0]
+        assert summary["total"] == n and results["counts_one"][0] == summary and results["stored"][0] == summary
+        nxt = results["next"]
+        assert [r["rank"] for r in nxt] == sorted(r["rank"] for r in nxt) and results["next_one"] == nxt
+        assert [r["label_id"] for r in nxt] == [r["label_id"] for r in results["next_old"]]
+        count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0)
         t_next_stored, _ = _timed(lambda: count_cache.next_yellow_cached(ds, "autolabels", 10, settle_s=0), repeat)
-        # the panel stores results once the newest write is SETTLE_S old
-        time.sleep(max(0.0, count_cache.SETTLE_S - (time.perf_counter() - t0 - t_build)))
+
+        # the first panel refresh after a reviewer decided 10 labels (the
+        # decision not timed): before = one aggregation for the counts and
+        # the old next-yellow query; after = what the panel does now
+        # (concurrent range aggregations, next yellow from the changed samples)
         app = _App(ds, VerificationQueues())
+        app.call("on_load")
+        time.sleep(count_cache.SETTLE_S)
+        app.call("on_load")  # stored once the newest write is SETTLE_S old
+
+        def decide():
+            top = [r["label_id"] for r in queue_stats.next_yellow(ds, "autolabels", 10)]
+            review_labels(ds, "autolabels", "accept", label_ids=top, user="bench")
+
+        def refresh_before():
+            return (counts(lambda sc, f: queue_stats.count_labels(sc, f, parts=1)), _old_next_yellow(ds))
+
+        def refresh_after():
+            return app.call("on_change_view")
+
+        t_refresh = dict(before=float("inf"), after=float("inf"), delta=float("inf"))
+        for _ in range(repeat):
+            for k, fn in (("before", refresh_before), ("after", refresh_after),
+                          ("delta", lambda: count_cache.next_yellow_cached(ds, "autolabels", 10))):
+                decide()
+                t, _ = _timed(fn)
+                t_refresh[k] = min(t_refresh[k], t)
+        app.call("on_change_view")
+        assert [r[0] for r in app.state["next"]] == [r["label_id"] for r in queue_stats.next_yellow(ds, "autolabels", 10)]
+        time.sleep(count_cache.SETTLE_S)
         t_load, _ = _timed(lambda: app.call("on_load"), repeat)
-        shipped = ("bare_group", "aggregation", "stored", "after_write")
-        row = dict(n=n, build=t_build, bare_group=best["bare_group"], counts=best["aggregation"],
-                   stored=best["stored"], after_write=best["after_write"], next=t_next,
-                   next_stored=t_next_stored, load=t_load,
+        shipped = ("bare_group", "cold", "counts_one", "counts", "stored", "next_old", "next_one", "next")
+        row = dict(n=n, parts=parts, build=t_build, **{k: best[k] for k in shipped},
+                   next_stored=t_next_stored, next_delta=t_refresh["delta"], refresh_before=t_refresh["before"],
+                   refresh=t_refresh["after"], load=t_load,
                    variants={k: best[k] for k in contenders if k not in shipped})
         if accept:
-            pending = summary["queues"]["green"]["pending"]
+            pending = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))["queues"]["green"]["pending"]
             t_accept, _ = _timed(lambda: app.call("accept_green"))
             after = queue_stats.summarize_counts(queue_stats.count_labels(ds, "autolabels"))
             assert after["queues"]["green"]["pending"] == 0
@@ -268,22 +324,27 @@ def main(argv=None) -> int:
           f"{os.getloadavg()[0]:.1f}; best of 3 interleaved rounds where marked *")
     rows = [measure(n, with_map=args.map, accept=not args.no_accept, variants=args.variants) for n in args.sizes]
 
-    print("\n| labels | bare $unwind+$group* | counts + table: aggregation (before)* | stored (after)* | before / after "
-          "| after a write* | next yellow: query* | stored* | panel load (stored)* | accept all green (labels) "
-          "| build (not timed) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| labels | ranges | bare $unwind+$group* | counts + table: one aggregation* | ranges* | stored* "
+          "| nothing stored (range counts stored)* | next yellow: old query* | new query* | ranges* "
+          "| from changed samples* | stored* |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['parts']} | {r['bare_group']:.3f} s | {r['counts_one']:.3f} s | {r['counts']:.3f} s "
+              f"| {r['stored']:.4f} s | {r['cold']:.3f} s | {r['next_old']:.3f} s | {r['next_one']:.3f} s | {r['next']:.3f} s "
+              f"| {r['next_delta']:.3f} s | {r['next_stored']:.4f} s |")
+    print("\n| labels | first refresh after a decision: before* | after (panel)* | before / after "
+          "| panel load (stored)* | accept all green (labels) | build (not timed) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         acc = f"{r['accept']:.1f} s ({r['accepted']:,})" if "accept" in r else "—"
-        print(f"| {r['n']:,} | {r['bare_group']:.3f} s | {r['counts']:.3f} s | {r['stored']:.4f} s "
-              f"| {r['counts'] / r['stored']:.0f}× "
-              f"| {r['after_write']:.3f} s | {r['next']:.3f} s | {r['next_stored']:.4f} s | {r['load']:.3f} s "
-              f"| {acc} | {r['build']:.0f} s |")
+        print(f"| {r['n']:,} | {r['refresh_before']:.3f} s | {r['refresh']:.3f} s "
+              f"| {r['refresh_before'] / r['refresh']:.1f}× | {r['load']:.3f} s | {acc} | {r['build']:.0f} s |")
     if args.variants:
         print("\n| labels | pipeline | time* | / aggregation |")
         print("|---:|---|---:|---:|")
         for r in rows:
-            for k, t in [("aggregation ($unwind + $group, as shipped)", r["counts"]), *r["variants"].items()]:
-                print(f"| {r['n']:,} | {k} | {t:.3f} s | {t / r['counts']:.2f} |")
+            for k, t in [("one aggregation ($unwind + $group, as shipped)", r["counts_one"]), *r["variants"].items()]:
+                print(f"| {r['n']:,} | {k} | {t:.3f} s | {t / r['counts_one']:.2f} |")
     if args.map:
         print("\n| labels | PCA projection + store | map first load | map redraw* | points drawn |")
         print("|---:|---:|---:|---:|---:|")

@@ -96,7 +96,7 @@ def _cached(view, field=FIELD):
     return sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows)
 
 
-def _stored(ds, field=FIELD, what="counts"):
+def _stored(ds, field=FIELD, what="cells"):
     return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}/{what}"})
 
 
@@ -142,7 +142,7 @@ def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
 
     def tamper():
         _cached(fresh)
-        coll.update_one({"_id": _stored(fresh)["_id"]}, {"$inc": {"rows.0.count": 1000}})
+        coll.update_one({"_id": _stored(fresh)["_id"]}, {"$inc": {"rows.0.n": 1000}})
         # the stored document is what is served while the token holds
         assert _cached(fresh) != truth
 
@@ -164,12 +164,15 @@ def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
     fresh.rename_sample_field("other", FIELD)
     assert _cached(fresh) == _plain(fresh) != truth
     assert {r[1] for r in _cached(fresh)} == {"red"}
-    # a result computed right after a write is not stored (and the old one goes)
+    # a result computed right after a write is not stored (the old one, with
+    # its older token, stays and is not served)
+    before = _stored(fresh)
     fresh.tag_samples("touched")
     rows = count_cache.count_labels_cached(fresh, FIELD, settle_s=3600)
     assert sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows) == _plain(fresh)
-    assert _stored(fresh) is None
-    _cached(fresh)
+    assert _stored(fresh) == before
+    assert _cached(fresh) == _plain(fresh)
+    assert _stored(fresh)["token"] != before["token"]
     assert count_cache.forget_counts(fresh) == 1 and _stored(fresh) is None
     with pytest.raises(ValueError, match="settle_s"):
         count_cache.count_labels_cached(fresh, FIELD, settle_s=-1)
@@ -184,10 +187,12 @@ def test_stored_next_yellow_follows_decisions(fresh):
 
     first = nxt(fresh)
     assert first == queue_stats.next_yellow(fresh, FIELD, 5) and len(first) == 5
-    assert _stored(fresh, what="next_yellow_5")["rows"] == first
+    stored = _stored(fresh, what="next_yellow")
+    assert [str(e["label_id"]) for e in stored["entries"][:5]] == [r["label_id"] for r in first]
     coll = count_cache._coll()
-    coll.update_one({"_id": f"{fresh._doc.id}/{FIELD}/next_yellow_5"}, {"$set": {"rows": first[::-1]}})
+    coll.update_one({"_id": stored["_id"]}, {"$set": {"entries": stored["entries"][4::-1]}})
     assert nxt(fresh) == first[::-1]  # served while the samples are unchanged
+    coll.replace_one({"_id": stored["_id"]}, stored)
     # deciding the first yellow label retires it: the list moves up
     review_labels(fresh, FIELD, "accept", label_ids=[first[0]["label_id"]], user="ann")
     moved = nxt(fresh)
@@ -197,7 +202,88 @@ def test_stored_next_yellow_follows_decisions(fresh):
     assert nxt(view) == queue_stats.next_yellow(view, FIELD, 5) != moved
     with pytest.raises(ValueError, match="limit"):
         count_cache.next_yellow_cached(fresh, FIELD, 0)
-    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh, what="next_yellow_5") is None
+    assert count_cache.forget_counts(fresh) == 1 and _stored(fresh, what="next_yellow") is None
+
+
+def _cells_key(cells):
+    return sorted((str(c["label"]), str(c["queue"]), c["review"], c["n"], c["p_n"], c["p_min"], round(c["p_sum"], 6))
+                  for c in cells)
+
+
+@pytest.mark.parametrize("depth,bucket", [(6, 10), (200, 40)])
+def test_stored_results_are_exact_through_random_writes(fresh, tmp_root, monkeypatch, depth, bucket):
+    """The stored counts (per ``_id`` range, ranges with changed samples
+    counted again) and the next-yellow list (brought up to date from the
+    changed samples) equal the plain queries after every kind of write, in
+    a random order: decisions, undo, resets, re-triage, queue and rank
+    edits, deleted labels and samples, added samples. ``depth`` 6 (the
+    stored list barely longer than what is asked) forces the threshold and
+    the recomputation paths; ``bucket`` 10 makes ~15 ranges."""
+    monkeypatch.setattr(count_cache, "NEXT_DEPTH", depth)
+    monkeypatch.setattr(count_cache, "BUCKET_SAMPLES", bucket)
+    monkeypatch.setattr(count_cache, "MAX_DELTA_SAMPLES", 40)
+    rng = np.random.default_rng(depth)
+    paths = collections.Counter()
+
+    def counted(name, fn):
+        def wrapper(*args):
+            out = fn(*args)
+            paths[f"{name}: {'updated' if out is not None else 'computed again'}"] += 1
+            return out
+        return wrapper
+
+    monkeypatch.setattr(count_cache, "_apply_delta", counted("next", count_cache._apply_delta))
+    monkeypatch.setattr(count_cache, "_update_buckets", counted("cells", count_cache._update_buckets))
+
+    def yellow_open():
+        ids, queue, review = _labels(fresh, "queue", "review")
+        return [i for i, q, r in zip(ids, queue, review) if q == "yellow" and r not in ("accepted", "rejected")]
+
+    def decide(action):
+        ids = yellow_open()
+        nxt = [r["label_id"] for r in queue_stats.next_yellow(fresh, FIELD, 3)]
+        picks = nxt[: rng.integers(1, 3)] + list(rng.choice(ids, size=min(2, len(ids)), replace=False))
+        review_labels(fresh, FIELD, action, label_ids=picks, user="ann")
+
+    def edit_label(attr, value):
+        ids = _labels(fresh)[0]
+        fresh.set_label_values(f"{FIELD}.detections.{attr}", {str(rng.choice(ids)): value})
+
+    def add_sample():
+        fresh.add_sample(fo.Sample(filepath=str(tmp_root / f"extra-{rng.integers(1e9)}.png"),
+                                   autolabels=fo.Detections(detections=[
+                                       fo.Detection(label="4", queue="yellow", review_rank=1, bounding_box=[0, 0, 1, 1])])))
+
+    writes = {
+        "accept": lambda: decide("accept"),
+        "reject": lambda: decide("reject"),
+        "reset": lambda: review_labels(fresh, FIELD, "reset", label_ids=_labels(fresh)[0][:40], user="ann"),
+        "undo": lambda: undo_last(fresh, user="ann"),
+        "to yellow, rank 0": lambda: (edit_label("queue", "yellow"), edit_label("review_rank", 0)),
+        "rank changed": lambda: edit_label("review_rank", int(rng.integers(0, 50))),
+        "label deleted": lambda: fresh.delete_labels(ids=[queue_stats.next_yellow(fresh, FIELD, 1)[0]["label_id"]]),
+        "sample deleted": lambda: fresh.delete_samples(
+            [queue_stats.next_yellow(fresh, FIELD, 2)[-1]["sample_id"]]),
+        "sample added": add_sample,
+        "re-triage": lambda: workflow.assign_queues(fresh, FIELD),
+        "tag only": lambda: fresh.take(3, seed=int(rng.integers(100))).tag_samples("seen"),
+    }
+    names = list(writes) * 2
+    rng.shuffle(names)
+    for step, name in enumerate(names):
+        writes[name]()
+        time.sleep(2 * _SETTLE_S)
+        for limit in (5, 1):
+            got = count_cache.next_yellow_cached(fresh, FIELD, limit, settle_s=_SETTLE_S)
+            assert got == queue_stats.next_yellow(fresh, FIELD, limit), f"step {step}: after {name!r}"
+        cells = count_cache.label_cells_cached(fresh, FIELD, settle_s=_SETTLE_S)
+        assert _cells_key(cells) == _cells_key(workflow.label_cells(fresh, FIELD)), f"step {step}: after {name!r}"
+        assert _cached(fresh) == _plain(fresh)
+    # every way of answering was taken
+    for what in ("next: updated", "next: computed again", "cells: updated", "cells: computed again"):
+        assert paths[what] >= 1, paths
+    assert paths["next: updated"] >= 5 and paths["cells: updated"] >= 5, paths
+    assert len(_stored(fresh)["buckets"]) >= 3
 
 
 def test_summary_of_no_rows_and_bad_field(fresh):
@@ -550,3 +636,46 @@ def test_panels_are_registered_with_the_app():
     assert {"@stoplight/autolabel/verification_queues", "@stoplight/autolabel/label_map"} <= set(panels)
     assert panels["@stoplight/autolabel/verification_queues"].config.surfaces == "grid"
     assert not [e for e in reg.list_errors() if "stoplight" in str(e)]
+
+
+# -- split aggregations (common/split_scan) -------------------------------------
+
+
+def test_split_aggregations_equal_one_aggregation(fresh, monkeypatch):
+    """Counts, triage-report cells and next yellow labels computed as
+    concurrent ``_id``-range aggregations equal one aggregation, for any
+    number of ranges (also more ranges than samples); views never split."""
+    from stoplight.plugins.common import split_scan
+
+    monkeypatch.setattr(split_scan, "MIN_SAMPLES", 0)
+    review_labels(fresh, FIELD, "accept", label_ids=_labels(fresh)[0][:30], user="ann")
+    n = len(fresh)
+    for parts in (2, 3, 7, n + 5):
+        ranges = split_scan.id_ranges(fresh, parts)
+        coll = fresh._sample_collection
+        assert sum(coll.count_documents(m) for m in ranges) == n, parts
+        assert len(ranges) == min(parts, n)
+    one = sorted(workflow.label_cells(fresh, FIELD, parts=1), key=lambda c: (str(c["label"]), str(c["queue"]), c["review"]))
+    for parts in (2, 3, 7, n + 5):
+        cells = sorted(workflow.label_cells(fresh, FIELD, parts=parts),
+                       key=lambda c: (str(c["label"]), str(c["queue"]), c["review"]))
+        assert [(c["label"], c["queue"], c["review"], c["n"], c["p_n"], c["p_min"]) for c in cells] == [
+            (c["label"], c["queue"], c["review"], c["n"], c["p_n"], c["p_min"]) for c in one], parts
+        assert [c["p_sum"] for c in cells] == pytest.approx([c["p_sum"] for c in one])
+        assert sorted(map(str, queue_stats.count_labels(fresh, FIELD, parts=parts))) == sorted(
+            map(str, queue_stats.count_labels(fresh, FIELD, parts=1)))
+        for limit in (1, 5, 60):
+            assert queue_stats.next_yellow(fresh, FIELD, limit, parts=parts) == queue_stats.next_yellow(
+                fresh, FIELD, limit, parts=1), (parts, limit)
+    assert dict(((r["label"], r["queue"], r["review"]), r["count"])
+                for r in queue_stats.count_labels(fresh, FIELD, parts=3)) == dict(_truth_counts(fresh))
+
+    def no_split(*args):
+        raise AssertionError("a view was split")
+
+    monkeypatch.setattr(split_scan, "id_ranges", no_split)
+    for view in (fresh.take(40, seed=2), fresh.match_tags("verified"), fresh.sort_by("filepath").limit(30)):
+        assert dict(((r["label"], r["queue"], r["review"]), r["count"])
+                    for r in queue_stats.count_labels(view, FIELD, parts=4)) == dict(_truth_counts(view))
+    with pytest.raises(ValueError, match="parts"):
+        queue_stats.count_labels(fresh, FIELD, parts=0)

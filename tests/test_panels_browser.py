@@ -90,6 +90,8 @@ def panel_events(page):
         method = params.get("__method__") or body.get("operator_uri", "").split("#")[-1]
         data = params.get("data")
         size = f" data={len(data)}" if isinstance(data, list) else ""
+        if "value" in params:
+            size += f" value={str(params['value'])[:40]!r}"
         status = "" if what == ">" else f" {r.status}"
         log.append(f"{time.monotonic() - t0:7.2f} {what} {body.get('operator_uri', '').split('/')[-1].split('#')[0]}:{method}{size}{status}")
 

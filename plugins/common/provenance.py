@@ -15,6 +15,7 @@ import importlib.metadata
 import logging
 import os
 import re
+import threading
 from typing import Any, Callable, Iterator
 
 from . import db_errors, owner
@@ -22,6 +23,21 @@ from . import db_errors, owner
 logger = logging.getLogger(__name__)
 
 PACKAGES = ("fiftyone", "torch", "torchvision", "transformers", "ultralytics", "open_clip_torch", "numpy")
+
+
+#: held while FiftyOne reads stored results (runs, annotation runs). FiftyOne
+#: reads them through one GridFS handle per run document, shared by every
+#: thread holding the dataset (the App server answers panel events in
+#: threads): two reads at once interleave its seek and read, and one gets
+#: an empty string ("'str' object has no attribute 'decode'")
+RESULTS_LOCK = threading.Lock()
+
+
+def load_run_results(dataset, run_key: str, cache: bool = True):
+    """``dataset.load_run_results(run_key, cache=cache)``, one thread at a
+    time (see :data:`RESULTS_LOCK`)."""
+    with RESULTS_LOCK:
+        return dataset.load_run_results(run_key, cache=cache)
 
 
 def package_versions() -> dict[str, str | None]:

@@ -1,37 +1,47 @@
 """Stored label counts (and next yellow labels) of a whole dataset, reused
 while its samples are unchanged.
 
-:func:`.queue_stats.count_labels` reads every label: one aggregation that
-costs 0.75-1.4 s at 1M labels on a shared 2-core machine (projecting only
-the needed attributes or grouping on plain arrays did not come close to
-0.5 s; see ``benchmarks/bench_panels.py --variants``). The verification panel asks for the same
-counts on every view change, drill-down click and decision, mostly for the
-whole dataset; the next yellow labels (:func:`.queue_stats.next_yellow`,
-a sorted ``$limit`` over every label, 1.7-2.8 s at 1M) likewise. So the whole
-dataset's results are stored, one document per ``(dataset, label field,
-result)`` in the ``stoplight_panel_counts`` collection of FiftyOne's
-database, together with a *token* of the samples they were computed from::
+The verification panel asks for the counts of every label by class, queue
+and review state (:func:`..triage.workflow.label_cells`, which the triage
+report shares) and for the next yellow labels
+(:func:`.queue_stats.next_yellow`) on every view change, drill-down click
+and decision, mostly for the whole dataset. Both read every label (at 1M
+labels on 2 cores: 0.54 s and 0.30 s as concurrent range aggregations,
+:mod:`..common.split_scan`). So the whole dataset's results are stored, one
+document per ``(dataset, label field, result)`` in the
+``stoplight_panel_counts`` collection of FiftyOne's database, together with
+a *token* of the samples they were computed from::
 
-    {_id: "<dataset id>/<label field>/counts", token: {samples, last_modified_at}, rows}
+    {_id: "<dataset id>/<label field>/cells", token: {samples, last_modified_at},
+     rows, cuts, buckets: [{samples, cells}, ...]}
+    {_id: "<dataset id>/<label field>/next_yellow", token, entries, threshold}
 
-A stored count is used only when the token read now is identical: the
-number of samples and the largest ``last_modified_at`` of any sample (both
-answered by indexes FiftyOne keeps on every dataset, ~1 ms). Every FiftyOne
-sample write (``set_values``, ``set_label_values``, ``tag_labels``,
-``delete_labels``, ``save``, field renames and deletions, adding samples)
-and every write of this project (``plugins/common/bulk.py``, the review
-core) sets ``last_modified_at`` to the writer's clock; deleting samples
-changes the count. Otherwise the aggregation runs and its result is stored.
+A stored result is served as is only when the token read now is
+identical: the number of samples and the largest ``last_modified_at`` of
+any sample (both answered by indexes FiftyOne keeps on every dataset,
+~1 ms). Every FiftyOne sample write (``set_values``, ``set_label_values``,
+``tag_labels``, ``delete_labels``, ``save``, field renames and deletions,
+adding samples) and every write of this project (``plugins/common/bulk.py``,
+the review core) sets ``last_modified_at`` to the writer's clock; deleting
+samples changes the count. Otherwise only what changed is read again: the
+samples whose ``last_modified_at`` is newer than the stored token (an
+index range). The counts are kept per ``_id`` range (``cuts``), and the
+ranges holding such a sample, or holding fewer samples than stored
+(deletions leave no trace), are counted again (:func:`label_cells_cached`);
+the next yellow labels are brought up to date from those samples
+(:func:`next_yellow_cached`). A review decision thus costs a look at the
+ranges it touched, not at every label.
 
 Why no stale count can be shown:
 
 - the token is read *before* the aggregation, so a write during the
   aggregation makes the stored token older than the data: the next read
-  recomputes;
+  reads that sample again;
 - a result is stored only when the newest write is at least ``settle_s``
   seconds old by this machine's clock. Two writes in the same millisecond,
   or a writer whose clock runs behind this one by less than ``settle_s``,
-  can therefore not hide behind an unchanged maximum. (A writer whose clock
+  can therefore not hide behind an unchanged maximum, nor below the
+  ``last_modified_at`` from which changed samples are looked up. (A writer whose clock
   is more than ``settle_s`` behind could: keep machines' clocks in sync,
   as NTP does to milliseconds.)
 - only the dataset itself (or its view without stages) is stored: any
@@ -45,13 +55,16 @@ do not happen.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import logging
 
 import pymongo.errors
 
 from ..review.decisions import label_list_path
-from .queue_stats import count_labels, next_yellow
+from ..common import split_scan
+from ..triage.workflow import merge_cells
+from .queue_stats import next_yellow, rows_from_cells
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +73,14 @@ COLLECTION = "stoplight_panel_counts"
 SETTLE_S = 5.0
 #: rows above this are not stored (the document limit is 16 MB)
 MAX_STORED_ROWS = 50_000
+#: the stored counts are kept per _id range of about this many samples
+BUCKET_SAMPLES = 1_500
+#: ... and in at most this many ranges
+MAX_BUCKETS = 128
+#: open yellow labels stored for the next-yellow list
+NEXT_DEPTH = 200
+#: more changed samples than this: the next-yellow list is computed again
+MAX_DELTA_SAMPLES = 10_000
 
 
 def count_labels_cached(sample_collection, label_field: str, settle_s: float = SETTLE_S) -> list[dict]:
@@ -81,23 +102,167 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
         ValueError: if ``label_field`` is not a label list field, or
             ``settle_s`` is negative
     """
-    return _cached(sample_collection, label_field, "counts", lambda sc: count_labels(sc, label_field), settle_s)
+    return rows_from_cells(label_cells_cached(sample_collection, label_field, settle_s))
+
+
+def label_cells_cached(sample_collection, label_field: str, settle_s: float = SETTLE_S) -> list[dict]:
+    """:func:`..triage.workflow.label_cells` (the counts and the triage
+    report's sums in one aggregation) of a whole dataset, stored and
+    brought up to date by ``_id`` range.
+
+    The stored cells are kept per range of about :data:`BUCKET_SAMPLES`
+    samples (at most :data:`MAX_BUCKETS` ranges). While the token holds,
+    the stored total is served; after writes only the ranges holding a
+    sample written since the token (``last_modified_at`` newer, an index
+    range) or whose number of samples changed (deletions) are counted
+    again, concurrently, and the total is their sum: a review decision on
+    a few labels costs a few ranges, not every label. When more than half
+    the ranges changed, all are counted. Other views always run the
+    aggregation.
+
+    Raises:
+        ValueError: as :func:`count_labels_cached`
+    """
+    from ..triage.workflow import label_cells
+
+    _check_settle(settle_s)
+    label_list_path(sample_collection, label_field)
+    dataset = split_scan.whole_dataset(sample_collection)
+    if dataset is None:
+        return label_cells(sample_collection, label_field)
+    key = f"{dataset._doc.id}/{label_field}/cells"
+    coll = _coll()
+    # read before the samples: a write meanwhile leaves an older token
+    token = _token(dataset)
+    head = coll.find_one({"_id": key}, {"token": 1, "rows": 1})
+    if head is not None and head.get("token") == token:
+        return head["rows"]
+    stored = coll.find_one({"_id": key}) if head is not None else None
+    cuts, buckets = None, None
+    if stored is not None and _delta_base(stored, token, "buckets"):
+        cuts = stored["cuts"]
+        buckets = _update_buckets(dataset, label_field, stored)
+    if buckets is None:
+        cuts = split_scan.id_cuts(dataset, _num_buckets(token["samples"]))
+        buckets = _count_buckets(dataset, label_field, cuts, range(len(cuts) + 1), [None] * (len(cuts) + 1))
+    rows = merge_cells(_cell(c) for b in buckets for c in b["cells"])
+    if sum(len(b["cells"]) for b in buckets) <= MAX_STORED_ROWS:
+        _store(coll, key, token, settle_s, rows=rows, cuts=cuts, buckets=buckets)
+    return rows
+
+
+def _num_buckets(num_samples: int) -> int:
+    return max(1, min(MAX_BUCKETS, num_samples // BUCKET_SAMPLES))
+
+
+def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) -> list:
+    """``buckets`` with the ranges ``which`` counted again (concurrently):
+    ``{"samples", "cells"}`` per range, cells as compact lists."""
+    from ..triage.workflow import cells_from_groups, cells_pipeline, merge_cells as merge
+
+    which = list(which)
+    matches = split_scan.range_matches(cuts)
+    pipeline = cells_pipeline(label_field)
+    coll = dataset._sample_collection
+
+    def count(i):
+        # samples first: one deleted meanwhile is then seen by the next look
+        samples = coll.count_documents(matches[i])
+        cells = merge(cells_from_groups(dataset._aggregate(pipeline=[{"$match": matches[i]}, *pipeline])))
+        return dict(samples=samples, cells=[_compact(c) for c in cells])
+
+    out = list(buckets)
+    for i, b in zip(which, split_scan.executor().map(count, which)):
+        out[i] = b
+    return out
+
+
+def _update_buckets(dataset, label_field: str, stored: dict) -> list | None:
+    """The stored ranges, those changed since the stored token counted
+    again; None when more than half of them (or more than
+    :data:`MAX_DELTA_SAMPLES` samples) changed."""
+    cuts, buckets = stored["cuts"], stored["buckets"]
+    changed = _changed_samples(dataset, stored)
+    if changed is None:
+        return None
+    dirty = {bisect.bisect_right(cuts, i) for i in changed}
+    # deletions leave no last_modified_at: a range that lost samples is dirty
+    coll = dataset._sample_collection
+    matches = split_scan.range_matches(cuts)
+    for i, b in enumerate(buckets):
+        if i not in dirty and coll.count_documents(matches[i]) != b["samples"]:
+            dirty.add(i)
+    if len(dirty) > len(buckets) // 2:
+        return None
+    return _count_buckets(dataset, label_field, cuts, sorted(dirty), buckets)
+
+
+def _changed_samples(dataset, stored: dict) -> list | None:
+    """Ids of the samples written after the stored token's newest write;
+    None when more than :data:`MAX_DELTA_SAMPLES`."""
+    coll = dataset._sample_collection
+    since = stored["token"]["last_modified_at"]
+    with coll.find({"last_modified_at": {"$gt": since}}, {"_id": 1}).limit(MAX_DELTA_SAMPLES + 1) as cursor:
+        changed = [d["_id"] for d in cursor]
+    return None if len(changed) > MAX_DELTA_SAMPLES else changed
+
+
+def _compact(cell: dict) -> list:
+    return [cell["label"], cell["queue"], cell["review"], cell["n"], cell["p_sum"], cell["p_n"], cell["p_min"]]
+
+
+def _cell(compact: list) -> dict:
+    return dict(zip(("label", "queue", "review", "n", "p_sum", "p_n", "p_min"), compact))
 
 
 def next_yellow_cached(
     sample_collection, label_field: str, limit: int = 10, settle_s: float = SETTLE_S
 ) -> list[dict]:
-    """:func:`.queue_stats.next_yellow`, stored and served like
-    :func:`count_labels_cached` (the same token: any write retires it).
+    """:func:`.queue_stats.next_yellow`, kept up to date from the samples
+    written since it was stored.
+
+    For a whole dataset the stored list holds the first :data:`NEXT_DEPTH`
+    open yellow labels: every open yellow label up to a *threshold*, the
+    ``(review_rank, label id)`` of the last one. After writes only the
+    samples whose ``last_modified_at`` is newer than the stored token are
+    read again (an index range): their stored entries are replaced by their
+    open yellow labels up to the threshold, and entries of deleted samples
+    are dropped. The result is exact while at least ``limit`` entries
+    remain; otherwise, or when more than :data:`MAX_DELTA_SAMPLES` samples
+    changed (a re-triage, accept-all-green), the list is computed again.
+    Other views always run the query.
 
     Raises:
         ValueError: as :func:`.queue_stats.next_yellow` and
             :func:`count_labels_cached`
     """
-    return _cached(
-        sample_collection, label_field, f"next_yellow_{limit}",
-        lambda sc: next_yellow(sc, label_field, limit), settle_s,
-    )
+    _check_settle(settle_s)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"Parameter 'limit' must be an integer >= 1; got {limit!r}")
+    label_list_path(sample_collection, label_field)
+    dataset = split_scan.whole_dataset(sample_collection)
+    if dataset is None:
+        return next_yellow(sample_collection, label_field, limit)
+    key = f"{dataset._doc.id}/{label_field}/next_yellow"
+    coll = _coll()
+    # read before the samples: a write meanwhile leaves an older token
+    token = _token(dataset)
+    stored = coll.find_one({"_id": key})
+    entries = None
+    if stored is not None and stored.get("token") == token:
+        entries = stored["entries"]
+    elif stored is not None and _delta_base(stored, token, "entries"):
+        entries = _apply_delta(dataset, label_field, stored)
+    if entries is not None and (stored.get("threshold") is None or len(entries) >= limit):
+        if stored.get("token") != token:
+            _store(coll, key, token, settle_s, entries=entries, threshold=stored.get("threshold"))
+        return [_row(e) for e in entries[:limit]]
+    depth = max(NEXT_DEPTH, limit)
+    rows = next_yellow(dataset, label_field, depth)
+    entries = [_entry(r) for r in rows]
+    threshold = [entries[-1]["rank"], entries[-1]["label_id"]] if len(entries) == depth else None
+    _store(coll, key, token, settle_s, entries=entries, threshold=threshold)
+    return rows[:limit]
 
 
 def forget_counts(dataset) -> int:
@@ -114,51 +279,79 @@ def forget_counts(dataset) -> int:
     return _coll().delete_many({"_id": {"$regex": f"^{prefix}"}}).deleted_count
 
 
-def _cached(sample_collection, label_field: str, what: str, compute, settle_s: float) -> list[dict]:
-    """``compute(sample_collection)``, or its stored result when that was
-    computed from the same samples of the whole dataset (module docstring)."""
+def _check_settle(settle_s) -> None:
     if isinstance(settle_s, bool) or not isinstance(settle_s, (int, float)) or settle_s < 0:
         raise ValueError(f"Parameter 'settle_s' must be a number >= 0; got {settle_s!r}")
-    label_list_path(sample_collection, label_field)
-    dataset = _whole_dataset(sample_collection)
-    if dataset is None:
-        return compute(sample_collection)
-    key = f"{dataset._doc.id}/{label_field}/{what}"
-    coll = _coll()
-    # read before computing: a write meanwhile leaves an older token
-    token = _token(dataset)
-    stored = coll.find_one({"_id": key})
-    if stored is not None and stored.get("token") == token:
-        return stored["rows"]
-    rows = compute(dataset)
+
+
+def _store(coll, key: str, token: dict, settle_s: float, **fields) -> None:
+    """Stores ``fields`` under ``key`` with ``token`` once the newest write
+    is ``settle_s`` old. Before that the stored document stays as it is:
+    its older token still says what it was computed from (a stale count is
+    never served, and the next yellow labels are brought up to date from
+    it)."""
     newest = token["last_modified_at"]
-    settled = newest is None or (_now() - newest).total_seconds() >= settle_s
+    if newest is not None and (_now() - newest).total_seconds() < settle_s:
+        return
     try:
-        if settled and len(rows) <= MAX_STORED_ROWS:
-            coll.replace_one({"_id": key}, {"token": token, "rows": rows, "computed_at": _now()}, upsert=True)
-        elif stored is not None:
-            coll.delete_one({"_id": key, "token": stored.get("token")})
+        coll.replace_one({"_id": key}, {"token": token, "computed_at": _now(), **fields}, upsert=True)
     except pymongo.errors.PyMongoError as e:
         # storing only saves time later (e.g. a read-only database user)
         logger.warning("Panel results '%s' not stored: %s", key, e)
-    return rows
 
 
-def _whole_dataset(sample_collection):
-    """The dataset when ``sample_collection`` is all of a plain dataset, else None."""
-    import fiftyone.core.dataset as fod
-    import fiftyone.core.view as fov
+def _delta_base(stored: dict, token: dict, part: str) -> bool:
+    """Whether a stored result can be brought up to date: it has ``part``
+    and both tokens have a newest write (an empty dataset's has none)."""
+    old = stored.get("token") or {}
+    return part in stored and old.get("last_modified_at") is not None and token["last_modified_at"] is not None
 
-    if isinstance(sample_collection, fod.Dataset):
-        dataset = sample_collection
-    elif type(sample_collection) is fov.DatasetView and not sample_collection._stages:
-        dataset = sample_collection._dataset
-    else:
+
+def _apply_delta(dataset, label_field: str, stored: dict) -> list[dict] | None:
+    """The stored next-yellow entries brought up to date with the samples
+    written since (see :func:`next_yellow_cached`); None when more than
+    :data:`MAX_DELTA_SAMPLES` samples changed."""
+    from .queue_stats import open_yellow_expr
+
+    coll = dataset._sample_collection
+    changed = _changed_samples(dataset, stored)
+    if changed is None:
         return None
-    # grouped datasets show one slice, generated ones are views in disguise
-    if dataset.media_type == "group" or getattr(dataset, "_is_generated", False):
-        return None
-    return dataset
+    changed_set = set(changed)
+    kept = [e for e in stored["entries"] if e["sample_id"] not in changed_set]
+    # deletions leave no last_modified_at: entries of gone samples are dropped
+    ids = list({e["sample_id"] for e in kept})
+    existing = {d["_id"] for d in coll.find({"_id": {"$in": ids}}, {"_id": 1})} if ids else set()
+    entries = [e for e in kept if e["sample_id"] in existing]
+    if changed:
+        list_path = label_list_path(dataset, label_field)
+        pipeline = [
+            {"$match": {"_id": {"$in": changed}}},
+            {"$project": {"_l": {"$filter": {"input": f"${list_path}", "cond": open_yellow_expr("$$this")}}}},
+            {"$unwind": "$_l"},
+        ]
+        threshold = stored.get("threshold")
+        for d in coll.aggregate(pipeline):
+            lab = d["_l"]
+            e = dict(rank=lab["review_rank"], label_id=lab["_id"], sample_id=d["_id"],
+                     label=lab.get("label"), p_correct=lab.get("p_correct"))
+            if threshold is None or (e["rank"], e["label_id"]) <= tuple(threshold):
+                entries.append(e)
+    entries.sort(key=lambda e: (e["rank"], e["label_id"]))
+    return entries
+
+
+def _entry(row: dict) -> dict:
+    """A next-yellow row as stored (ids as ObjectIds: they sort as MongoDB sorts)."""
+    from bson import ObjectId
+
+    return dict(rank=row["rank"], label_id=ObjectId(row["label_id"]), sample_id=ObjectId(row["sample_id"]),
+                label=row["label"], p_correct=row["p_correct"])
+
+
+def _row(entry: dict) -> dict:
+    return dict(rank=int(entry["rank"]), label_id=str(entry["label_id"]), sample_id=str(entry["sample_id"]),
+                label=entry.get("label"), p_correct=entry.get("p_correct"))
 
 
 def _token(dataset) -> dict:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import bulk
+from ..common import bulk, provenance
 from ..review.decisions import label_list_path
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def load_label_map(dataset, label_field: str) -> dict | None:
     stamp = (dataset._doc.id, key, getattr(config, "created_at", None))
     if stamp in _CACHE:
         return _CACHE[stamp]
-    results = dataset.load_run_results(key, cache=False)
+    results = provenance.load_run_results(dataset, key, cache=False)
     label_ids = np.asarray(results.label_ids, dtype=object)
     out = dict(
         label_ids=label_ids,

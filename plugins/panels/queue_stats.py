@@ -2,9 +2,11 @@
 
 The verification panel redraws on every view and selection change, so its
 numbers come from database aggregations over the view's own pipeline (one
-``$unwind`` + ``$group`` for all counts, one sorted ``$limit`` for the next
-yellow labels), never from a Python loop over labels. The functions that
-turn those rows into tables are pure.
+``$unwind`` + ``$group`` for all counts, shared with the triage report; one
+sorted ``$limit`` for the next yellow labels), never from a Python loop over
+labels. On a large whole dataset each runs as concurrent aggregations over
+``_id`` ranges (:mod:`..common.split_scan`) whose few result rows are
+merged. The functions that turn those rows into tables are pure.
 
 Review states: a label whose ``review`` is missing, None or anything other
 than ``accepted`` / ``rejected`` counts as ``pending``. Labels without a
@@ -16,22 +18,26 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..review.decisions import HUMAN_DECISIONS, label_list_path
+from ..common import split_scan
 
 QUEUES = ("green", "yellow", "red")
 UNASSIGNED = "unassigned"
 REVIEW_STATES = ("pending", "accepted", "rejected")
 
 
-def count_labels(sample_collection, label_field: str) -> list[dict]:
+def count_labels(sample_collection, label_field: str, parts: int | None = None) -> list[dict]:
     """Number of labels per (class, queue, review state) in the collection.
 
-    One aggregation: the collection's pipeline (so views, label filters and
-    App sidebar filters apply), then ``$unwind`` of the label list and a
-    ``$group`` on the three attributes.
+    The rows of :func:`..triage.workflow.label_cells` (one aggregation over
+    the collection's pipeline, so views, label filters and App sidebar
+    filters apply; concurrent ``_id`` ranges on a large whole dataset),
+    as counts (:func:`rows_from_cells`).
 
     Args:
         sample_collection: a dataset or view
         label_field: a label list field, e.g. ``"autolabels"``
+        parts: concurrent ``_id`` ranges on a large whole dataset (default:
+            the machine's cores, at most 4; 1: one aggregation)
 
     Returns:
         rows ``{"label", "queue", "review", "count"}``, ``queue`` one of
@@ -41,43 +47,22 @@ def count_labels(sample_collection, label_field: str) -> list[dict]:
     Raises:
         ValueError: if ``label_field`` is not a label list field
     """
-    list_path = label_list_path(sample_collection, label_field)
-    # the list is projected alone before the unwind: MongoDB then carries
-    # only the labels, not whole sample documents, through the pipeline
-    label = f"$_l.{list_path.split('.', 1)[1]}"
-    pipeline = [
-        {"$project": {"_l": f"${label_field}"}},
-        {"$unwind": label},
-        {
-            "$group": {
-                "_id": {
-                    "l": f"{label}.label",
-                    "q": {"$ifNull": [f"{label}.queue", UNASSIGNED]},
-                    "r": {
-                        "$cond": [
-                            {"$in": [f"{label}.review", list(HUMAN_DECISIONS)]},
-                            f"{label}.review",
-                            "pending",
-                        ]
-                    },
-                },
-                "n": {"$sum": 1},
-            }
-        },
-    ]
-    rows = []
-    for doc in sample_collection._aggregate(pipeline=pipeline):
-        key = doc["_id"]
-        queue = key.get("q")
-        rows.append(
-            dict(
-                label=key.get("l"),
-                queue=queue if queue in QUEUES else UNASSIGNED,
-                review=key.get("r", "pending"),
-                count=int(doc["n"]),
-            )
-        )
-    return rows
+    from ..triage.workflow import label_cells
+
+    label_list_path(sample_collection, label_field)
+    return rows_from_cells(label_cells(sample_collection, label_field, parts=parts))
+
+
+def rows_from_cells(cells: Sequence[dict]) -> list[dict]:
+    """:func:`count_labels` rows from :func:`..triage.workflow.label_cells`
+    rows: a missing or unknown queue counts as ``"unassigned"``."""
+    counts: dict[tuple, int] = {}
+    for c in cells:
+        q = c["queue"] if c["queue"] in QUEUES else UNASSIGNED
+        r = c["review"] if c["review"] in REVIEW_STATES else "pending"
+        k = (c["label"], q, r)
+        counts[k] = counts.get(k, 0) + int(c["n"])
+    return [dict(label=l, queue=q, review=r, count=n) for (l, q, r), n in counts.items()]
 
 
 def summarize_counts(rows: Sequence[dict]) -> dict:
@@ -131,49 +116,60 @@ def summarize_counts(rows: Sequence[dict]) -> dict:
     )
 
 
-def next_yellow(sample_collection, label_field: str, limit: int = 10) -> list[dict]:
+def next_yellow(sample_collection, label_field: str, limit: int = 10, parts: int | None = None) -> list[dict]:
     """The first open yellow labels in ``review_rank`` order (1 = look first).
 
-    Open: nobody accepted or rejected it yet. One aggregation with a sorted
-    ``$limit`` (MongoDB keeps only the top ``limit`` while sorting).
+    Open: nobody accepted or rejected it yet. One aggregation: each sample's
+    open yellow labels are picked out of its list before anything is
+    unwound (a third of the labels at most), then a sorted ``$limit``
+    (MongoDB keeps only the top ``limit`` while sorting); on a large whole
+    dataset one per ``_id`` range, concurrently, the best of their rows
+    kept. Ties of ``review_rank`` go by label id.
 
     Args:
         sample_collection: a dataset or view
         label_field: a label list field
         limit: how many labels
+        parts: as in :func:`count_labels`
 
     Returns:
         ``{"rank", "label_id", "sample_id", "label", "p_correct"}`` dicts
     """
-    if not isinstance(limit, int) or limit < 1:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"Parameter 'limit' must be an integer >= 1; got {limit!r}")
     list_path = label_list_path(sample_collection, label_field)
-    lab = f"$_l.{list_path.split('.', 1)[1]}"
     pipeline = [
-        {"$project": {"_l": f"${label_field}"}},
-        {"$unwind": lab},
-        {"$replaceRoot": {"newRoot": {"$mergeObjects": [lab, {"_s": "$_id"}]}}},
-        {
-            "$match": {
-                "queue": "yellow",
-                "review": {"$nin": list(HUMAN_DECISIONS)},
-                "review_rank": {"$type": "number"},
-            }
-        },
-        {"$sort": {"review_rank": 1, "_id": 1}},
+        {"$project": {"_l": {"$filter": {"input": f"${list_path}", "cond": open_yellow_expr("$$this")}}}},
+        {"$unwind": "$_l"},
+        {"$sort": {"_l.review_rank": 1, "_l._id": 1}},
         {"$limit": limit},
-        {"$project": {"_id": 1, "_s": 1, "label": 1, "p_correct": 1, "review_rank": 1}},
+        {"$project": {"_l._id": 1, "_l.label": 1, "_l.p_correct": 1, "_l.review_rank": 1}},
     ]
-    return [
-        dict(
-            rank=int(d["review_rank"]),
-            label_id=str(d["_id"]),
-            sample_id=str(d["_s"]),
-            label=d.get("label"),
-            p_correct=d.get("p_correct"),
-        )
-        for d in sample_collection._aggregate(pipeline=pipeline)
-    ]
+    docs = split_scan.aggregate(sample_collection, pipeline, parts=parts)
+    docs.sort(key=lambda d: (d["_l"]["review_rank"], d["_l"]["_id"]))
+    return [_next_row(d["_l"], d["_id"]) for d in docs[:limit]]
+
+
+def open_yellow_expr(label: str) -> dict:
+    """Aggregation expression: the label (e.g. ``"$$this"``) is yellow,
+    nobody decided it and it has a numeric ``review_rank``."""
+    return {
+        "$and": [
+            {"$eq": [f"{label}.queue", "yellow"]},
+            {"$not": [{"$in": [f"{label}.review", list(HUMAN_DECISIONS)]}]},
+            {"$isNumber": f"{label}.review_rank"},
+        ]
+    }
+
+
+def _next_row(label: dict, sample_id) -> dict:
+    return dict(
+        rank=int(label["review_rank"]),
+        label_id=str(label["_id"]),
+        sample_id=str(sample_id),
+        label=label.get("label"),
+        p_correct=label.get("p_correct"),
+    )
 
 
 def drilldown_filter(queue: str | None = None, label: str | None = None, review: str | None = None):

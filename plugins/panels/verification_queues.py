@@ -255,13 +255,15 @@ class VerificationQueues(foo.Panel):
         base = self._base(ctx, field)
         # the whole dataset's counts (and next yellow labels) are stored while
         # its samples are unchanged
-        summary = queue_stats.summarize_counts(count_cache.count_labels_cached(base, field))
+        # one aggregation for the counts and the triage report
+        cells = count_cache.label_cells_cached(base, field)
+        summary = queue_stats.summarize_counts(queue_stats.rows_from_cells(cells))
         key = app_context.calibration_key(dataset, field, ctx.panel.state.calibration_key)
         report, calibration = None, None
         if key is not None:
             try:
                 calibration = load_calibration(dataset, key)
-                report = triage_report(base, field, key)
+                report = triage_report(base, field, key, cells=cells)
             except ValueError as e:
                 logger.warning("Triage report unavailable: %s", e)
         upcoming = count_cache.next_yellow_cached(base, field, NEXT_YELLOW)

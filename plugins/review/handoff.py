@@ -274,7 +274,7 @@ def load_review_answers(
             "load it with dataset.load_annotations() instead"
         )
     config = dataset.get_run_info(run_key).config
-    stored = dataset.load_run_results(run_key)
+    stored = provenance.load_run_results(dataset, run_key)
     label_field, backend = config.label_field, config.backend
     sent: dict[str, list] = dict(stored.sent)
     loads: list[dict] = list(getattr(stored, "loads", None) or [])
@@ -307,7 +307,8 @@ def load_review_answers(
             "would read as kept (accepted): pass assume_all_answered=True once the review there is complete"
         )
 
-    results = dataset.load_annotation_results(anno_key, **credentials)
+    with provenance.RESULTS_LOCK:
+        results = dataset.load_annotation_results(anno_key, **credentials)
     sent_samples = set(_sample_of(sent).values())
     answered = sent_samples if assume_all_answered else _answered_samples(results, sent_samples)
 

@@ -205,7 +205,7 @@ def merge_embedding_shard_runs(dataset, shard_group: str) -> dict:
     key, cfg = base
     label_field, attr = cfg.label_field, cfg.embeddings_attr
     # the text embeddings every worker computed alike (same model, same prompts)
-    results = dataset.load_run_results(key)
+    results = provenance.load_run_results(dataset, key)
     state = workqueue.progress(dataset, shard_group)
     labels = embedded = 0
     for doc in workqueue.chunks(dataset, shard_group):

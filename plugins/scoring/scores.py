@@ -239,7 +239,7 @@ def latest_embeddings_run(dataset, label_field: str, embeddings_attr: str):
         return None, None
     key = best[1]
     try:
-        return key, dataset.load_run_results(key)
+        return key, provenance.load_run_results(dataset, key)
     except Exception as e:  # unreadable results: treat as no text embeddings
         logger.warning("Could not load results of run %s: %s", key, e)
         return key, None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common import provenance
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..triage.report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
 
@@ -81,7 +82,7 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
             request_delegation=True,
         )
         # after the worker ran it
-        report = dataset.load_run_results("accepted_vs_human")
+        report = provenance.load_run_results(dataset, "accepted_vs_human")
     """
 
     op_name = "train_on_accepted"

@@ -63,7 +63,7 @@ import pymongo.errors
 
 from ..review.decisions import label_list_path
 from ..common import split_scan
-from ..triage.workflow import merge_cells
+from ..triage.workflow import cells_from_groups, cells_pipeline, label_cells, merge_cells
 from .queue_stats import next_yellow, rows_from_cells
 
 logger = logging.getLogger(__name__)
@@ -123,8 +123,6 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
     Raises:
         ValueError: as :func:`count_labels_cached`
     """
-    from ..triage.workflow import label_cells
-
     _check_settle(settle_s)
     label_list_path(sample_collection, label_field)
     dataset = split_scan.whole_dataset(sample_collection)
@@ -158,8 +156,6 @@ def _num_buckets(num_samples: int) -> int:
 def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) -> list:
     """``buckets`` with the ranges ``which`` counted again (concurrently):
     ``{"samples", "cells"}`` per range, cells as compact lists."""
-    from ..triage.workflow import cells_from_groups, cells_pipeline, merge_cells as merge
-
     which = list(which)
     matches = split_scan.range_matches(cuts)
     pipeline = cells_pipeline(label_field)
@@ -168,7 +164,7 @@ def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) 
     def count(i):
         # samples first: one deleted meanwhile is then seen by the next look
         samples = coll.count_documents(matches[i])
-        cells = merge(cells_from_groups(dataset._aggregate(pipeline=[{"$match": matches[i]}, *pipeline])))
+        cells = merge_cells(cells_from_groups(dataset._aggregate(pipeline=[{"$match": matches[i]}, *pipeline])))
         return dict(samples=samples, cells=[_compact(c) for c in cells])
 
     out = list(buckets)

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from ..review.decisions import HUMAN_DECISIONS, label_list_path
 from ..common import split_scan
+from ..triage.workflow import label_cells
 
 QUEUES = ("green", "yellow", "red")
 UNASSIGNED = "unassigned"
@@ -47,8 +48,6 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
     Raises:
         ValueError: if ``label_field`` is not a label list field
     """
-    from ..triage.workflow import label_cells
-
     label_list_path(sample_collection, label_field)
     return rows_from_cells(label_cells(sample_collection, label_field, parts=parts))
 

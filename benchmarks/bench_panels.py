@@ -20,6 +20,9 @@ Timed, through the same calls the panels make, in interleaved rounds
   *nothing stored* (the stored counts forgotten: every ``_id`` range of
   ~1,500 samples counted and stored, the panel's first open and what it
   pays after a write that changed most samples);
+- ``filtered view``: the counts of a view hiding one class with a label
+  filter (what an App sidebar filter makes; never stored) as one
+  aggregation and as concurrent ``_id`` ranges;
 - ``next yellow``: the old query (every label unwound and reshaped, then
   matched), the new one (open yellow labels picked before the unwind) in
   one aggregation and in ranges, the stored list brought up to date after
@@ -227,9 +230,16 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
             count_cache.forget_counts(ds)
             return counts(stored)
 
+        # a sidebar filter: every class but one (the view still reads every label)
+        import fiftyone as fo
+
+        filtered = ds.filter_labels("autolabels", fo.ViewField("label") != "class_00")
+
         contenders = dict(
             bare_group=bare,
             cold=cold,
+            view_one=lambda: queue_stats.count_labels(filtered, "autolabels", parts=1),
+            view=lambda: queue_stats.count_labels(filtered, "autolabels"),
             counts_one=lambda: counts(lambda sc, f: queue_stats.count_labels(sc, f, parts=1)),
             counts=lambda: counts(queue_stats.count_labels),
             stored=lambda: counts(stored),
@@ -286,7 +296,8 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
         assert [r[0] for r in app.state["next"]] == [r["label_id"] for r in queue_stats.next_yellow(ds, "autolabels", 10)]
         time.sleep(count_cache.SETTLE_S)
         t_load, _ = _timed(lambda: app.call("on_load"), repeat)
-        shipped = ("bare_group", "cold", "counts_one", "counts", "stored", "next_old", "next_one", "next")
+        assert sorted(map(str, results["view"])) == sorted(map(str, results["view_one"]))
+        shipped = ("bare_group", "cold", "view_one", "view", "counts_one", "counts", "stored", "next_old", "next_one", "next")
         row = dict(n=n, parts=parts, build=t_build, **{k: best[k] for k in shipped},
                    next_stored=t_next_stored, next_delta=t_refresh["delta"], refresh_before=t_refresh["before"],
                    refresh=t_refresh["after"], load=t_load,
@@ -332,6 +343,10 @@ def main(argv=None) -> int:
         print(f"| {r['n']:,} | {r['parts']} | {r['bare_group']:.3f} s | {r['counts_one']:.3f} s | {r['counts']:.3f} s "
               f"| {r['stored']:.4f} s | {r['cold']:.3f} s | {r['next_old']:.3f} s | {r['next_one']:.3f} s | {r['next']:.3f} s "
               f"| {r['next_delta']:.3f} s | {r['next_stored']:.4f} s |")
+    print("\n| labels | filtered view (one class hidden): one aggregation* | ranges* | one / ranges |")
+    print("|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['view_one']:.3f} s | {r['view']:.3f} s | {r['view_one'] / r['view']:.2f}× |")
     print("\n| labels | first refresh after a decision: before* | after (panel)* | before / after "
           "| panel load (stored)* | accept all green (labels) | build (not timed) |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

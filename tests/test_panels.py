@@ -644,7 +644,8 @@ def test_panels_are_registered_with_the_app():
 def test_split_aggregations_equal_one_aggregation(fresh, monkeypatch):
     """Counts, triage-report cells and next yellow labels computed as
     concurrent ``_id``-range aggregations equal one aggregation, for any
-    number of ranges (also more ranges than samples); views never split."""
+    number of ranges (also more ranges than samples); views split only
+    when all their stages look at one sample at a time."""
     from stoplight.plugins.common import split_scan
 
     monkeypatch.setattr(split_scan, "MIN_SAMPLES", 0)
@@ -670,12 +671,21 @@ def test_split_aggregations_equal_one_aggregation(fresh, monkeypatch):
     assert dict(((r["label"], r["queue"], r["review"]), r["count"])
                 for r in queue_stats.count_labels(fresh, FIELD, parts=3)) == dict(_truth_counts(fresh))
 
-    def no_split(*args):
-        raise AssertionError("a view was split")
-
-    monkeypatch.setattr(split_scan, "id_ranges", no_split)
-    for view in (fresh.take(40, seed=2), fresh.match_tags("verified"), fresh.sort_by("filepath").limit(30)):
+    # views of per-sample stages (the App's sidebar filters) are split too
+    calls = collections.Counter()
+    real_ranges = split_scan.id_ranges
+    monkeypatch.setattr(split_scan, "id_ranges", lambda *a: calls.update(["split"]) or real_ranges(*a))
+    filtered = (fresh.match_tags("verified"), fresh.filter_labels(FIELD, fo.ViewField("label") == "3"),
+                fresh.exclude_fields("ground_truth").sort_by("filepath"))
+    for view in filtered:
         assert dict(((r["label"], r["queue"], r["review"]), r["count"])
                     for r in queue_stats.count_labels(view, FIELD, parts=4)) == dict(_truth_counts(view))
+        assert queue_stats.next_yellow(view, FIELD, 7, parts=4) == queue_stats.next_yellow(view, FIELD, 7, parts=1)
+    assert calls["split"] == 2 * len(filtered)
+    # ... but not views whose stages pick samples by position
+    for view in (fresh.take(40, seed=2), fresh.sort_by("filepath").limit(30), fresh.skip(100)):
+        assert dict(((r["label"], r["queue"], r["review"]), r["count"])
+                    for r in queue_stats.count_labels(view, FIELD, parts=4)) == dict(_truth_counts(view))
+    assert calls["split"] == 2 * len(filtered)
     with pytest.raises(ValueError, match="parts"):
         queue_stats.count_labels(fresh, FIELD, parts=0)

@@ -7,9 +7,12 @@ label of the dataset (an ``$unwind`` + ``$group`` over 1M labels takes
 ``_id`` range, the ranges at once on a few threads, and the caller merges
 the partial results (sums of counts, the best rows of sorted limits).
 
-Only a whole dataset is split: a range ``$match`` put first uses the
-``_id`` index and cannot change what the pipeline sees, while in front of
-a view's stages it could (sorts with limits, skips, groups).
+A range ``$match`` put first uses the ``_id`` index. It cannot change
+what the pipeline sees when every stage of the view looks at one sample at
+a time (matches, label filters, field selections: the App's sidebar
+filters); a view with any other stage (limits, skips, takes, groups,
+similarity sorts) runs as one aggregation, as does a grouped or generated
+dataset (:func:`splittable`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
+
+import pymongo.errors
 
 #: datasets with fewer samples run one aggregation (~0.1 s at 20k samples)
 MIN_SAMPLES = 20_000
@@ -43,6 +48,30 @@ def whole_dataset(sample_collection):
     if dataset.media_type == "group" or getattr(dataset, "_is_generated", False):
         return None
     return dataset
+
+
+#: view stages that look at one sample at a time (a range of samples
+#: gives the same samples out, in any order)
+PER_SAMPLE_STAGES = frozenset({
+    "Exclude", "ExcludeFields", "ExcludeLabels", "Exists", "FilterField", "FilterLabels", "Match",
+    "MatchLabels", "MatchTags", "Select", "SelectFields", "SelectLabels", "SortBy",
+})
+
+
+def splittable(sample_collection):
+    """The dataset of ``sample_collection`` when its samples can be read in
+    ``_id`` ranges: a plain dataset, or a view of one whose stages are all
+    in :data:`PER_SAMPLE_STAGES`; else None."""
+    import fiftyone.core.view as fov
+
+    dataset = whole_dataset(sample_collection)
+    if dataset is not None:
+        return dataset
+    if type(sample_collection) is not fov.DatasetView:
+        return None
+    if any(type(stage).__name__ not in PER_SAMPLE_STAGES for stage in sample_collection._stages):
+        return None
+    return whole_dataset(sample_collection._dataset)
 
 
 def default_parts() -> int:
@@ -94,17 +123,25 @@ def range_matches(cuts: list) -> list[dict]:
     return out
 
 
-def map_ranges(dataset, pipeline: list[dict], matches: list[dict]) -> list[list[dict]]:
-    """The results of ``pipeline`` on each ``_id`` range of ``dataset``
-    (``matches`` from :func:`range_matches`), run concurrently, in order."""
-    return list(executor().map(lambda m: list(dataset._aggregate(pipeline=[{"$match": m}, *pipeline])), matches))
+def map_ranges(sample_collection, pipeline: list[dict], matches: list[dict]) -> list[list[dict]]:
+    """The results of ``pipeline`` on each ``_id`` range of
+    ``sample_collection`` (:func:`splittable`; ``matches`` from
+    :func:`range_matches`), run concurrently, in order."""
+    coll = sample_collection._dataset._sample_collection
+    view_stages = sample_collection._pipeline()
+
+    def run(match):
+        return list(coll.aggregate([{"$match": match}, *view_stages, *pipeline], allowDiskUse=True))
+
+    return list(executor().map(run, matches))
 
 
 def aggregate(sample_collection, pipeline: list[dict], parts: int | None = None) -> list[dict]:
     """The results of ``pipeline`` on ``sample_collection``: one aggregation,
-    or, on a whole dataset of at least :data:`MIN_SAMPLES` samples, one per
-    ``_id`` range run concurrently, their results concatenated (the caller
-    merges them: each range's groups, sorts and limits are its own).
+    or, on a dataset (or a view of per-sample stages, :func:`splittable`)
+    of at least :data:`MIN_SAMPLES` samples, one per ``_id`` range run
+    concurrently, their results concatenated (the caller merges them: each
+    range's groups, sorts and limits are its own).
 
     Args:
         sample_collection: a dataset or view
@@ -118,13 +155,17 @@ def aggregate(sample_collection, pipeline: list[dict], parts: int | None = None)
         parts = default_parts()
     if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
         raise ValueError(f"Parameter 'parts' must be an integer >= 1; got {parts!r}")
-    dataset = whole_dataset(sample_collection) if parts > 1 else None
+    dataset = splittable(sample_collection) if parts > 1 else None
     if dataset is None or dataset._sample_collection.estimated_document_count() < MIN_SAMPLES:
         return list(sample_collection._aggregate(pipeline=pipeline))
     ranges = id_ranges(dataset, parts)
     if len(ranges) == 1:
-        return list(dataset._aggregate(pipeline=pipeline))
-    return [row for part in map_ranges(dataset, pipeline, ranges) for row in part]
+        return list(sample_collection._aggregate(pipeline=pipeline))
+    try:
+        return [row for part in map_ranges(sample_collection, pipeline, ranges) for row in part]
+    except pymongo.errors.OperationFailure:
+        # a stage MongoDB wants first ($text in a match): one aggregation
+        return list(sample_collection._aggregate(pipeline=pipeline))
 
 
 def executor() -> concurrent.futures.ThreadPoolExecutor:

@@ -164,7 +164,7 @@ def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) 
     def count(i):
         # samples first: one deleted meanwhile is then seen by the next look
         samples = coll.count_documents(matches[i])
-        cells = merge_cells(cells_from_groups(dataset._aggregate(pipeline=[{"$match": matches[i]}, *pipeline])))
+        cells = merge_cells(cells_from_groups(coll.aggregate([{"$match": matches[i]}, *pipeline])))
         return dict(samples=samples, cells=[_compact(c) for c in cells])
 
     out = list(buckets)

@@ -164,15 +164,19 @@ def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
     fresh.rename_sample_field("other", FIELD)
     assert _cached(fresh) == _plain(fresh) != truth
     assert {r[1] for r in _cached(fresh)} == {"red"}
-    # a result computed right after a write is not stored (the old one, with
-    # its older token, stays and is not served)
-    before = _stored(fresh)
+    # a result computed right after a write is stored unsettled: never
+    # served on its token alone, every sample written in the last settle_s
+    # read again (here all: 3600 s)
     fresh.tag_samples("touched")
     rows = count_cache.count_labels_cached(fresh, FIELD, settle_s=3600)
     assert sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows) == _plain(fresh)
-    assert _stored(fresh) == before
+    unsettled = _stored(fresh)
+    assert unsettled["settled"] is False and unsettled["since"] < unsettled["token"]["last_modified_at"]
+    coll.update_one({"_id": unsettled["_id"]}, {"$inc": {"rows.0.n": 1000, "buckets.0.cells.0.3": 1000}})
+    rows = count_cache.count_labels_cached(fresh, FIELD, settle_s=3600)
+    assert sorted((str(r["label"]), r["queue"], r["review"], r["count"]) for r in rows) == _plain(fresh)
     assert _cached(fresh) == _plain(fresh)
-    assert _stored(fresh)["token"] != before["token"]
+    assert _stored(fresh)["settled"] is True
     assert count_cache.forget_counts(fresh) == 1 and _stored(fresh) is None
     with pytest.raises(ValueError, match="settle_s"):
         count_cache.count_labels_cached(fresh, FIELD, settle_s=-1)
@@ -210,15 +214,17 @@ def _cells_key(cells):
                   for c in cells)
 
 
-@pytest.mark.parametrize("depth,bucket", [(6, 10), (200, 40)])
-def test_stored_results_are_exact_through_random_writes(fresh, tmp_root, monkeypatch, depth, bucket):
+@pytest.mark.parametrize("depth,bucket,settle", [(6, 10, _SETTLE_S), (200, 40, _SETTLE_S), (200, 5, 0.2)])
+def test_stored_results_are_exact_through_random_writes(fresh, tmp_root, monkeypatch, depth, bucket, settle):
     """The stored counts (per ``_id`` range, ranges with changed samples
     counted again) and the next-yellow list (brought up to date from the
     changed samples) equal the plain queries after every kind of write, in
     a random order: decisions, undo, resets, re-triage, queue and rank
     edits, deleted labels and samples, added samples. ``depth`` 6 (the
     stored list barely longer than what is asked) forces the threshold and
-    the recomputation paths; ``bucket`` 10 makes ~15 ranges."""
+    the recomputation paths; ``bucket`` 10 makes ~15 ranges. With ``settle``
+    0.2 s every look comes right after a write: results are stored
+    unsettled and brought up to date from the samples of the last 0.2 s."""
     monkeypatch.setattr(count_cache, "NEXT_DEPTH", depth)
     monkeypatch.setattr(count_cache, "BUCKET_SAMPLES", bucket)
     monkeypatch.setattr(count_cache, "MAX_DELTA_SAMPLES", 40)
@@ -265,20 +271,27 @@ def test_stored_results_are_exact_through_random_writes(fresh, tmp_root, monkeyp
         "sample deleted": lambda: fresh.delete_samples(
             [queue_stats.next_yellow(fresh, FIELD, 2)[-1]["sample_id"]]),
         "sample added": add_sample,
+        # as many samples as before: the deletion shows only per range
+        "sample replaced": lambda: (fresh.delete_samples([queue_stats.next_yellow(fresh, FIELD, 1)[0]["sample_id"]]),
+                                    add_sample()),
         "re-triage": lambda: workflow.assign_queues(fresh, FIELD),
         "tag only": lambda: fresh.take(3, seed=int(rng.integers(100))).tag_samples("seen"),
     }
     names = list(writes) * 2
     rng.shuffle(names)
+    unsettled = 0
     for step, name in enumerate(names):
         writes[name]()
-        time.sleep(2 * _SETTLE_S)
+        if settle == _SETTLE_S:
+            time.sleep(2 * settle)
         for limit in (5, 1):
-            got = count_cache.next_yellow_cached(fresh, FIELD, limit, settle_s=_SETTLE_S)
+            got = count_cache.next_yellow_cached(fresh, FIELD, limit, settle_s=settle)
             assert got == queue_stats.next_yellow(fresh, FIELD, limit), f"step {step}: after {name!r}"
-        cells = count_cache.label_cells_cached(fresh, FIELD, settle_s=_SETTLE_S)
+        cells = count_cache.label_cells_cached(fresh, FIELD, settle_s=settle)
         assert _cells_key(cells) == _cells_key(workflow.label_cells(fresh, FIELD)), f"step {step}: after {name!r}"
-        assert _cached(fresh) == _plain(fresh)
+        unsettled += not _stored(fresh)["settled"]
+    assert unsettled >= (len(names) // 2 if settle > _SETTLE_S else 0)
+    assert _cached(fresh) == _plain(fresh)
     # every way of answering was taken
     for what in ("next: updated", "next: computed again", "cells: updated", "cells: computed again"):
         assert paths[what] >= 1, paths

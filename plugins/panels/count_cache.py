@@ -37,13 +37,16 @@ Why no stale count can be shown:
 - the token is read *before* the aggregation, so a write during the
   aggregation makes the stored token older than the data: the next read
   reads that sample again;
-- a result is stored only when the newest write is at least ``settle_s``
-  seconds old by this machine's clock. Two writes in the same millisecond,
-  or a writer whose clock runs behind this one by less than ``settle_s``,
-  can therefore not hide behind an unchanged maximum, nor below the
-  ``last_modified_at`` from which changed samples are looked up. (A writer whose clock
-  is more than ``settle_s`` behind could: keep machines' clocks in sync,
-  as NTP does to milliseconds.)
+- a result is served on its token alone only when, as it was stored, the
+  newest write was at least ``settle_s`` seconds old by this machine's
+  clock ("settled"). Two writes in the same millisecond, or a writer whose
+  clock runs behind this one by less than ``settle_s``, can therefore not
+  hide behind an unchanged maximum. A result computed sooner is stored
+  too, with ``since`` = ``settle_s`` before now: the next look reads again
+  every sample written after that, so the same writes cannot hide below
+  it either (:func:`_store`). (A writer whose clock is more than
+  ``settle_s`` behind could: keep machines' clocks in sync, as NTP does
+  to milliseconds.)
 - only the dataset itself (or its view without stages) is stored: any
   other view, grouped datasets and generated datasets (patches, frames,
   clips) always run the aggregation.
@@ -91,8 +94,9 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
     Args:
         sample_collection: a dataset or view
         label_field: a label list field, e.g. ``"autolabels"``
-        settle_s: store a new result only when the newest sample write is at
-            least this many seconds old (see the module docstring)
+        settle_s: a result is served on its token alone only when, as it
+            was stored, the newest sample write was at least this many
+            seconds old (see the module docstring)
 
     Returns:
         the rows of :func:`.queue_stats.count_labels`, equal to what it
@@ -132,14 +136,14 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
     coll = _coll()
     # read before the samples: a write meanwhile leaves an older token
     token = _token(dataset)
-    head = coll.find_one({"_id": key}, {"token": 1, "rows": 1})
-    if head is not None and head.get("token") == token:
+    head = coll.find_one({"_id": key}, {"token": 1, "settled": 1, "rows": 1})
+    if head is not None and head.get("settled") and head.get("token") == token:
         return head["rows"]
     stored = coll.find_one({"_id": key}) if head is not None else None
     cuts, buckets = None, None
     if stored is not None and _delta_base(stored, token, "buckets"):
         cuts = stored["cuts"]
-        buckets = _update_buckets(dataset, label_field, stored)
+        buckets = _update_buckets(dataset, label_field, stored, token)
     if buckets is None:
         cuts = split_scan.id_cuts(dataset, _num_buckets(token["samples"]))
         buckets = _count_buckets(dataset, label_field, cuts, range(len(cuts) + 1), [None] * (len(cuts) + 1))
@@ -173,33 +177,39 @@ def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) 
     return out
 
 
-def _update_buckets(dataset, label_field: str, stored: dict) -> list | None:
+def _update_buckets(dataset, label_field: str, stored: dict, token: dict) -> list | None:
     """The stored ranges, those changed since the stored token counted
     again; None when more than half of them (or more than
     :data:`MAX_DELTA_SAMPLES` samples) changed."""
     cuts, buckets = stored["cuts"], stored["buckets"]
-    changed = _changed_samples(dataset, stored)
+    changed = _changed_samples(dataset, stored, with_created=True)
     if changed is None:
         return None
-    dirty = {bisect.bisect_right(cuts, i) for i in changed}
-    # deletions leave no last_modified_at: a range that lost samples is dirty
-    coll = dataset._sample_collection
-    matches = split_scan.range_matches(cuts)
-    for i, b in enumerate(buckets):
-        if i not in dirty and coll.count_documents(matches[i]) != b["samples"]:
-            dirty.add(i)
+    dirty = {bisect.bisect_right(cuts, d["_id"]) for d in changed}
+    # deletions leave no last_modified_at: a range that lost samples is
+    # dirty. FiftyOne stamps created_at on every added sample, so unless the
+    # samples now are those stored plus those added since, each range's
+    # count is checked
+    added = sum(1 for d in changed if d.get("created_at") is not None and d["created_at"] > stored["since"])
+    if token["samples"] != stored["token"]["samples"] + added:
+        coll = dataset._sample_collection
+        matches = split_scan.range_matches(cuts)
+        for i, b in enumerate(buckets):
+            if i not in dirty and coll.count_documents(matches[i]) != b["samples"]:
+                dirty.add(i)
     if len(dirty) > len(buckets) // 2:
         return None
     return _count_buckets(dataset, label_field, cuts, sorted(dirty), buckets)
 
 
-def _changed_samples(dataset, stored: dict) -> list | None:
-    """Ids of the samples written after the stored token's newest write;
-    None when more than :data:`MAX_DELTA_SAMPLES`."""
+def _changed_samples(dataset, stored: dict, with_created: bool = False) -> list | None:
+    """Ids of the samples written after the stored ``since`` (see
+    :func:`_store`), or ``{_id, created_at}`` documents; None when more
+    than :data:`MAX_DELTA_SAMPLES`."""
     coll = dataset._sample_collection
-    since = stored["token"]["last_modified_at"]
-    with coll.find({"last_modified_at": {"$gt": since}}, {"_id": 1}).limit(MAX_DELTA_SAMPLES + 1) as cursor:
-        changed = [d["_id"] for d in cursor]
+    fields = {"_id": 1, "created_at": 1} if with_created else {"_id": 1}
+    with coll.find({"last_modified_at": {"$gt": stored["since"]}}, fields).limit(MAX_DELTA_SAMPLES + 1) as cursor:
+        changed = list(cursor) if with_created else [d["_id"] for d in cursor]
     return None if len(changed) > MAX_DELTA_SAMPLES else changed
 
 
@@ -244,14 +254,15 @@ def next_yellow_cached(
     # read before the samples: a write meanwhile leaves an older token
     token = _token(dataset)
     stored = coll.find_one({"_id": key})
-    entries = None
-    if stored is not None and stored.get("token") == token:
+    if stored is not None and stored.get("settled") and stored.get("token") == token:
         entries = stored["entries"]
-    elif stored is not None and _delta_base(stored, token, "entries"):
+        if stored.get("threshold") is None or len(entries) >= limit:
+            return [_row(e) for e in entries[:limit]]
+    entries = None
+    if stored is not None and _delta_base(stored, token, "entries"):
         entries = _apply_delta(dataset, label_field, stored)
     if entries is not None and (stored.get("threshold") is None or len(entries) >= limit):
-        if stored.get("token") != token:
-            _store(coll, key, token, settle_s, entries=entries, threshold=stored.get("threshold"))
+        _store(coll, key, token, settle_s, entries=entries, threshold=stored.get("threshold"))
         return [_row(e) for e in entries[:limit]]
     depth = max(NEXT_DEPTH, limit)
     rows = next_yellow(dataset, label_field, depth)
@@ -281,16 +292,23 @@ def _check_settle(settle_s) -> None:
 
 
 def _store(coll, key: str, token: dict, settle_s: float, **fields) -> None:
-    """Stores ``fields`` under ``key`` with ``token`` once the newest write
-    is ``settle_s`` old. Before that the stored document stays as it is:
-    its older token still says what it was computed from (a stale count is
-    never served, and the next yellow labels are brought up to date from
-    it)."""
+    """Stores ``fields`` under ``key`` with ``token`` and ``since``, the
+    ``last_modified_at`` after which samples are read again next time.
+
+    Once the newest write is ``settle_s`` old the result is *settled*: the
+    token alone vouches for it (served as is while it holds) and ``since``
+    is the newest write. Before that, a write landing while the result was
+    computed could carry the same millisecond as the newest one (or an
+    older one, from a clock behind this one): so the result is not
+    served on its token, and ``since`` is ``settle_s`` before now, which
+    makes the next look read again every sample written since then."""
     newest = token["last_modified_at"]
-    if newest is not None and (_now() - newest).total_seconds() < settle_s:
-        return
+    now = _now()
+    settled = newest is None or (now - newest).total_seconds() >= settle_s
+    since = newest if settled else min(newest, now - datetime.timedelta(seconds=settle_s))
     try:
-        coll.replace_one({"_id": key}, {"token": token, "computed_at": _now(), **fields}, upsert=True)
+        coll.replace_one({"_id": key}, {"token": token, "settled": settled, "since": since, "computed_at": now,
+                                        **fields}, upsert=True)
     except pymongo.errors.PyMongoError as e:
         # storing only saves time later (e.g. a read-only database user)
         logger.warning("Panel results '%s' not stored: %s", key, e)
@@ -298,9 +316,9 @@ def _store(coll, key: str, token: dict, settle_s: float, **fields) -> None:
 
 def _delta_base(stored: dict, token: dict, part: str) -> bool:
     """Whether a stored result can be brought up to date: it has ``part``
-    and both tokens have a newest write (an empty dataset's has none)."""
-    old = stored.get("token") or {}
-    return part in stored and old.get("last_modified_at") is not None and token["last_modified_at"] is not None
+    and a ``since``, and the dataset has samples (an empty dataset's token
+    has no newest write)."""
+    return part in stored and stored.get("since") is not None and token["last_modified_at"] is not None
 
 
 def _apply_delta(dataset, label_field: str, stored: dict) -> list[dict] | None:

@@ -702,3 +702,24 @@ def test_split_aggregations_equal_one_aggregation(fresh, monkeypatch):
     assert calls["split"] == 2 * len(filtered)
     with pytest.raises(ValueError, match="parts"):
         queue_stats.count_labels(fresh, FIELD, parts=0)
+
+
+def test_stored_ranges_are_cut_again_when_samples_pile_up(fresh, tmp_root, monkeypatch):
+    """Samples added after the ranges were cut all land in the last range;
+    once it holds more than four times its share, the ranges are cut
+    again (else it would be counted on every look)."""
+    monkeypatch.setattr(count_cache, "BUCKET_SAMPLES", 10)
+    assert _cached(fresh) == _plain(fresh)
+    before = _stored(fresh)["buckets"]
+    fresh.add_samples([
+        fo.Sample(filepath=str(tmp_root / f"pile-{i}.png"), autolabels=fo.Detections(detections=[
+            fo.Detection(label="1", queue="green", bounding_box=[0, 0, 1, 1])]))
+        for i in range(60)
+    ])
+    assert _cached(fresh) == _plain(fresh)
+    piled = _stored(fresh)["buckets"]
+    assert len(piled) == len(before) and piled[-1]["samples"] >= 60
+    fresh.take(2, seed=3).tag_samples("seen")
+    assert _cached(fresh) == _plain(fresh)
+    after = _stored(fresh)["buckets"]
+    assert len(after) == len(fresh) // 10 and max(b["samples"] for b in after) < 40

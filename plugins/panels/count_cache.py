@@ -117,12 +117,13 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
     The stored cells are kept per range of about :data:`BUCKET_SAMPLES`
     samples (at most :data:`MAX_BUCKETS` ranges). While the token holds,
     the stored total is served; after writes only the ranges holding a
-    sample written since the token (``last_modified_at`` newer, an index
-    range) or whose number of samples changed (deletions) are counted
-    again, concurrently, and the total is their sum: a review decision on
-    a few labels costs a few ranges, not every label. When more than half
-    the ranges changed, all are counted. Other views always run the
-    aggregation.
+    sample written since the stored ``since`` (``last_modified_at`` newer,
+    an index range; see :func:`_store`) or whose number of samples changed
+    (deletions) are counted again, concurrently, and the total is their
+    sum: a review decision on a few labels costs a few ranges, not every
+    label. When more than half the ranges changed, or one range has grown
+    past four times its share (samples added), all are counted again on
+    new ranges. Other views always run the aggregation.
 
     Raises:
         ValueError: as :func:`count_labels_cached`
@@ -182,6 +183,10 @@ def _update_buckets(dataset, label_field: str, stored: dict, token: dict) -> lis
     again; None when more than half of them (or more than
     :data:`MAX_DELTA_SAMPLES` samples) changed."""
     cuts, buckets = stored["cuts"], stored["buckets"]
+    # samples added after the cuts all land in the last range: past four
+    # times a range's share it would be counted on every look
+    if max(b["samples"] for b in buckets) > 4 * max(BUCKET_SAMPLES, token["samples"] / MAX_BUCKETS):
+        return None
     changed = _changed_samples(dataset, stored, with_created=True)
     if changed is None:
         return None
@@ -230,8 +235,8 @@ def next_yellow_cached(
     For a whole dataset the stored list holds the first :data:`NEXT_DEPTH`
     open yellow labels: every open yellow label up to a *threshold*, the
     ``(review_rank, label id)`` of the last one. After writes only the
-    samples whose ``last_modified_at`` is newer than the stored token are
-    read again (an index range): their stored entries are replaced by their
+    samples whose ``last_modified_at`` is newer than the stored ``since``
+    are read again (an index range; see :func:`_store`): their stored entries are replaced by their
     open yellow labels up to the threshold, and entries of deleted samples
     are dropped. The result is exact while at least ``limit`` entries
     remain; otherwise, or when more than :data:`MAX_DELTA_SAMPLES` samples

@@ -5,12 +5,12 @@ The model is open_clip's ViT-B/32 architecture with **RANDOM weights**
 the same ``load_clip`` path a user takes; nothing is downloaded): the
 compute is that of ViT-B/32, the vectors are meaningless. Speed only.
 
-Images are the real photos of ``examples/quickstart.py`` (810x1080 to
+Images are the real photos of ``examples/photos.py`` (810x1080 to
 1280x720), each sample carrying ``--boxes`` labels with seeded random
 boxes; several samples point at the same file.
 
 - **bare loop**: for each image, decode -> crop -> letterbox -> CLIP
-  preprocessing (the pipeline's own ``_load_item``), then
+  preprocessing (the pipeline's own ``load_crops``), then
   ``clip.encode_images`` per batch; sequential, no database.
 - **stoplight**: ``compute_label_embeddings`` end to end (decoding and
   preprocessing in threads ahead of the forward pass, bulk writes of the
@@ -46,7 +46,7 @@ from stoplight_import import import_stoplight  # noqa: E402
 def _dataset(num_crops: int, boxes: int, name: str):
     import fiftyone as fo
     import numpy as np
-    from quickstart import photo_paths
+    from photos import photo_paths
 
     photos = [str(p) for p in photo_paths()]
     rng = np.random.default_rng(0)
@@ -69,12 +69,12 @@ def _bare_loop(clip, ds, batch_size: int) -> int:
     """Decode, crop, preprocess and embed every label of ``ds``, no database."""
     import torch
 
-    from stoplight.plugins.scoring.embeddings import _load_item
+    from stoplight.plugins.scoring.embeddings import load_crops
 
     queue, n = [], 0
     for sid, fp, lids, boxes in zip(*ds.values(["id", "filepath", "autolabels.detections.id",
                                                   "autolabels.detections.bounding_box"])):
-        queue.append(_load_item(clip, sid, fp, lids, boxes, 0.1).pixels)
+        queue.append(load_crops(clip, sid, fp, lids, boxes, 0.1).pixels)
         pixels = torch.cat(queue)
         while len(pixels) >= batch_size:
             clip.encode_images(pixels[:batch_size])

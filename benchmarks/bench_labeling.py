@@ -44,7 +44,7 @@ from stoplight_import import import_stoplight  # noqa: E402
 
 
 def _images(n: int, out: Path) -> list[str]:
-    from quickstart import photo_paths
+    from photos import photo_paths
 
     photos = photo_paths()
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def _images(n: int, out: Path) -> list[str]:
 
 
 def _bare_loop(detector, paths, batch_size):
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
 
     n = 0
     for i in range(0, len(paths), batch_size):

@@ -111,7 +111,7 @@ def main(argv=None):
 
     import_stoplight()
     import fiftyone as fo
-    from stoplight.plugins.review import audit
+    from stoplight.plugins.common import audit
     from stoplight.plugins.review.decisions import review_labels, undo_last
     from stoplight.plugins.review.finalize import finalize_labels
 

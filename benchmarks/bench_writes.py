@@ -50,7 +50,7 @@ def measure(samples: int = 2000, per_sample: int = 10) -> dict:
     from stoplight.plugins.autolabel.ontology import Ontology
     from stoplight.plugins.autolabel.pipeline import iter_zero_shot_detect
     from stoplight.plugins.common import bulk
-    from stoplight.plugins.review.decisions import HUMAN_DECISIONS
+    from stoplight.plugins.common.label_vocab import HUMAN_DECISIONS
 
     # the pipeline writes every ``write_every`` samples, keeping decided labels
     write_every = inspect.signature(iter_zero_shot_detect).parameters["write_every"].default

@@ -2,14 +2,19 @@
 
 For each backend (full-size RANDOM-WEIGHT architectures built offline with
 ``build_random_checkpoint(dir, size="full")``: YOLO-World-L, YOLOE-L,
-Grounding DINO-T, OWLv2-B/16), in fp16 on CUDA, at several batch sizes:
+Grounding DINO-T, OWLv2-B/16, MM-Grounding-DINO-T, OmDet-Turbo-T, SAM 3),
+in fp16 on CUDA, at several batch sizes:
 
 - **bare model**: one forward per batch on inputs prepared once and already
-  on the device (pure model throughput; CUDA events, synchronized).
+  on the device (pure model throughput; CUDA events, synchronized). For
+  backends that run several passes per batch (OmDet-Turbo: one decoder
+  pass per task; SAM 3: the vision encoder once, then one pass per
+  ``pairs_per_pass`` (image, prompt) pairs) it is all of them, undecoded
+  (their ``iter_forward``).
 - **end to end**: the pipeline's real code path without FiftyOne:
-  ``pipeline._prefetch`` (``num_workers`` threads running ``_load_batch``:
+  ``pipeline._prefetch`` (``num_workers`` threads running ``load_batch``:
   JPEG decode with ``images.load_image`` + ``detector.prepare``),
-  ``pipeline._predict_isolating_failures`` (= ``detector.predict``),
+  ``batches.predict_isolating_failures`` (= ``detector.predict``),
   ``detections.postprocess`` and ``detections.detections_doc``. Only the
   MongoDB bulk write and the run record are left out.
 
@@ -77,6 +82,9 @@ ARCH = {
     "yoloe": "YOLOE-L",
     "grounding-dino": "Grounding DINO-T",
     "owlv2": "OWLv2-B/16",
+    "mm-grounding-dino": "MM-Grounding-DINO-T",
+    "omdet-turbo": "OmDet-Turbo-T",
+    "sam3": "SAM 3",
 }
 T0 = time.monotonic()
 
@@ -91,7 +99,7 @@ def _photos(images_dir: str | None) -> list[Path]:
         if not out:
             raise SystemExit(f"no JPEGs in {images_dir}")
         return out
-    from quickstart import photo_paths  # ultralytics' and scikit-learn's photos
+    from photos import photo_paths  # ultralytics' and scikit-learn's photos
 
     return photo_paths()
 
@@ -119,6 +127,18 @@ def _bare_forward(detector, inputs):
         def fwd():
             with torch.inference_mode():
                 return model(x)
+
+        return fwd
+    if hasattr(detector, "iter_forward"):  # several passes per batch
+        dtype = detector.dtype
+        inputs.pixel_inputs = {
+            k: v.to(detector.device, dtype=dtype) if v.is_floating_point() else v.to(detector.device)
+            for k, v in inputs.pixel_inputs.items()
+        }
+
+        def fwd():
+            for _ in detector.iter_forward(inputs):
+                pass
 
         return fwd
     # transformers backends: HFBatch + the text inputs predict() would add
@@ -168,7 +188,7 @@ class _Timer:
 
 def _end_to_end(detector, onto, paths, batch_size, num_workers, threshold, make_docs):
     """The pipeline's loop of zero_shot_detect, minus the database."""
-    from stoplight.plugins.autolabel import pipeline
+    from stoplight.plugins.autolabel import batches as batch_steps, pipeline
     from stoplight.plugins.autolabel.detections import detections_doc, postprocess
 
     ids = [f"{i:024x}" for i in range(len(paths))]
@@ -184,7 +204,7 @@ def _end_to_end(detector, onto, paths, batch_size, num_workers, threshold, make_
             failures.append(f)
         if not batch.ids:
             continue
-        preds = pipeline._predict_isolating_failures(
+        preds = batch_steps.predict_isolating_failures(
             detector, batch, path_of, lambda sid, p, e: failures.append((sid, p, e))
         )
         for sid, (w, h), pred in zip(batch.ids, batch.sizes, preds):
@@ -204,7 +224,7 @@ def bench_backend(name, args, paths, workdir, cuda, make_docs, deadline):
     import torch
 
     from stoplight.plugins.autolabel.backends import get_backend
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
     from stoplight.plugins.autolabel.models import load_detector
     from stoplight.plugins.autolabel.ontology import Ontology
 
@@ -303,7 +323,8 @@ def table(rows, args, device_name) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backends", default="yolo-world,yoloe,grounding-dino,owlv2")
+    p.add_argument("--backends",
+                   default="yolo-world,yoloe,grounding-dino,owlv2,mm-grounding-dino,omdet-turbo,sam3")
     p.add_argument("--batch-sizes", default="1,8,32")
     p.add_argument("--size", default="full", choices=["tiny", "full"])
     p.add_argument("--images", default=None, help="folder of real JPEGs (default: ultralytics+sklearn photos)")
@@ -317,7 +338,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-bare-iters", type=int, default=50)
     p.add_argument("--e2e-s", type=float, default=6.0, help="aim for about this many e2e seconds per case")
     p.add_argument("--voc-images", type=int, default=17125)
-    p.add_argument("--budget-s", type=float, default=330.0, help="skip remaining cases after this")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="skip remaining cases after this (default 330; --smoke: none, every backend runs)")
     p.add_argument("--json", default=None)
     p.add_argument("--smoke", action="store_true", help="CPU, tiny models, batch 1-2, 6 images")
     args = p.parse_args(argv)
@@ -329,6 +351,9 @@ def main(argv=None) -> int:
         args.size, args.batch_sizes, args.num_images = "tiny", "1,2", 6
         args.device = args.device or "cpu"
         args.bare_s, args.e2e_s = 0.2, 0.5
+    if args.budget_s is None:
+        # a smoke run checks that every backend runs, however loaded the CPU
+        args.budget_s = float("inf") if args.smoke else 330.0
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = args.device.startswith("cuda")
     args.fp16 = cuda if args.fp16 == "auto" else args.fp16 == "on"

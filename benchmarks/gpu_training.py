@@ -12,7 +12,7 @@ YAML: random init, no download) and tests on the human test labels with
 ``<model>.pt``) to ``--out``.
 
 Only the module ``plugins/training/yolo.py`` (and the ultralytics helpers of
-``plugins/autolabel/backends/yolo.py`` it uses) is loaded: the plugin's
+``plugins/common/ultralytics_env.py`` it uses) is loaded: the plugin's
 package ``__init__`` files import FiftyOne. ``polars`` (imported by
 ultralytics only to read its results CSV into the checkpoint) may be
 missing there; a stand-in then makes that read fail, which ultralytics
@@ -36,8 +36,6 @@ def load_training_module(code_root: Path):
     """``plugins.training.yolo`` under a stand-in package, without the
     package ``__init__`` files (they import FiftyOne)."""
     for name, rel in (("stoplight", ""), ("stoplight.plugins", "plugins"),
-                      ("stoplight.plugins.autolabel", "plugins/autolabel"),
-                      ("stoplight.plugins.autolabel.backends", "plugins/autolabel/backends"),
                       ("stoplight.plugins.training", "plugins/training")):
         mod = types.ModuleType(name)
         mod.__path__ = [str(code_root / rel)]

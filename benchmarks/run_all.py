@@ -48,6 +48,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RANDOM = "random weights, speed only"
+#: the zero-shot backends compared side by side (YOLO-World first: the baseline)
+BACKENDS = "yolo-world,owlv2,grounding-dino,mm-grounding-dino,omdet-turbo,sam3"
 
 
 # ---------------------------------------------------------------- the steps
@@ -94,9 +96,28 @@ def _step_panels(cfg: dict) -> dict:
     return bench_panels.measure(cfg["n"], accept=False)
 
 
+def _step_masks(cfg: dict) -> dict:
+    import bench_masks
+    from gpu_labeling import import_stoplight_without_fiftyone
+
+    import_stoplight_without_fiftyone()
+    return bench_masks.measure(**cfg)
+
+
+def _step_backends(cfg: dict) -> dict:
+    import bench_backends
+    from gpu_labeling import import_stoplight_without_fiftyone
+
+    import_stoplight_without_fiftyone()
+    with tempfile.TemporaryDirectory(prefix="stoplight-bench-backends-") as tmp:
+        return bench_backends.measure(cfg["backends"], cfg["size"], cfg["num_images"], cfg["batch_size"],
+                                      cfg["rounds"], Path(tmp))
+
+
 STEP_FUNCTIONS: dict[str, Callable[[dict], dict]] = {
     "writes": _step_writes, "labeling": _step_labeling, "embeddings": _step_embeddings,
     "triage": _step_triage, "scoring": _step_scoring, "panels": _step_panels,
+    "masks": _step_masks, "backends": _step_backends,
 }
 
 
@@ -127,6 +148,13 @@ def plan(mode: str) -> tuple[list[Step], list[str]]:
         steps.append(Step("labeling_full", "labeling", dict(backend="yolo-world", size="full",
                                                             num_images=16, batch_size=8, rounds=1),
                           300, 90))
+    steps.append(Step("backends_tiny", "backends", dict(backends=BACKENDS.split(","), size="tiny",
+                                                       num_images=4 if quick else 8, batch_size=4,
+                                                       rounds=1 if quick else 2), 240, 40))
+    steps.append(Step("masks_tiny", "masks", dict(size="tiny", num_images=4 if quick else 8,
+                                                  rounds=1 if quick else 2, frames=8 if quick else 16), 240, 40))
+    if not quick:
+        steps.append(Step("masks_full", "masks", dict(size="full"), 600, 180))
     steps.append(Step("embeddings", "embeddings", dict(sizes=[16, 64] if quick else [64, 256],
                                                        model="ViT-B-32", boxes=8, batch_size=32),
                       240, 40))
@@ -141,6 +169,9 @@ def plan(mode: str) -> tuple[list[Step], list[str]]:
     left_out = []
     if quick:
         left_out.append("labeling with the full-size YOLO-World-L (--quick; run without it)")
+        left_out.append("full-size SAM / SAM 2 masks and SAM 2 tracking (--quick; run without it)")
+    left_out.append("full-size zero-shot backends side by side (SAM 3 alone is 840M parameters): "
+                    "python benchmarks/bench_backends.py --sizes full --rounds 1")
     if not full:
         left_out.append("scoring and triage at 1M labels (--full): building and scoring 1M labels adds "
                         "~10 min on 2 cores (8.4 GB RSS); the 100k/10k growth is shown instead")
@@ -203,6 +234,40 @@ def _labeling_rows(step: Step) -> list[Row]:
     return rows
 
 
+def _backend_rows(step: Step) -> list[Row]:
+    """Each zero-shot backend's images/s against the first (YOLO-World)."""
+    r, cfg = step.result, step.cfg
+    base = r["rows"][0]
+    ctx = (f"tiny configs, {RANDOM}; {cfg['num_images']} real photos, batch {cfg['batch_size']}, CPU; "
+           "decode + prepare + predict; at tiny size mostly per-call overhead")
+    return [Row(f"Zero-shot backends (tiny): {row['backend']} vs {base['backend']}", f"{row['model_ips']:.2f} img/s",
+                f"{base['model_ips']:.2f} img/s", f"{row['model_ips'] / base['model_ips']:.2f}x", "—", "—",
+                _rss(r), f"{ctx}; {row['params_m']:.1f}M params, input {row['input']}")
+            for row in r["rows"][1:]]
+
+
+def _mask_rows(step: Step) -> list[Row]:
+    """Masks/s batched vs per image, SAM 2 vs SAM, tracking 3 vs 1 object."""
+    r, size = step.result, step.cfg["size"]
+    st = r["settings"]
+    arch = "full-size (sam-vit-base, sam2.1-hiera-tiny)" if size == "full" else "tiny"
+    ctx = (f"{arch}, {RANDOM}; {st['num_images']} real photos x {st['boxes']} boxes, CPU; decode + model + "
+           "Stoplight's mask crop and stability score")
+    rows = [Row(f"Masks ({size} {m['model']}): batched ({st['batch_size']} images) vs one image per call",
+                f"{m['batched_mps']:.2f} masks/s", f"{m['per_image_mps']:.2f} masks/s",
+                f"{m['batched_vs_per_image']:.2f}x", "—", "—", _rss(r), f"{ctx}; {m['params_m']:.1f}M params")
+            for m in r["masks"]]
+    sam, sam2 = r["masks"][0], r["masks"][1]
+    rows.append(Row(f"Masks ({size}): SAM 2 vs SAM, batched", f"{sam2['batched_mps']:.2f} masks/s",
+                    f"{sam['batched_mps']:.2f} masks/s", f"{sam2['vs_sam']:.2f}x", "—", "—", _rss(r), ctx))
+    one, three = r["tracking"][0], r["tracking"][1]
+    rows.append(Row(f"Tracking ({size} SAM 2 video): 3 objects vs 1 object", f"{three['fps']:.2f} frames/s",
+                    f"{one['fps']:.2f} frames/s", f"{three['vs_one_object']:.2f}x", "—", "—", _rss(r),
+                    f"{arch}, {RANDOM}; {st['frames']} frames 640x480 (a real photo, moving squares), one "
+                    "tracking round incl. decoding into the frame store; no database"))
+    return rows
+
+
 def _growth_row(label: str, small: Step, big: Step, seconds: Callable[[dict], float],
                 rss_from: Step, extra: str = "") -> Row:
     n0, n1 = small.cfg["n"], big.cfg["n"]
@@ -235,6 +300,11 @@ def build_rows(steps: list[Step]) -> list[Row]:
     for key in ("labeling_tiny", "labeling_full"):
         if key in done:
             rows.extend(_labeling_rows(done[key]))
+    if "backends_tiny" in done:
+        rows.extend(_backend_rows(done["backends_tiny"]))
+    for key in ("masks_tiny", "masks_full"):
+        if key in done:
+            rows.extend(_mask_rows(done[key]))
     if "embeddings" in done:
         s = done["embeddings"]
         r = s.result

@@ -60,8 +60,9 @@ def measure(n: int, signals, neighbors, device: str = "cpu") -> dict:
         setattr(module, name, wrapper)
         return fn
 
+    rer_mod = importlib.import_module(signals.__name__.rsplit(".", 1)[0] + ".rer")
     saved = [(neighbors, "spherical_kmeans", timed(neighbors, "spherical_kmeans", "knn: k-means")),
-             (signals, "_ae_errors", timed(signals, "_ae_errors", "rer: evaluate"))]
+             (rer_mod, "_ae_errors", timed(rer_mod, "_ae_errors", "rer: evaluate"))]
     try:
         t0 = time.perf_counter()
         knn = signals.knn_agreement(emb, y, k=10, device=device)

@@ -3,9 +3,17 @@
     python examples/make_tiny_checkpoint.py --backend owlv2 --out checkpoints/owlv2-tiny
     python examples/quickstart.py --backend owlv2 --checkpoint checkpoints/owlv2-tiny
 
+Every registered backend can build one (each backend's
+``build_random_checkpoint``): ``yolo-world``, ``yoloe``, ``owlvit``,
+``owlv2``, ``grounding-dino``, ``mm-grounding-dino``, ``omdet-turbo`` and
+``sam3`` (boxes and instance masks). Transformers checkpoints are
+``save_pretrained`` folders (safetensors + processor) that load through the
+same ``from_pretrained(<dir>)`` call as the hub ids.
+
 ``--size tiny`` (default) is a miniature model for smoke tests;
 ``--size full`` is the published architecture with random weights, for
-speed measurements. Either way the labels it produces are MEANINGLESS.
+speed measurements (``sam3``: 840M parameters, 3.4 GB). Either way the
+labels it produces are MEANINGLESS.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ Chromium (Playwright), saving PNGs under ``docs/walkthrough/``:
 
     python examples/screenshots.py                  # needs playwright and /usr/bin/chromium
     python examples/screenshots.py --out /tmp/shots --chromium /path/to/chromium
+    python examples/screenshots.py --quickstart     # only docs/quickstart.png (README, "What you will see")
+
+``--quickstart`` runs ``quickstart.py --no-app`` and opens the App with
+the command it prints, as the README says, then saves what it shows.
 
 Nothing touches your own database: the script starts its own ``mongod``
 (the one FiftyOne installs) in a temporary directory and removes it at the
@@ -32,13 +36,14 @@ import time
 import uuid
 from pathlib import Path
 
+from open_app import show_queues
 from stoplight_import import REPO
 
 FIELD = "autolabels"
 NAME = "stoplight-walkthrough-digits"
 TIMEOUT = 90_000
-QUEUE_COLORS = {"green": "#2ca02c", "yellow": "#f2c200", "red": "#d62728"}
 MAX_BYTES = 290_000
+QUICKSTART_PNG = REPO / "docs" / "quickstart.png"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -126,12 +131,7 @@ def prepare_dataset(review: int) -> None:
 
     ds = fo.load_dataset(NAME)
     compute_label_map(ds, FIELD, method="pca")  # what the panel's "Compute map" button runs
-    # boxes coloured by their queue, as in the panels
-    ds.app_config.color_scheme = fo.ColorScheme(color_by="value", fields=[dict(
-        path=FIELD, colorByAttribute="queue",
-        valueColors=[dict(value=q, color=c) for q, c in QUEUE_COLORS.items()],
-    )])
-    ds.save()
+    show_queues(ds, FIELD)  # boxes coloured by their queue, as in the panels
     # the long vectors would fill the label tooltips before the review attributes
     auto = ds.select_fields(FIELD).exclude_fields([f"{FIELD}.detections.embedding",
                                                    f"{FIELD}.detections.class_scores"])
@@ -232,11 +232,64 @@ def take_screenshots(url: str, out: Path, chromium: str) -> list[Path]:
     return shots
 
 
+def quickstart_screenshot(root: Path, chromium: str) -> int:
+    """The README's first command (without the setup, ``--no-app``), then the
+    App opened by the command it prints; saves :data:`QUICKSTART_PNG`."""
+    import shlex
+
+    import quickstart
+    import walkthrough
+    from playwright.sync_api import expect, sync_playwright
+
+    os.environ["FIFTYONE_DEFAULT_DATASET_DIR"] = str(root / "datasets")
+    name = quickstart.DEFAULT_NAME
+    rc = quickstart.main(["--offline", "--no-app", "--name", name])
+    if rc != 0:
+        raise SystemExit(f"quickstart.py failed with exit code {rc}")
+    import fiftyone as fo
+
+    command = shlex.split(walkthrough.open_app_command(name))  # what the quickstart printed
+    port = _free_port()
+    env = dict(os.environ, FIFTYONE_DEFAULT_APP_PORT=str(port),
+               BROWSER="true")  # no browser tab: Playwright's Chromium looks instead
+    app = subprocess.Popen(command, stdout=open(root / "app.log", "w"), stderr=subprocess.STDOUT, cwd=str(REPO),
+                           env=env, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_app(url, app)
+        n = len(fo.load_dataset(name))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1600, "height": 950})
+            context.set_default_timeout(TIMEOUT)
+            context.add_init_script("window.IS_PLAYWRIGHT = true;"
+                                    "try { localStorage.setItem('fiftyone-enterprise-tooltip-seen', 'true') } "
+                                    "catch (e) {}")
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(f"{n:,} samples", timeout=TIMEOUT)
+            expect(page.locator("table").filter(has_text="Expected precision")).to_be_visible(timeout=TIMEOUT)
+            expect(page.locator(".js-plotly-plot .barlayer")).to_have_count(1, timeout=TIMEOUT)
+            page.wait_for_selector('[data-cy="fo-grid"] [data-cy="looker"]', timeout=TIMEOUT)
+            page.wait_for_timeout(5000)  # thumbnails and their boxes
+            QUICKSTART_PNG.parent.mkdir(parents=True, exist_ok=True)
+            size = save_png(page, QUICKSTART_PNG)
+            print(f"  {QUICKSTART_PNG} ({size / 1024:.0f} KB)")
+            browser.close()
+    finally:
+        import signal
+
+        os.killpg(app.pid, signal.SIGTERM)
+        app.wait(30)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "walkthrough"))
     parser.add_argument("--chromium", default=os.environ.get("STOPLIGHT_CHROMIUM", "/usr/bin/chromium"))
     parser.add_argument("--review", type=int, default=20, help="labels the simulated reviewer decides")
+    parser.add_argument("--quickstart", action="store_true", help=f"only {QUICKSTART_PNG.relative_to(REPO)}")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -246,10 +299,11 @@ def main(argv=None) -> int:
     try:
         mongod, uri = start_private_mongod(root)
         isolated_environment(root, uri)
+        if args.quickstart:
+            return quickstart_screenshot(root, args.chromium)
         prepare_dataset(args.review)
         port = _free_port()
-        # cwd: a scratch dir, so that the repository's plugins/ cannot
-        # shadow fiftyone's own `plugins` package in the server
+        # cwd: the scratch dir, which holds the server's log
         server = subprocess.Popen(
             [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
             stdout=open(root / "server.log", "w"), stderr=subprocess.STDOUT, cwd=str(root), env=dict(os.environ),

@@ -1,9 +1,10 @@
 """Imports this repository as the Python package ``stoplight``.
 
-The repository root is a FiftyOne plugin, not an installed package, and its
-``plugins/`` folder cannot be imported as top-level ``plugins`` (fiftyone's
-wheel owns that name). Scripts in ``examples/`` and ``benchmarks/`` use
-this to call the plugin's Python functions directly.
+The repository root is a FiftyOne plugin, not an installed package; its
+``plugins/`` folder is a namespace package (no ``__init__.py``) so that it
+never shadows the ``plugins`` package of fiftyone's wheel, even when the
+repository root is on ``sys.path``. Scripts in ``examples/`` and
+``benchmarks/`` use this to call the plugin's Python functions directly.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ def import_stoplight():
     """Returns the repository loaded as the package ``stoplight``."""
     if "stoplight" in sys.modules:
         return sys.modules["stoplight"]
-    # a script's own folder is on sys.path; the repo root must not be
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
     spec = importlib.util.spec_from_file_location(
         "stoplight", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
     )

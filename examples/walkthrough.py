@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -131,7 +132,8 @@ def ensure_plugin() -> None:
         from fiftyone.operators.registry import OperatorRegistry
 
         raise RuntimeError(f"Could not load the plugin from {REPO}: {OperatorRegistry().list_errors()}")
-    print(f"(plugin not installed: loaded from {REPO} for this run only)")
+    print(f"(plugin not registered with FiftyOne: loaded from {REPO} for this run only; "
+          "the App needs it registered: python examples/link_plugin.py)")
 
 
 def build_images_dataset(name: str, image_dir: str, replace: bool):
@@ -224,14 +226,19 @@ def _download_hint(option: str, given: bool):
                          "or --digits for a meaningful offline run") from e
 
 
-def step(n: int, title: str) -> None:
+def step(n: int, title: str, total: int = 7) -> None:
     """Prints a step's heading."""
-    print(f"\n[{n}/7] {title}")
+    print(f"\n[{n}/{total}] {title}")
+
+
+def open_app_command(name: str) -> str:
+    """The shell command that opens dataset ``name`` in the App with the
+    verification queues panel (``open_app.py``), runnable from any folder."""
+    return shlex.join([sys.executable, str(REPO / "examples" / "open_app.py"), name])
 
 
 def detect(ds, args, detector: str | None) -> None:
     """Step 1: ``zero_shot_detect`` on the whole dataset (``detector`` None: the backend's default)."""
-    step(1, "zero_shot_detect")
     params = dict(view_target="DATASET", backend=args.backend, classes=args.classes,
                   label_field=args.label_field, confidence_threshold=args.confidence_threshold,
                   batch_size=args.batch_size)
@@ -251,7 +258,6 @@ def detect(ds, args, detector: str | None) -> None:
 
 def embed(ds, args, clip_model: str, clip: str) -> None:
     """Step 2: ``compute_label_embeddings`` of every auto-label's crop."""
-    step(2, "compute_label_embeddings")
     params = dict(view_target="DATASET", label_field=args.label_field, model_name=clip_model, pretrained=clip)
     if args.device:
         params["device"] = args.device
@@ -265,7 +271,6 @@ def embed(ds, args, clip_model: str, clip: str) -> None:
 
 def score(ds, args, consensus_fields=None) -> None:
     """Step 3: ``score_labels``; prints the signals that were written."""
-    step(3, "score_labels")
     params = dict(view_target="DATASET", label_field=args.label_field)
     if consensus_fields:
         params["consensus_fields"] = consensus_fields
@@ -300,7 +305,6 @@ def choose_verified(ds, args):
 def calibrate(ds, args) -> bool:
     """Step 4: ``calibrate_triage`` on the verified subset (or on reviews without
     ``--gt-field``); False when nothing is verified yet."""
-    step(4, "calibrate_triage")
     params = dict(label_field=args.label_field, target_precision=args.target_precision)
     if args.gt_field:
         verified = choose_verified(ds, args)
@@ -325,14 +329,19 @@ def calibrate(ds, args) -> bool:
     print(f"  {run.num_verified_labels} verified labels ({run.num_from_reviews} from reviews), "
           f"signals {', '.join(run.signals)}; ranking quality (cross-fitted AUROC) "
           f"{_fmt(run.oof_auroc, 3)}")
-    print(f"  classes with a certified green (precision >= {args.target_precision:.0%} at 95 % confidence): "
-          f"{run.num_green_classes} of {run.num_classes}")
+    if getattr(run, "scope", "class") == "overall":
+        what = (f"P(correct) >= {run.green_threshold:.3f} (lower bound {run.certified_lower:.3f})"
+                if run.green_threshold is not None else f"none: {run.no_green_reason}")
+        print(f"  green queue certified as a whole (precision >= {args.target_precision:.0%} at 95 % "
+              f"confidence): {what}")
+    else:
+        print(f"  classes with a certified green (precision >= {args.target_precision:.0%} at 95 % confidence): "
+              f"{run.num_green_classes} of {run.num_classes}")
     return True
 
 
 def assign(ds, args) -> dict:
     """Step 5: ``assign_queues``, then the ``triage_report`` operator's report, printed."""
-    step(5, "assign_queues")
     run_operator("assign_queues", ds, dict(view_target="DATASET", label_field=args.label_field))
     result, _ = run_operator("triage_report", ds, dict(view_target="DATASET", label_field=args.label_field))
     report = result.result["report"]
@@ -359,7 +368,10 @@ def format_report(report: dict) -> str:
     lines.append(f"\n  {'class':8s} {'green':>7s} {'yellow':>7s} {'red':>7s}  green threshold / why none")
     for c, info in report["classes"].items():
         qs = info["queues"]
-        why = (f"P(correct) >= {qs['green']['threshold']:.3f}" if qs["green"].get("threshold") is not None
+        threshold = qs["green"].get("threshold")
+        if threshold is None and report.get("scope") == "overall":
+            threshold = report["queues"]["green"].get("threshold")
+        why = (f"P(correct) >= {threshold:.3f}" if threshold is not None
                else (info.get("no_green_reason") or "-"))
         lines.append(f"  {c:8s} {qs['green']['count']:7d} {qs['yellow']['count']:7d} {qs['red']['count']:7d}  {why}")
     w, cost, fin = report["workload"], report["cost"], report["final"]
@@ -394,7 +406,6 @@ def review(ds, args) -> None:
     from the ground truth (a simulated reviewer); without it, lists them."""
     from stoplight.plugins.panels.queue_stats import next_yellow
 
-    step(6, f"review_labels (first {args.review} yellow labels by review_rank)")
     todo = next_yellow(ds, args.label_field, args.review) if args.review else []
     if not todo:
         print("  no open yellow labels")
@@ -423,7 +434,6 @@ def review(ds, args) -> None:
 def finalize(ds, args) -> None:
     """Step 7: ``finalize_labels`` (accepted + green); with ground truth, the
     precision and recall of the final labels against it."""
-    step(7, "finalize_labels (accepted + green nobody rejected)")
     final_field = f"{args.label_field}_final"
     result, _ = run_operator("finalize_labels", ds, dict(view_target="DATASET", label_field=args.label_field,
                                                           final_field=final_field, include_green=True))
@@ -482,23 +492,30 @@ def _walk(args, workdir: str) -> int:
     if args.digits:
         step(1, "zero_shot_detect: skipped, the auto-labels come from the digits' real classifier")
         step(2, "compute_label_embeddings: skipped, the labels carry PCA embeddings of their crops")
+        step(3, "score_labels")
         score(ds, args, consensus_fields=["knn_model"])
     else:
+        step(1, "zero_shot_detect")
         detect(ds, args, detector)
         if ds.count(f"{args.label_field}.detections") == 0:
             print(f"No labels in '{args.label_field}': nothing to score (try a lower --confidence-threshold)")
             return 1
+        step(2, "compute_label_embeddings")
         embed(ds, args, clip_model, clip)
+        step(3, "score_labels")
         score(ds, args)
+    step(4, "calibrate_triage")
     if not calibrate(ds, args):
         return EXIT_NOTHING_VERIFIED
+    step(5, "assign_queues")
     assign(ds, args)
+    step(6, f"review_labels (first {args.review} yellow labels by review_rank)")
     review(ds, args)
+    step(7, "finalize_labels (accepted + green nobody rejected)")
     finalize(ds, args)
     if args.offline_tiny:
         print("\n(random weights: every label and queue above is meaningless)")
-    print(f"\nOpen it in the App:\n  python -c \"import fiftyone as fo; "
-          f"fo.launch_app(fo.load_dataset('{ds.name}')).wait()\"")
+    print(f"\nOpen it in the App (the verification_queues panel beside the grid):\n  {open_app_command(ds.name)}")
     return 0
 
 

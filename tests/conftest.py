@@ -6,9 +6,10 @@ imports fiftyone: the tests run against their own ``mongod`` on 127.0.0.1
 plugins directory in which this repository is the only plugin, and a
 database name no other run uses.
 
-The repository root is importable as the package ``stoplight`` (a folder
-named ``plugins`` cannot be imported as top-level ``plugins``: fiftyone's
-wheel owns that name).
+The repository root is importable as the package ``stoplight``; its
+``plugins/`` is a namespace package (no ``__init__.py``), so a repository
+root on ``sys.path`` (``python -m pytest`` from the root) cannot shadow the
+``plugins`` package of fiftyone's wheel.
 """
 
 from __future__ import annotations
@@ -85,9 +86,6 @@ def _install_plugin_dir() -> Path:
     return plugins_dir
 
 
-# `python -m pytest` puts the repo root on sys.path, where our `plugins/`
-# would shadow the `plugins` package of fiftyone's wheel
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO]
 for _p in (TESTS, REPO / "examples"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
@@ -105,6 +103,9 @@ os.environ.update(
     YOLO_OFFLINE="1",
 )
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_TMP / "ultralytics"))
+# operator requests may name local paths only inside the allowed roots:
+# the tests' checkpoints and exports live in the temp dir
+os.environ.setdefault("STOPLIGHT_ALLOWED_ROOTS", tempfile.gettempdir())
 
 import fiftyone as fo  # noqa: E402  (after the environment is set)
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from quickstart import photo_paths  # the quickstart's real photos
+from photos import photo_paths  # real photos shipped inside installed packages
 
 
 def exif_rotated_copy(src: Path, dst: Path, orientation: int = 6) -> None:

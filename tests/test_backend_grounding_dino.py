@@ -20,7 +20,7 @@ from stoplight.plugins.autolabel.backends.grounding_dino import (
     join_prompts,
     token_spans,
 )
-from stoplight.plugins.autolabel.images import load_image
+from stoplight.plugins.common.images import load_image
 
 PROMPTS = ["person", "bus", "Remote control", "hot dog", "St. Bernard"]
 NUM_QUERIES = 30  # tiny checkpoints

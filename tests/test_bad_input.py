@@ -31,6 +31,7 @@ from dbkit import non_finite_paths, raw_docs, without
 from stoplight.plugins.autolabel.backends import Predictions, ZeroShotDetector
 from stoplight.plugins.autolabel.pipeline import zero_shot_detect
 from stoplight.plugins.scoring import embeddings as E
+from stoplight.plugins.common.field_owner import mark_field
 from stoplight.plugins.scoring.scores import SCORE_ATTRS, score_labels
 
 LABELS = "autolabels"
@@ -89,6 +90,9 @@ def make_dataset(good_paths):
             detections=[fo.Detection(label="bus", bounding_box=[0.2, 0.2, 0.5, 0.5], confidence=0.9, **REVIEW)]
         )
         ds.add_samples(samples)
+        # as if an earlier zero_shot_detect had made it (the field's owner
+        # mark): a field of someone else's labels is refused (test_security_fields)
+        mark_field(ds, LABELS, "autolabels")
         created.append(ds)
         return ds
 
@@ -234,7 +238,7 @@ def test_unreadable_file_fails_its_sample_only(kind, corpus_dir, make_dataset, l
 
 def test_huge_image_is_refused_from_its_header(corpus_dir):
     """20000 x 20000: refused with the limit in the message, before decoding."""
-    from stoplight.plugins.autolabel.images import MAX_IMAGE_PIXELS, ImageLoadError, load_image
+    from stoplight.plugins.common.images import MAX_IMAGE_PIXELS, ImageLoadError, load_image
 
     path = badkit.write("huge_20000x20000", corpus_dir / "huge-header")
     with pytest.raises(ImageLoadError, match="too large") as info:
@@ -265,15 +269,15 @@ def test_odd_but_valid_file_is_labeled(kind, corpus_dir, make_dataset, label, cl
     _check_scoring(ds)
 
 
-def test_video_dataset_is_refused_by_the_operator_too(tmp_path, label):
+def test_point_cloud_dataset_is_refused_by_the_operator_too(tmp_path, label):
     import fiftyone.operators as foo
 
-    ds = fo.Dataset(f"bad-input-video-{uuid.uuid4().hex[:8]}")
+    ds = fo.Dataset(f"bad-input-pcd-{uuid.uuid4().hex[:8]}")
     try:
-        ds.add_sample(fo.Sample(filepath=str(tmp_path / "clip.mp4")))
-        with pytest.raises(ValueError, match=f"'{ds.name}' has media type 'video'"):
+        ds.add_sample(fo.Sample(filepath=str(tmp_path / "scan.pcd")))
+        with pytest.raises(ValueError, match=f"'{ds.name}' has media type 'point-cloud'"):
             label(ds)
-        with pytest.raises(Exception, match="has media type 'video'"):
+        with pytest.raises(Exception, match="has media type 'point-cloud'"):
             foo.execute_operator(
                 "@stoplight/autolabel/zero_shot_detect",
                 ctx={"dataset": ds, "view": ds.view()},

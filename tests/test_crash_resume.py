@@ -33,6 +33,7 @@ import imagekit
 from victims import Victim, forkserver, kill_at_random_point, run_to_completion  # noqa: F401 (fixture)
 from dbkit import non_finite_paths, raw_docs, without
 from stoplight.plugins.autolabel.pipeline import zero_shot_detect
+from stoplight.plugins.common.field_owner import mark_field
 from stoplight.plugins.scoring import embeddings as E
 from stoplight.plugins.scoring.scores import SCORE_ATTRS, score_labels
 
@@ -90,6 +91,9 @@ def bases(small_images, tiny_checkpoint, clip_ckpt):
         detections=[fo.Detection(label="bus", bounding_box=[0.1, 0.1, 0.5, 0.5], confidence=0.8, **REVIEW)]
     )
     base.add_samples(samples)
+    # that first auto-label stands for an earlier Stoplight run's: the field
+    # is Stoplight's auto-label field (zero_shot_detect refuses others)
+    mark_field(base, LABELS, "autolabels")
 
     labeled = base.clone(f"crash-base-labeled-{tag}", persistent=True)
     _label(labeled, tiny_checkpoint)

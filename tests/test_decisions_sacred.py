@@ -60,7 +60,9 @@ def run_op(op, ds, rng, tiny_checkpoint, clip):
         view = ds.take(4, seed=int(rng.integers(1 << 30)))
         zero_shot_detect(view, backend="owlv2", checkpoint=tiny_checkpoint("owlv2"),
                          classes=[str(d) for d in range(10)], label_field=FIELD, overwrite=True,
-                         confidence_threshold=float(rng.choice([0.0, 0.5])), device="cpu", progress=False)
+                         confidence_threshold=float(rng.choice([0.0, 0.5])), device="cpu", progress=False,
+                         # the digits' auto-labels come from another labeler: taken over explicitly
+                         adopt_field=True)
     elif op == "embed":
         name, ckpt = clip
         E.compute_label_embeddings(ds.take(8, seed=int(rng.integers(1 << 30))), FIELD, model_name=name,
@@ -127,7 +129,7 @@ def test_overwrite_keeps_decided_labels_and_drops_their_duplicates(base, tiny_ch
         review_labels(ds, FIELD, "reject", label_ids=[dets[2].id], user="alice")
         summary = zero_shot_detect(ds.select(sample.id), backend="owlv2", checkpoint=tiny_checkpoint("owlv2"),
                                    classes=[str(d) for d in range(10)], label_field=FIELD, overwrite=True,
-                                   confidence_threshold=0.0, device="cpu", progress=False)
+                                   confidence_threshold=0.0, device="cpu", progress=False, adopt_field=True)
         assert summary["num_kept_decisions"] == 2
         sample.reload()
         after = sample[FIELD].detections

@@ -223,7 +223,7 @@ def test_embedding_matches_the_crop_fed_alone(labeled, embed, tiny_clip):
     embed(labeled, context=0.2)
     clip = E.load_clip(*tiny_clip, device="cpu")
     sample = labeled.first()
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
 
     img = load_image(sample.filepath)
     dets = sample[LABELS].detections
@@ -313,7 +313,7 @@ def _poisoned_clip(clip, poison=None):
 def test_a_crop_failing_in_the_model_is_isolated_and_recorded(labeled, embed, tiny_clip):
     from PIL import Image
 
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
 
     clip = E.load_clip(*tiny_clip, device="cpu")
     sample = next(s for s in labeled if len(s[LABELS].detections) >= 2)

@@ -17,7 +17,9 @@ import pytest
 import requests
 
 import labelstudiokit as lsk
-from stoplight.plugins.review import audit, decisions, handoff
+from stoplight.plugins.common.identity import Identity
+from stoplight.plugins.common import audit
+from stoplight.plugins.review import decisions, handoff
 from stoplight.plugins.review.handoff import load_review_answers, send_for_review
 
 PHOTOS = ("bus.jpg", "zidane.jpg", "zidane_upright.png")
@@ -181,7 +183,8 @@ def test_round_trip_decisions_corrections_conflicts_and_reload(queued, label_stu
     late = load_review_answers(ds, "rt", url=server.url, api_key=server.api_key, dest_field="raw")
     assert (late["num_accepted"], late["num_unchanged"], late["num_unanswered"]) == (3, 4, 0)
     assert all(_labels(ds)[n[k]].review == "accepted" for k in ("c0", "c1", "c2"))
-    undone = decisions.undo_last(ds, user="labelstudio:rt")
+    # undo is per identity: the tool's decisions are the annotation tool's
+    undone = decisions.undo_last(ds, user=Identity("labelstudio:rt", "annotation-tool"))
     assert undone["undone_action_id"] == late["accept_action_id"] and undone["num_labels"] == 3
     assert all(_attr(_labels(ds)[n[k]], "review") is None for k in ("c0", "c1", "c2"))
     assert ds.get_run_info("handoff_rt").config.num_loads == 3
@@ -192,14 +195,18 @@ def test_round_trip_decisions_corrections_conflicts_and_reload(queued, label_stu
         send_for_review(ds, FIELD, "rt", url=server.url, api_key=server.api_key)
 
 
-def test_limit_by_review_rank_through_the_operators(queued, label_studio):
+def test_limit_by_review_rank_through_the_operators(queued, label_studio, monkeypatch):
     ds, n = queued
     server = label_studio
+    # the operators take the tool's URL and key from the server's plugin
+    # secrets (environment variables in open-source FiftyOne), never from
+    # the request (tests/test_security_handoff.py)
+    monkeypatch.setenv("FIFTYONE_LABELSTUDIO_URL", server.url)
+    monkeypatch.setenv("FIFTYONE_LABELSTUDIO_API_KEY", server.api_key)
     result = foo.execute_operator(
         "@stoplight/autolabel/send_for_review",
         ctx={"dataset": ds, "view": ds.view(),
-             "params": {"label_field": FIELD, "anno_key": "top3", "limit": 3,
-                        "url": server.url, "api_key": server.api_key}},
+             "params": {"label_field": FIELD, "anno_key": "top3", "limit": 3}},
     ).result
     assert result["num_labels"] == 3
     tasks = _project_tasks(ds, server, "top3")
@@ -208,7 +215,7 @@ def test_limit_by_review_rank_through_the_operators(queued, label_studio):
         lsk.submit(server, t["id"], [])  # every box deleted
     out = foo.execute_operator(
         "@stoplight/autolabel/load_review_answers",
-        ctx={"dataset": ds, "params": {"anno_key": "top3", "url": server.url, "api_key": server.api_key}},
+        ctx={"dataset": ds, "params": {"anno_key": "top3"}},
     ).result
     assert (out["num_rejected"], out["num_accepted"], out["num_answered_samples"]) == (3, 0, 3)
     assert {k for k, lid in n.items() if _attr(_labels(ds)[lid], "review") == "rejected"} == {"a0", "b0", "c0"}

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import imagekit
-from stoplight.plugins.autolabel.images import ImageLoadError, load_image
+from stoplight.plugins.common.images import ImageLoadError, load_image
 
 
 def test_exif_rotated_photo_decodes_upright(image_dir):

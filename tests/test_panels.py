@@ -30,7 +30,9 @@ def digits(tmp_root):
     ids = ds.values("id")
     rng = np.random.default_rng(0)
     ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9)
+    # per class: green as a whole would leave too few yellow labels here
+    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
+                              scope="class")
     workflow.assign_queues(ds, FIELD)
     yield ds
     ds.delete()
@@ -452,6 +454,7 @@ class Session:
         self.view = dataset.view()
         self.selected_labels: list = []
         self.selected: list = []
+        self.active_fields: list = []
         self.requests: list[dict] = []
         self.data: dict = {}
 
@@ -461,6 +464,7 @@ class Session:
             view=self.view._serialize(),
             selected=self.selected,
             selected_labels=self.selected_labels,
+            active_fields=self.active_fields,
             params=dict(panel_id="panel-1", panel_state=self.state, **params),
         )
         executor = Executor()
@@ -490,9 +494,18 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     assert app.data["curves_plot"] and app.data["counts_plot"]
     assert len(app.data["next_table"]) == 10
 
-    # a click on the yellow row shows exactly the yellow labels
+    # the next questions at the top, as crops of the labels (JPEG data URLs)
+    strip = app.state["next_strip"]
+    assert len(strip) == 8 and all(c["img"].startswith("data:image/jpeg;base64,") for c in strip.values())
+    first = queue_stats.next_yellow(fresh, FIELD, 1)[0]
+    assert strip["c0"]["cap"].startswith(first["label"])
+
+    # a click on the yellow row shows exactly the yellow labels, and only
+    # the field under review is drawn (the App's active fields)
+    app.active_fields = [FIELD, "ground_truth", "knn_model"]
     app.call("on_queue_cell", row=1, column=0, path="queue_table")
     assert app.state["drill"] == {"queue": "yellow"}
+    assert app.ops("set_active_fields") == [{"fields": [FIELD]}]
     _, queue = _labels(app.view, "queue")
     assert set(queue) == {"yellow"} and len(queue) == truth["queues"]["yellow"]["count"]
     # the App reports the new view: the counts still describe the base view
@@ -510,6 +523,8 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     assert app.state["drill"] == {"label": "3", "review": "pending"}
     app.call("show_all")
     assert app.state["drill"] is None and app.view._stages == []
+    # the user's fields come back
+    assert app.ops("set_active_fields") == [{"fields": [FIELD, "ground_truth", "knn_model"]}]
 
     # select two labels in the App, accept them
     ids, queue = _labels(fresh, "queue")
@@ -528,12 +543,25 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     green = [i for i, q in zip(ids, queue) if q == "green"]
     review_labels(fresh, FIELD, "reject", label_ids=green[:1], user="bob")
     app.selected_labels = []
+    # a bulk decision asks first; cancelling decides nothing
     app.call("accept_green")
+    assert app.state["confirm"] == dict(action="accept", queue="green", count=len(green) - 1)
+    assert not any(r == "accepted" for g, r in zip(*_labels(fresh, "review")) if g in green)
+    app.call("cancel_bulk")
+    assert app.state["confirm"] is None
+    assert not any(r == "accepted" for g, r in zip(*_labels(fresh, "review")) if g in green)
+    app.call("accept_green")
+    app.call("confirm_bulk")
     review = dict(zip(*_labels(fresh, "review")))
+    bulk = dict(zip(*_labels(fresh, "review_bulk")))
+    assert all(bulk[i] is True for i in green[1:]) and bulk[yellow[0]] is False
     assert review[green[0]] == "rejected"
     assert all(review[i] == "accepted" for i in green[1:])
     assert app.state["summary"]["accepted"] == 2 + len(green) - 1
-    assert "Accepted" in app.state["message"]
+    assert app.state["summary"]["bulk"] == len(green) - 1
+    assert "Accepted" in app.state["message"] and "in bulk" in app.state["message"]
+    # the report says the green labels are bulk accepts, not checked ones
+    assert any("accepted in bulk" in line and "2 checked by people" in line for line in app.state["report_lines"])
     assert app.ops("reload_samples")
     # undo (same user as the panel's actions) puts green back to pending
     app.call("undo")
@@ -544,6 +572,36 @@ def test_verification_panel_counts_drilldown_and_decisions(fresh):
     app.call("reject_selected")
     assert app.state["message"].startswith("⚠ Nothing selected")
     assert app.ops("notify")[0]["variant"] == "error"
+
+
+def test_verification_panel_shows_recall_and_the_threshold_curve(fresh):
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    rec = workflow.triage_report(fresh, FIELD)["recall"]
+    auto = rec["auto"]["overall"]
+    line = next(x for x in app.state["report_lines"] if x.startswith("**Recall**"))
+    lo, hi = auto["interval"]
+    assert f"{rec['images']:,} verified images" in line and f"{rec['objects']:,} verified objects" in line
+    assert f"{100 * auto['estimate']:.1f} % [{100 * lo:.1f}–{100 * hi:.1f}]" in line
+    worst = min(rec["auto"]["classes"].items(), key=lambda cb: cb[1]["estimate"])
+    assert f"found least: class '{worst[0]}'" in line
+    low, up = rec["curve"][:2]
+    trade = next(x for x in app.state["report_lines"] if x.startswith("**Labeling threshold**"))
+    assert f"+{low['added_labels']:,} labels" in trade
+    assert low["added_labels"] == low["labels"] - up["labels"] > 0
+    traces = {t["name"]: t for t in app.data["recall_plot"]}
+    assert traces["recall"]["y"] == [p["recall"] for p in rec["curve"]]
+    assert traces["precision"]["x"] == [p["threshold"] for p in rec["curve"]]
+    assert traces["recall interval"]["y"] == [p["recall_interval"][0] for p in rec["curve"]]
+    assert app.state["has_recall_curve"]
+    # rejecting every label of a verified image lowers the final labels' recall
+    sid = fresh.match_tags("verified").first().id
+    review_labels(fresh, FIELD, "reject", sample_ids=[sid], user="tester")
+    app.call("on_load")
+    after = workflow.triage_report(fresh, FIELD)["recall"]
+    assert after["final"]["overall"]["k"] < rec["final"]["overall"]["k"]
+    assert f"the final labels {100 * after['final']['overall']['estimate']:.1f} %" in app.state["report_lines"][
+        [x.startswith("**Recall**") for x in app.state["report_lines"]].index(True)]
 
 
 def test_a_late_refresh_keeps_the_newer_selection(fresh):
@@ -614,9 +672,14 @@ def test_label_map_panel_draws_selects_and_opens(fresh):
     chosen = traces[0]["ids"][:5] + traces[-1]["ids"][:3]
     app.call("on_map_selected", data=[dict(id=i, trace="x", idx=0) for i in chosen])
     assert sorted(_labels(app.view)[0]) == sorted(chosen)
+    assert app.state["message"].startswith("⏳ Showing 8 selected")  # says it is working at once
     app.call("on_change_view")
     assert app.state["drill"] == {"label_ids": chosen}
     assert app.state["info"]["in_view"] == n  # the map keeps showing the base view
+    # the selection is highlighted on the redrawn map
+    highlighted = {t["ids"][k] for t in app.data["map_plot"] for k in t.get("selectedpoints", [])}
+    assert highlighted == set(chosen) and all("selectedpoints" in t for t in app.data["map_plot"])
+    assert "highlighted" in app.state["message"]
     # a click opens the point's sample
     sid_of = {lid: sid for sid, lids in zip(*fresh.values(["id", f"{FIELD}.detections.id"])) for lid in lids}
     app.call("on_point_click", id=chosen[0])
@@ -629,6 +692,26 @@ def test_label_map_panel_draws_selects_and_opens(fresh):
     # Show all goes back to the base view
     app.call("show_all")
     assert app.view._stages == [] and app.state["drill"] is None
+    # an event sent before the answer to the dropdown's own event carries
+    # the old ``color_by`` but the dropdown's new value (``top.color_by``,
+    # stored by the browser first): the map is drawn with the new one
+    app.state["top"] = {"color_by": "queue"}
+    app.state["color_by"] = "class"
+    app.call("on_change_view")
+    assert {t["name"].split(" ")[0] for t in app.data["map_plot"]} <= {"green", "yellow", "red"}
+    assert app.state["color_by"] == "queue"
+    # the App's copy of the plot's data in the state is cleared with each
+    # redraw (merged with the new data, old traces showed among the new)
+    assert app.state["map_plot"] is None
+    # on_change_dataset for the same dataset (the App sends it after a
+    # reload) keeps the selection shown; another dataset resets it
+    app.call("on_map_selected", data=[dict(id=i, trace="x", idx=0) for i in chosen])
+    app.call("on_change_dataset", value=fresh.name)
+    assert app.state["drill"] == {"label_ids": chosen}
+    assert {t["ids"][k] for t in app.data["map_plot"] for k in t.get("selectedpoints", [])} == set(chosen)
+    app.state["dataset_name"] = "another-dataset"
+    app.call("on_change_dataset", value=fresh.name)
+    assert app.state["drill"] is None
 
 
 def test_app_context_helpers(digits):
@@ -723,3 +806,32 @@ def test_stored_ranges_are_cut_again_when_samples_pile_up(fresh, tmp_root, monke
     assert _cached(fresh) == _plain(fresh)
     after = _stored(fresh)["buckets"]
     assert len(after) == len(fresh) // 10 and max(b["samples"] for b in after) < 40
+
+
+def test_workload_uses_the_pace_measured_in_review_sessions(fresh, monkeypatch):
+    import datetime
+
+    from stoplight.plugins.review import decisions as D
+    from stoplight.plugins.review.pace import review_pace
+
+    app = Session(fresh, VerificationQueues())
+    app.call("on_load")
+    assert any("assumed until a review session" in line for line in app.state["report_lines"])
+    clock = [datetime.datetime(2026, 1, 5, 9, 0, 0)]
+    monkeypatch.setattr(D, "now_ms", lambda: clock[0])
+    ids, queue = _labels(fresh, "queue")
+    yellow = [i for i, q in zip(ids, queue) if q == "yellow"]
+    # 25 answers 4 s apart, a long pause (not review time), 5 more; and a
+    # bulk accept, which is no answer
+    for k, lid in enumerate(yellow[:30]):
+        clock[0] += datetime.timedelta(seconds=600 if k == 25 else 4)
+        review_labels(fresh, FIELD, "accept", label_ids=[lid], user="alice")
+    clock[0] += datetime.timedelta(seconds=1)
+    review_labels(fresh, FIELD, "reject", label_ids=yellow[30:40], user="alice", bulk=True)
+    pace = review_pace(fresh, FIELD)
+    assert pace == dict(seconds_per_label=4.0, num_gaps=28, num_reviewers=1, sessions=2)
+    app.call("on_change_view")
+    line = next(l for l in app.state["report_lines"] if l.startswith("**Workload**"))
+    assert "pace measured in review sessions, 4 s per label" in line
+    open_yellow = app.state["summary"]["yellow_open"]
+    assert f"≈ {open_yellow * 4 / 3600:.1f} h" in line

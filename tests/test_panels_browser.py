@@ -4,14 +4,19 @@ A real App server, a real persistent dataset (digit canvases with a real
 classifier's auto-labels, calibrated and triaged; label map precomputed with
 PCA), a user's clicks:
 
-- verification queues: the panel shows the database's counts; a click on the
-  green queue, then on a bar, changes the grid to exactly those labels;
-  *Show all* restores it; a label selected in the sample modal is accepted
-  with the panel's button and the decision is in the database; *Accept all
-  green* and *Undo* change the database and the panel's counts.
+- verification queues: the panel shows the database's counts and the next
+  questions as crops at the top; a click on the green queue, then on a
+  bar, changes the grid to exactly those labels and draws only the field
+  under review; *Show all* restores both; the label tooltip leads with
+  class, confidence, queue and P(correct); a label selected in the sample
+  modal is accepted with the panel's button and the decision is in the
+  database; *Accept all green* asks first, then is recorded as bulk;
+  *Undo* changes the database and the panel's counts.
 - label map: the points are drawn (as many as the panel says), a click on a
   point opens its sample, a box selection shows exactly the selected labels'
-  samples in the grid.
+  samples in the grid, and the map, redrawn for that view (and again
+  coloured by class), keeps exactly those points highlighted and the others
+  dimmed; *Show all* dims nothing.
 
 Screenshots of every step go to ``artifacts/panels/`` (not committed).
 Selectors: FiftyOne's ``data-cy`` attributes for App chrome, visible text
@@ -22,6 +27,7 @@ pixel positions).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -51,7 +57,8 @@ def triaged(tmp_root):
     ids = ds.values("id")
     rng = np.random.default_rng(0)
     ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9)
+    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
+                              scope="class")  # per class: plenty of yellow labels to review
     workflow.assign_queues(ds, FIELD)
     label_map.compute_label_map(ds, FIELD, method="pca")
     yield ds
@@ -77,11 +84,13 @@ def panel_events(page):
     tests)."""
     log: list[str] = []
     t0 = time.monotonic()
+    page.panel_in_flight = 0
 
     def entry(r, what: str) -> None:
         request = r if what == ">" else r.request
         if "/operators/execute" not in request.url:
             return
+        page.panel_in_flight += 1 if what == ">" else -1
         try:
             body = json.loads(request.post_data or "{}")
         except ValueError:
@@ -93,6 +102,9 @@ def panel_events(page):
         if "value" in params:
             size += f" value={str(params['value'])[:40]!r}"
         status = "" if what == ">" else f" {r.status}"
+        state = params.get("panel_state") or {}
+        if what == ">" and "color_by" in state:  # what the label map draws with
+            size += f" color_by={state.get('color_by')}/{(state.get('top') or {}).get('color_by')}"
         log.append(f"{time.monotonic() - t0:7.2f} {what} {body.get('operator_uri', '').split('/')[-1].split('#')[0]}:{method}{size}{status}")
 
     page.on("request", lambda r: entry(r, ">"))
@@ -162,6 +174,15 @@ def _panel_event(page, method: str, with_data: bool = False):
     )
 
 
+def _wait_until_answered(page) -> None:
+    """Waits until the App server has answered every operator request the
+    page sent (``panel_events`` counts them)."""
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while page.panel_in_flight > 0:
+        assert time.monotonic() < deadline, "\n".join(page.panel_events)
+        page.wait_for_timeout(100)  # polls the counter; the page's events run meanwhile
+
+
 def _center(box: dict) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
@@ -214,6 +235,23 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         progress = page.locator("p").filter(has_text="Review progress")
         expect(progress).to_contain_text(f"0 of {summary['total']:,} labels decided")
         expect(page.locator(".js-plotly-plot .barlayer")).to_have_count(1)
+        # recall on the verified images: a line of text and the labeling
+        # threshold's curve (recall band, recall, precision)
+        rec = workflow.triage_report(ds, FIELD)["recall"]
+        recall_line = page.locator("p").filter(has_text="verified objects")
+        expect(recall_line).to_contain_text(
+            f"the auto-labels find {100 * rec['auto']['overall']['estimate']:.1f} %", timeout=TIMEOUT)
+        expect(page.locator("p").filter(has_text="Labeling threshold")).to_contain_text(
+            f"+{rec['curve'][0]['added_labels']:,} labels")
+        curve = page.locator(".js-plotly-plot").filter(has=page.locator("text.legendtext", has_text="recall interval"))
+        expect(curve.locator(".scatterlayer .trace")).to_have_count(4, timeout=TIMEOUT)
+        expect(curve.locator("text.legendtext", has_text="precision")).to_have_count(1)
+        # every threshold drawn as a point of the recall line
+        expect(curve.locator(".scatterlayer .trace").nth(2).locator(".point")).to_have_count(len(rec["curve"]))
+        # the next questions at the top, as crops
+        crops = page.locator("img[src^='data:image/jpeg;base64,']")
+        expect(crops.first).to_be_visible(timeout=TIMEOUT)
+        assert crops.count() == min(8, summary["yellow_open"])
         shots(page, "01-panel")
 
         # 2. a click on the green queue shows exactly the green labels
@@ -224,6 +262,10 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         expect(page.get_by_text(re.compile(r"Showing queue green"))).to_be_visible(timeout=TIMEOUT)
         # the counts still describe the whole view
         expect(green_row.locator("td").nth(1)).to_have_text(str(summary["queues"]["green"]["count"]))
+        # only the field under review is drawn
+        checkbox = lambda path: page.locator(f'[data-cy="checkbox-{path}"] input').first  # noqa: E731
+        expect(checkbox("ground_truth")).not_to_be_checked(timeout=TIMEOUT)
+        expect(checkbox(FIELD)).to_be_checked()
         shots(page, "02-green-queue-in-grid")
 
         # 3. a click on a bar: the yellow part of the class with most yellow
@@ -239,6 +281,7 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         with _panel_event(page, "show_all"):
             page.get_by_role("button", name="Show all").click()
         expect(counts).to_contain_text(_samples_text(len(ds)), timeout=TIMEOUT)
+        expect(checkbox("ground_truth")).to_be_checked(timeout=TIMEOUT)
 
         # 4. the first yellow label to review opens in the modal; select it there
         first = queue_stats.next_yellow(ds, FIELD, 1)[0]
@@ -251,11 +294,31 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         ids, boxes = ds.values([f"{FIELD}.detections.id", f"{FIELD}.detections.bounding_box"])
         box = {i: b for li, lb in zip(ids, boxes) for i, b in zip(li, lb)}[first["label_id"]]
         canvas = modal.locator("canvas").first
-        page.wait_for_timeout(1500)  # the looker draws the image before labels take clicks
+        expect(canvas).to_be_visible(timeout=TIMEOUT)
         c = canvas.bounding_box()
         side = min(c["width"], c["height"])  # square canvases, fitted and centred
         x0, y0 = c["x"] + (c["width"] - side) / 2, c["y"] + (c["height"] - side) / 2
-        page.mouse.click(x0 + (box[0] + box[2] / 2) * side, y0 + (box[1] + box[3] / 2) * side)
+        cx, cy = x0 + (box[0] + box[2] / 2) * side, y0 + (box[1] + box[3] / 2) * side
+        # the looker takes clicks on labels once it has drawn them: hover
+        # until its tooltip shows a label (moving, so that each try is a new
+        # hover), then click
+        deadline = time.monotonic() + TIMEOUT / 1000
+        for k in itertools.count():
+            page.mouse.move(cx + k % 3, cy, steps=2)
+            try:
+                expect(page.locator('[data-cy^="attribute-"]').first).to_be_visible(timeout=2_000)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the modal never showed the label's tooltip"
+        page.mouse.click(cx, cy)
+        # the tooltip leads with class, confidence, queue and P(correct);
+        # the scores and the embedding come after
+        page.mouse.move(x0 + (box[0] + box[2] * 0.4) * side, y0 + (box[1] + box[3] * 0.4) * side, steps=4)
+        attrs = page.locator('[data-cy^="attribute-"]')
+        expect(attrs.first).to_be_visible(timeout=TIMEOUT)
+        names = [a.get_attribute("data-cy")[len("attribute-"):] for a in attrs.all()]
+        assert names[:4] == ["label", "confidence", "queue", "p_correct"], names
+        assert names.index("review_rank") < min(names.index(a) for a in ("class_scores", "embedding")), names
         shots(page, "04-label-selected-in-modal")
         _close_modal(page, modal)
         accept_selected = page.get_by_role("button", name=re.compile(r"Accept selected \(1 label"))
@@ -277,9 +340,18 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         n_pending_green = summary["queues"]["green"]["pending"]
         with _panel_event(page, "accept_green"):
             page.get_by_role("button", name=re.compile(r"Accept all green")).click()
+        # it asks first: nothing is decided before the confirmation
+        confirm = page.get_by_role("button", name=f"Yes, accept {n_pending_green:,} green labels")
+        expect(confirm).to_be_visible(timeout=TIMEOUT)
+        assert sum(r == "accepted" for r in _labels(ds, "review")[1]) == 1
+        with _panel_event(page, "confirm_bulk"):
+            confirm.click()
         expect(green_row.locator("td").nth(3)).to_have_text(str(n_pending_green), timeout=TIMEOUT)
-        _, queue, review = _labels(ds, "queue", "review")
-        assert sum(q == "green" and r == "accepted" for q, r in zip(queue, review)) == n_pending_green
+        expect(green_row.locator("td").nth(6)).to_have_text(str(n_pending_green), timeout=TIMEOUT)  # in bulk
+        expect(page.locator("p").filter(has_text="accepted in bulk")).to_be_visible(timeout=TIMEOUT)
+        _, queue, review, bulk = _labels(ds, "queue", "review", "review_bulk")
+        assert sum(q == "green" and r == "accepted" and b is True
+                   for q, r, b in zip(queue, review, bulk)) == n_pending_green
         shots(page, "07-accepted-all-green")
         with _panel_event(page, "undo"):
             page.get_by_role("button", name="Undo").click()
@@ -290,6 +362,72 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         assert not _page_errors(page), page.console_errors
     except BaseException:
         _fail_artifacts(page, shots, app_server)
+        raise
+
+
+def _box_select_mode(page, plot, area: dict) -> None:
+    """Switches the map to box selection with its mode-bar button.
+
+    The panel redraws the map several times after it opens (one answer per
+    App event); a redraw that lands right on the click can undo the mode
+    change, so the click is repeated until Plotly reports the mode."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        page.mouse.move(*_center(area))  # the mode bar shows on hover
+        plot.locator('[data-title="Box Select"]').click()
+        try:
+            page.wait_for_function("gd => gd._fullLayout && gd._fullLayout.dragmode === 'select'",
+                                   arg=plot.element_handle(), timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError("the label map never switched to box selection")
+
+
+def _wait_for_highlight(page, ids: set | None, n_points: int) -> None:
+    """Waits until the label map draws ``n_points`` points of which exactly
+    those whose label id is in ``ids`` are highlighted (opaque) and the
+    others dimmed; with ``ids=None``, until no point is dimmed. Each drawn
+    point carries its label id (Plotly binds the trace's ``ids`` to it)."""
+    try:
+        page.wait_for_function(
+            """([ids, n]) => {
+                const plot = [...document.querySelectorAll('.js-plotly-plot')].find(
+                    gd => [...gd.querySelectorAll('text.legendtext')].some(t => t.textContent.includes('/')));
+                if (!plot) return false;
+                const points = [...plot.querySelectorAll('.scatterlayer path.point')];
+                if (points.length !== n) return false;
+                const want = ids === null ? null : new Set(ids);
+                let lit = 0;
+                for (const p of points) {
+                    const id = p.__data__ && p.__data__.id;
+                    const opacity = parseFloat(getComputedStyle(p).opacity);
+                    if (want === null || want.has(id)) {
+                        if (opacity < 0.5) return false;
+                        lit += 1;
+                    } else if (opacity > 0.2) {
+                        return false;
+                    }
+                }
+                return want === null ? lit === n : lit === want.size;
+            }""",
+            arg=[None if ids is None else sorted(ids), n_points],
+            timeout=TIMEOUT,
+        )
+    except BaseException:
+        print("--- map traces: name, points by opacity ---", page.evaluate(
+            """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd =>
+                [...gd.querySelectorAll('.scatterlayer .trace')].map(t => {
+                    const c = {};
+                    t.querySelectorAll('path.point').forEach(p => {
+                        const o = getComputedStyle(p).opacity; c[o] = (c[o] || 0) + 1; });
+                    const cd = t.__data__ && t.__data__[0];
+                    return [cd && cd.trace ? cd.trace.name : null, t.getAttribute('style'), c]; }))"""))
+        print("--- map traces: input name, points; full name ---", page.evaluate(
+            """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => [
+                (gd.data || []).map(t => [t.name, (t.x || []).length, (t.selectedpoints || []).length]),
+                (gd._fullData || []).map(t => t.name)])"""))
         raise
 
 
@@ -331,8 +469,7 @@ def test_label_map_panel(app_server, triaged, shots, page, panel_events):
 
         # 3. a box selection over the left half shows exactly those labels
         area = plot.locator(".nsewdrag").first.bounding_box()
-        page.mouse.move(*_center(area))
-        plot.locator('[data-title="Box Select"]').click()
+        _box_select_mode(page, plot, area)
         with _panel_event(page, "on_map_selected", with_data=True) as selected:
             page.mouse.move(area["x"] + 3, area["y"] + 3)
             page.mouse.down()
@@ -354,6 +491,139 @@ def test_label_map_panel(app_server, triaged, shots, page, panel_events):
             page.get_by_text("Samples", exact=True).first.click()
         expect(counts).to_contain_text(_samples_text(n_samples), timeout=TIMEOUT)
         shots(page, "03-box-selection-in-grid")
+
+        # 4. the map, redrawn for the new view, keeps exactly the selected
+        # points highlighted and the others dimmed (Plotly's own selection
+        # is cleared by the redraw: the panel's traces carry it) ...
+        _open_panel(page, "label_map")
+        _wait_for_highlight(page, ids, n_labels)
+        shots(page, "04-selection-highlighted")
+        # ... also when the map is redrawn coloured by class
+        with _panel_event(page, "on_change_color_by"):
+            page.locator("xpath=//*[normalize-space()='Colour by']/following::*[@role='combobox'][1]").click()
+            page.locator('[role="option"][data-value="class"]').click()
+        expect(plot.locator("text.legendtext").first).not_to_contain_text("green (", timeout=TIMEOUT)
+        _wait_for_highlight(page, ids, n_labels)
+        # the App sends more events around the change (on_change_view, with
+        # the state as it was): once all are answered, the map is still
+        # coloured by class (one of them used to redraw it by queue)
+        _wait_until_answered(page)
+        classes = sorted(ds.distinct(f"{FIELD}.detections.label"))
+        expect(plot.locator("text.legendtext")).to_have_text(
+            [re.compile(rf"^{re.escape(c)} \(") for c in classes], timeout=TIMEOUT)
+        _wait_for_highlight(page, ids, n_labels)
+        shots(page, "05-highlight-coloured-by-class")
+        # 5. Show all: the whole view, nothing dimmed
+        # (the map's own button: the queues panel, open since the first
+        # test, has one too)
+        with _panel_event(page, "show_all"):
+            page.locator("xpath=//button[contains(normalize-space(), 'Recompute map')]"
+                         "/following::button[contains(normalize-space(), 'Show all')][1]").click()
+        _wait_for_highlight(page, None, n_labels)
+        shots(page, "06-show-all")
+        assert not _page_errors(page), page.console_errors
+    except BaseException:
+        _fail_artifacts(page, shots, app_server)
+        raise
+
+
+@pytest.fixture(scope="module")
+def weakly_triaged(tmp_root):
+    """A persistent digits dataset calibrated on few verified images and
+    confidence alone (little green): an audit has something to certify.
+    Returns it and each auto-label's truth (for the simulated reviewer)."""
+    name = f"stoplight-audit-{uuid.uuid4().hex[:8]}"
+    ds, info = build_digits_dataset(seed=5, copies=1, out_dir=str(tmp_root / "digits-audit-browser"), name=name)
+    ds.persistent = True
+    truth = dict(zip(ds.values(f"{FIELD}.detections.id", unwind=True), ~np.asarray(info["wrong"])))
+    ids = ds.values("id")
+    ds.select(np.random.default_rng(2).choice(ids, size=len(ids) // 10, replace=False)).tag_samples("verified")
+    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
+    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", signals=["confidence"],
+                              scope="class")
+    workflow.assign_queues(ds, FIELD, diversity_attr=None)
+    yield ds, truth
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+def test_audit_green_in_the_panel(app_server, weakly_triaged, shots, page, panel_events):
+    """Start an audit from the panel, answer its questions (the first ones
+    with the panel's buttons on the label shown alone in the grid, the rest
+    through the SDK as another reviewer would), and see it certified."""
+    from playwright.sync_api import expect
+
+    from stoplight.plugins.review.decisions import review_labels
+    from stoplight.plugins.triage.green_audit import peek_audit
+
+    ds, truth = weakly_triaged
+    plan = workflow.latest_audit_plan(ds, FIELD, "triage")
+    assert plan and plan["thresholds"], plan
+    counts = page.locator('[data-cy="entry-counts"]')
+    try:
+        _open_dataset(page, app_server, ds)
+        _open_panel(page, "verification_queues")
+        # 1. the plan, as a question a person can act on
+        expect(page.get_by_text(re.compile(rf"Answer ~{plan['sample']} questions to certify"))).to_be_visible(
+            timeout=TIMEOUT)
+        shots(page, "01-plan")
+        # 2. start the audit
+        with _panel_event(page, "start_audit"):
+            page.get_by_role("button", name=re.compile(r"Start audit")).click()
+        progress = page.get_by_text(re.compile(r"0 of \d+ answered"))
+        expect(progress).to_be_visible(timeout=TIMEOUT)
+        ds.reload()  # the App server started the audit
+        audit = peek_audit(ds, "audit")
+        assert audit["status"] == "needs_answers" and audit["pending"]
+        shots(page, "02-started")
+        # 3. the next audit label opens; answer it and the next one with the buttons
+        first = audit["pending"][0]
+        with _panel_event(page, "next_audit_label"):
+            page.get_by_role("button", name="Next audit label").click()
+        modal = page.locator('[data-cy="modal-content"]')
+        expect(modal).to_be_visible(timeout=TIMEOUT)
+        page.wait_for_function("id => window.location.href.includes(id) || document.body.innerText.includes(id)",
+                               arg=first["sample_id"], timeout=TIMEOUT)
+        shots(page, "03-audit-label-open")
+        _close_modal(page, modal)
+        for step, label in enumerate([first["label_id"], None]):
+            label = label or peek_audit(ds, "audit")["pending"][0]["label_id"]
+            # the label under question is alone in the grid
+            expect(counts).to_contain_text(_samples_text(1), timeout=TIMEOUT)
+            name = "It is right (accept)" if truth[label] else "It is wrong (reject)"
+            with _panel_event(page, "accept_audit_label" if truth[label] else "reject_audit_label"):
+                page.get_by_role("button", name=name).click()
+            expect(page.get_by_text(re.compile(rf"{step + 1} of \d+ answered"))).to_be_visible(timeout=TIMEOUT)
+            review = dict(zip(*_labels(ds, "review")))
+            assert review[label] == ("accepted" if truth[label] else "rejected")
+        shots(page, "04-two-answered")
+        # 4. another reviewer answers the rest through the SDK
+        while True:
+            audit = peek_audit(ds, "audit")
+            if audit["status"] != "needs_answers":
+                break
+            batch = [p["label_id"] for p in audit["pending"][:30]]
+            for action, ok in (("accept", True), ("reject", False)):
+                ids = [i for i in batch if bool(truth[i]) == ok]
+                if ids:
+                    review_labels(ds, FIELD, action, label_ids=ids, user="another-reviewer")
+        assert audit["status"] == "certified", audit["message"]
+        green_before = sum(q == "green" for q in _labels(ds, "queue")[1])
+        # 5. the panel's next refresh applies the certificate and says so
+        # (the App restores its last view, the one audit label: clear it)
+        page.reload()
+        page.locator('[data-cy="btn-clear-view-bar"]').click()
+        _wait_for_grid(page)
+        _open_panel(page, "verification_queues")
+        expect(page.get_by_text(re.compile(r"Certified"))).to_be_visible(timeout=TIMEOUT)
+        _, queue, review = _labels(ds, "queue", "review")
+        green_after = sum(q == "green" and r != "rejected" for q, r in zip(queue, review))
+        assert green_after > green_before
+        queues = page.locator("table").filter(has_text="Expected precision")
+        green_row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name="green", exact=True))
+        expect(green_row.locator("td").nth(1)).to_have_text(str(sum(q == "green" for q in queue)), timeout=TIMEOUT)
+        expect(page.get_by_role("button", name="Start a new audit")).to_be_visible()
+        shots(page, "05-certified")
         assert not _page_errors(page), page.console_errors
     except BaseException:
         _fail_artifacts(page, shots, app_server)

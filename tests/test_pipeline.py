@@ -179,11 +179,12 @@ def test_bad_parameters_name_themselves(dataset, run):
     assert not dataset.has_field("autolabels")
 
 
-def test_video_dataset_is_refused(run, tmp_path):
+def test_point_cloud_dataset_is_refused(run, tmp_path):
+    # videos are labeled frame by frame (test_video_detect.py); other media are refused
     ds = fo.Dataset()
-    ds.add_sample(fo.Sample(filepath=str(tmp_path / "clip.mp4")))
+    ds.add_sample(fo.Sample(filepath=str(tmp_path / "scan.pcd")))
     try:
-        with pytest.raises(ValueError, match="media type"):
+        with pytest.raises(ValueError, match="image and video datasets.*media type 'point-cloud'"):
             run(ds)
     finally:
         ds.delete()

@@ -16,7 +16,7 @@ import fiftyone.operators as foo
 import pytest
 from fiftyone.operators.delegated import DelegatedOperationService
 
-from stoplight.plugins.review import audit
+from stoplight.plugins.common import audit
 from stoplight.plugins.review import decisions as D
 
 URI = "@stoplight/autolabel/review_labels"
@@ -68,7 +68,7 @@ def test_accept_label_ids_writes_review_attrs_and_audit(labeled):
     dataset, truth = labeled
     before = _states(dataset)
     ids = list(truth)[:5]
-    t0 = D._now()
+    t0 = D.now_ms()
     summary = D.review_labels(dataset, "autolabels", "accept", label_ids=ids, user="alice")
     assert summary["num_labels"] == 5 and summary["num_changed"] == 5
     assert summary["action_id"] >= 1 and summary["user"] == "alice"
@@ -77,7 +77,7 @@ def test_accept_label_ids_writes_review_attrs_and_audit(labeled):
         if lid in ids:
             assert state["review"] == "accepted"
             assert state["reviewed_by"] == "alice"
-            assert t0 <= state["reviewed_at"] <= D._now()
+            assert t0 <= state["reviewed_at"] <= D.now_ms()
             assert state["review_action"] == summary["action_id"]
             # nothing else on the label changed (scores, queue, box)
             rest = {k: v for k, v in state.items() if k not in D.REVIEW_ATTRS}
@@ -158,7 +158,7 @@ def test_reset_and_decided_label_ids(labeled):
     assert states[ids[0]]["reviewed_by"] == "bob"
     assert sorted(D.decided_label_ids(dataset, "autolabels")) == sorted(ids[2:6])
     assert D.is_decided(["accepted", "rejected", "pending", None]).tolist() == [True, True, False, False]
-    assert D.HUMAN_DECISIONS == ("accepted", "rejected")
+    assert D.HUMAN_DECISIONS == ("accepted", "rejected", "corrected")
 
 
 def test_undo_reverts_exactly_the_users_last_action(labeled):
@@ -213,7 +213,7 @@ def test_undo_never_overwrites_a_later_decision_of_someone_else(labeled):
     assert state["review"] == "accepted" and state["reviewed_by"] == "alice"
 
 
-def test_a_decision_that_loses_a_race_is_logged_and_superseded(labeled, monkeypatch):
+def test_a_decision_that_loses_a_race_is_logged_and_not_applied(labeled, monkeypatch):
     dataset, truth = labeled
     lid = list(truth)[0]
     append = audit.append
@@ -232,17 +232,19 @@ def test_a_decision_that_loses_a_race_is_logged_and_superseded(labeled, monkeypa
     monkeypatch.setattr(audit, "append", append)
     bob = raced[0]
     assert alice["action_id"] < bob["action_id"]
-    # alice's later write did not overwrite bob's later decision
+    # alice never saw bob's decision: hers is not written over it, and she is told
     state = _states(dataset)[lid]
     assert (state["review"], state["reviewed_by"], state["review_action"]) == ("rejected", "bob", bob["action_id"])
+    assert (alice["num_labels"], alice["num_conflicts"], alice["conflicts"]) == (0, 1, [lid])
     log = audit.read_log(dataset)
-    assert [(e["user"], e["after"]["review"]) for e in log] == [("alice", "accepted"), ("bob", "rejected")]
-    # in id order alice came first, so undoing bob restores alice's
-    # decision (from the log: both recorded "never reviewed" as before)
-    assert all(e["before"]["review"] is None for e in log)
+    assert [(e["user"], e["after"]["review"], e.get("conflict")) for e in log] == [
+        ("alice", "accepted", True), ("bob", "rejected", None)]
+    # undoing bob restores the state before him (alice's was never applied)
     D.undo_last(dataset, user="bob")
     state = _states(dataset)[lid]
-    assert (state["review"], state["reviewed_by"]) == ("accepted", "alice")
+    assert (state["review"], state["reviewed_by"]) == (None, None)
+    # and alice has nothing of hers to undo on that label
+    assert D.undo_last(dataset, user="alice")["num_labels"] == 0
 
 
 def test_clear_errors(labeled):
@@ -393,7 +395,8 @@ _REVIEWER = textwrap.dedent(
     from stoplight_import import import_stoplight
     import_stoplight()
     import fiftyone as fo
-    from stoplight.plugins.review import audit, decisions as D
+    from stoplight.plugins.common import audit
+    from stoplight.plugins.review import decisions as D
 
     user, seed, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     dataset = fo.load_dataset({name!r})
@@ -456,21 +459,25 @@ def test_two_concurrent_reviewers(image_dir, tmp_path):
             results[user] = json.loads(out.strip().splitlines()[-1])
 
         log = audit.read_log(dataset)
-        # every decision is in the log, counts match per user and action
+        # every decision is in the log (those that lost a race marked
+        # `conflict`), applied counts match per user and action
+        applied = [e for e in log if not e.get("conflict")]
         for user, summaries in results.items():
-            assert sum(s["num_labels"] for s in summaries) == sum(e["user"] == user for e in log)
+            assert sum(s["num_labels"] for s in summaries) == sum(e["user"] == user for e in applied)
             for s in summaries:
-                got = [e for e in log if e["action_id"] == s["action_id"]]
+                got = [e for e in applied if e["action_id"] == s["action_id"]]
                 assert len(got) == s["num_labels"] and {e["user"] for e in got} <= {user}
+                lost = [e for e in log if e["action_id"] == s["action_id"] and e.get("conflict")]
+                assert len(lost) <= s["num_conflicts"]
         ids1 = [s["action_id"] for s in results["rev1"]]
         ids2 = [s["action_id"] for s in results["rev2"]]
         assert not set(ids1) & set(ids2)
         # the two really ran at the same time: their action ids interleave
         assert min(ids1) < max(ids2) and min(ids2) < max(ids1)
 
-        # each label's stored state is its last logged decision
+        # each label's stored state is its last applied logged decision
         last = {}
-        for e in log:
+        for e in applied:
             last[e["label_id"]] = e  # log is sorted by action_id
         assert set(last) <= set(pool) and len(last) > 0.9 * len(pool)
         states = _states(dataset)

@@ -115,9 +115,12 @@ def test_reference_mistakenness_hardness_and_counts(constructed):
     assert marg["spur"] == pytest.approx(1.0)
     assert marg["weak"] == pytest.approx(0.5)
 
-    # uncertainty: mean of hardness and 1 - confidence (no other signals)
+    # uncertainty: log-odds pool of hardness (weight 1/4) and 1 - confidence
+    # (weight 1), no other signals; too few labels to adapt the weights
     unc = _by_name(ds, "uncertainty")
-    assert unc["same"] == pytest.approx((h([0.8, 0.2]) + 0.1) / 2)
+    lo = lambda t: math.log(t / (1 - t))  # noqa: E731
+    pooled = (0.25 * lo(h([0.8, 0.2])) + lo(0.1)) / 1.25
+    assert unc["same"] == pytest.approx(1 / (1 + math.exp(-pooled)))
     assert unc["noscores"] == pytest.approx(0.04)
 
     # nothing of the temporary evaluation is left behind
@@ -427,8 +430,8 @@ def test_class_scores_read_in_bulk_match_the_definition(ds):
 
 
 def test_forms_offer_scale_out_only_where_it_runs(constructed):
-    """The embedding operator runs shard groups, score_labels does not: its
-    form must not offer a field its execution would ignore."""
+    """The embedding operator runs on Ray, score_labels does not: its form
+    must not offer a field its execution would ignore."""
     import asyncio
 
     from fiftyone.operators.executor import resolve_type
@@ -439,5 +442,115 @@ def test_forms_offer_scale_out_only_where_it_runs(constructed):
                        selected_labels=[])
         return asyncio.run(resolve_type(OperatorRegistry(), uri, request)).to_json()["type"]["properties"]
 
-    assert "shard_group" not in props(URI)
-    assert "shard_group" in props("@stoplight/autolabel/compute_label_embeddings")
+    assert "executor" not in props(URI)
+    assert "executor" in props("@stoplight/autolabel/compute_label_embeddings")
+
+
+# --------------------------------------------------- your own predictions
+
+
+def _imported(ds, attr, rows, conf=None):
+    """One sample whose labels keep their score vectors under ``attr``."""
+    dets = []
+    for i, row in enumerate(rows):
+        d = fo.Detection(label="A" if i % 2 == 0 else "B", bounding_box=BOX, name=f"l{i}",
+                         confidence=None if conf is None else conf[i])
+        if row is not None:
+            d[attr] = row
+        dets.append(d)
+    ds.add_sample(fo.Sample(filepath="/nonexistent/imported.jpg", predictions=fo.Detections(detections=dets)))
+
+
+def test_imported_field_with_scores_gets_hardness_and_margin(ds):
+    rows = [[0.9, 0.1], [0.5, 0.5], [0.2, 0.6]]
+    _imported(ds, "scores", rows, conf=[0.9, 0.5, 0.6])
+    # control: the default attribute finds nothing and says so
+    summary = S.score_labels(ds, "predictions", rer=False, progress=False)
+    assert set(_by_name(ds, "hardness", "predictions").values()) == {None}
+    assert any("'class_scores'" in n and "hardness/margin not set" in n for n in summary["notes"])
+    S.score_labels(ds, "predictions", scores_attr="scores", rer=False, progress=False)
+    hard = _by_name(ds, "hardness", "predictions")
+    marg = _by_name(ds, "margin", "predictions")
+    expected = signals.hardness(np.asarray(rows))
+    for i in range(3):
+        assert hard[f"l{i}"] == pytest.approx(expected[i])
+    assert marg["l0"] == pytest.approx(0.8) and marg["l1"] == pytest.approx(0.0)
+    assert marg["l2"] == pytest.approx(0.5)  # [0.25, 0.75] after normalizing
+
+
+def test_logits_get_a_softmax(ds):
+    logits = [[2.0, -1.0], [0.0, 0.0], [-3.0, 1.0]]
+    _imported(ds, "logits", logits, conf=[0.9, 0.5, 0.6])
+    summary = S.score_labels(ds, "predictions", scores_attr="logits", rer=False, progress=False)
+    soft = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    hard = _by_name(ds, "hardness", "predictions")
+    for i in range(3):
+        assert hard[f"l{i}"] == pytest.approx(signals.hardness(soft)[i])
+    assert any("read as logits" in n for n in summary["notes"])
+    # read as probabilities (negatives clipped to 0) the values differ: the control
+    S.score_labels(ds, "predictions", scores_attr="logits", scores_kind="probabilities", rer=False,
+                   progress=False)
+    assert _by_name(ds, "hardness", "predictions")["l0"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="scores_kind"):
+        S.score_labels(ds, "predictions", scores_kind="odds", progress=False)
+    with pytest.raises(ValueError, match="scores_attr"):
+        S.score_labels(ds, "predictions", scores_attr="no such", progress=False)
+
+
+def test_without_confidence_or_scores_it_says_what_it_can_compute(ds, caplog):
+    _imported(ds, "scores", [None, None, None])
+    with caplog.at_level("WARNING"):
+        summary = S.score_labels(ds, "predictions", progress=False)
+    note = [n for n in summary["notes"] if "no confidence and no per-class scores" in n]
+    assert len(note) == 1 and "'scores_attr'" in note[0]
+    assert "can still be computed: none" in note[0] and "compute label embeddings" in note[0]
+    assert summary["signals_available"] == []
+    assert {"hardness", "margin", "confidence", "knn_agreement"} <= set(summary["signals_unavailable"])
+    assert any("no confidence and no per-class scores" in r.message for r in caplog.records)
+    # with embeddings the kNN and RER signals are listed as still computable
+    ds2 = fo.Dataset(f"stoplight-scores-{uuid.uuid4().hex[:8]}")
+    try:
+        rng = np.random.default_rng(0)
+        dets = [fo.Detection(label="AB"[i % 2], bounding_box=BOX, embedding=rng.normal(size=8).tolist())
+                for i in range(12)]
+        ds2.add_sample(fo.Sample(filepath="/nonexistent/e.jpg", predictions=fo.Detections(detections=dets)))
+        s2 = S.score_labels(ds2, "predictions", k=3, rer=False, progress=False)
+        assert "knn_agreement" in s2["signals_available"] and "rer" not in s2["signals_available"]
+        assert any("can still be computed: knn_agreement" in n for n in s2["notes"])
+        assert all(v is not None for v in _by_name_any(ds2, "knn_agreement"))
+    finally:
+        ds2.delete()
+    # a field with confidence is not warned about
+    ds.clear()
+    _imported(ds, "scores", [None, None], conf=[0.4, 0.8])
+    summary = S.score_labels(ds, "predictions", rer=False, progress=False)
+    assert not [n for n in summary["notes"] if "no confidence and no per-class scores" in n]
+    assert "confidence" in summary["signals_available"]
+
+
+def _by_name_any(ds, attr, field="predictions"):
+    return [d[attr] for dets in ds.values(field) for d in (dets.detections if dets else [])]
+
+
+def test_operator_form_defaults_come_from_the_core_function():
+    import inspect
+
+    from stoplight.plugins.scoring import operators as O
+
+    sig = inspect.signature(S.score_labels).parameters
+    defaults = O.score_defaults()
+    assert defaults["scores_attr"] == sig["scores_attr"].default == "class_scores"
+    assert defaults["k"] == sig["k"].default
+    assert set(defaults) == {n for n, p in sig.items() if p.default is not inspect.Parameter.empty}
+
+
+def test_operator_takes_the_scores_attribute(ds):
+    _imported(ds, "scores", [[0.9, 0.1], [0.5, 0.5]], conf=[0.9, 0.5])
+    result = foo.execute_operator(
+        URI, ctx={"dataset": ds},
+        params={"label_field": "predictions", "scores_attr": "scores", "rer": False},
+    )
+    assert result.error is None, result.error
+    assert _by_name(ds, "margin", "predictions") == {"l0": pytest.approx(0.8), "l1": pytest.approx(0.0)}
+    (key,) = ds.list_runs()
+    assert ds.get_run_info(key).config.scores_attr == "scores"

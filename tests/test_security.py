@@ -107,7 +107,8 @@ OPTS = {"trust_remote_code": True}
     assert _dangers(ast.parse(good)) == []
 
 
-HF_BACKENDS = ["owlv2", "owlvit", "grounding-dino"]
+HF_BACKENDS = ["owlv2", "owlvit", "grounding-dino", "mm-grounding-dino", "omdet-turbo", "sam3"]
+AUTO = {"AutoConfig", "AutoProcessor", "AutoModelForZeroShotObjectDetection"}
 
 
 @pytest.mark.parametrize("backend", HF_BACKENDS)
@@ -128,19 +129,29 @@ def test_transformers_loaders_get_trust_remote_code_false_by_default(backend, ti
 
         monkeypatch.setattr(cls, "from_pretrained", classmethod(from_pretrained))
 
-    for name in ("AutoConfig", "AutoProcessor", "AutoModelForZeroShotObjectDetection"):
-        spy(name)
     cls = get_backend(backend)
+    # a backend may name its transformers classes (SAM 3: Sam3Processor,
+    # Sam3Model); a named class is Stoplight's choice, never the checkpoint's
+    # code, and is never handed trust_remote_code
+    model_cls = cls.model_class or "AutoModelForZeroShotObjectDetection"
+    expected = {"AutoConfig", cls.processor_class or "AutoProcessor", model_cls}
+    for name in AUTO | expected:
+        spy(name)
     cls(checkpoint=tiny_checkpoint(backend), device="cpu")
-    assert {c for c, _ in calls} == {"AutoConfig", "AutoProcessor", "AutoModelForZeroShotObjectDetection"}
-    assert all(kw.get("trust_remote_code") is False for _, kw in calls), calls
-    model_kwargs = [kw for c, kw in calls if c == "AutoModelForZeroShotObjectDetection"]
-    assert all(kw.get("use_safetensors") is True for kw in model_kwargs)  # local safetensors dir
+    assert {c for c, _ in calls} == expected
+    for c, kw in calls:
+        if c in AUTO:
+            assert kw.get("trust_remote_code") is False, calls
+        else:
+            assert "trust_remote_code" not in kw, calls
+    model_kwargs = [kw for c, kw in calls if c == model_cls]
+    assert model_kwargs and all(kw.get("use_safetensors") is True for kw in model_kwargs)  # local safetensors dir
 
-    # only an explicit, boolean opt-in switches it on
+    # only an explicit, boolean opt-in switches it on (for the Auto classes)
     calls.clear()
     cls(checkpoint=tiny_checkpoint(backend), device="cpu", trust_remote_code=True)
-    assert calls and all(kw.get("trust_remote_code") is True for _, kw in calls)
+    assert calls and all(kw.get("trust_remote_code") is True for c, kw in calls if c in AUTO)
+    assert all("trust_remote_code" not in kw for c, kw in calls if c not in AUTO)
     for value in ("true", 1, "False", None):
         with pytest.raises(ValueError, match="'trust_remote_code' must be True or False"):
             cls(checkpoint=tiny_checkpoint(backend), device="cpu", trust_remote_code=value)

@@ -217,6 +217,35 @@ def test_rer_flags_misplaced_label(two_clusters):
     np.testing.assert_array_equal(rer, rer2)
 
 
+def test_rer_robust_pools_on_contaminated_classes():
+    """Five isotropic clusters, 10 % of labels given another class: each
+    class's autoencoder trained on all its members learns its foreign
+    members (the paper's pools, ``clean_k=0``: the control); trained on the
+    members their neighbours agree with, RER ranks the wrong labels first."""
+    from stoplight.plugins.scoring import rer as R
+
+    rng = np.random.default_rng(0)
+    n, c = 1200, 5
+    centers = rng.normal(size=(c, D))
+    truth = rng.integers(0, c, n)
+    x = centers[truth] + 0.5 * rng.normal(size=(n, D))
+    wrong = rng.random(n) < 0.1
+    y = truth.copy()
+    y[wrong] = (truth[wrong] + rng.integers(1, c, wrong.sum())) % c
+    robust, _, info = R.class_autoencoder_rer(x, y, c, seed=0, device="cpu")
+    plain, _, _ = R.class_autoencoder_rer(x, y, c, seed=0, device="cpu", clean_k=0)
+    assert _auroc(wrong, robust) > 0.97
+    assert _auroc(wrong, plain) < 0.85  # the control: contaminated pools
+    assert (robust[wrong] > 1).mean() > 0.9
+    assert (info["pool_sizes"] < np.bincount(y, minlength=c)).all()
+    # a given train_mask replaces the neighbours' vote
+    masked, _, info2 = R.class_autoencoder_rer(x, y, c, seed=0, device="cpu", train_mask=~wrong)
+    np.testing.assert_array_equal(info2["pool_sizes"], np.bincount(y[~wrong], minlength=c))
+    assert _auroc(wrong, masked) > 0.97
+    with pytest.raises(ValueError):
+        R.class_autoencoder_rer(x, y, c, clean_k=-1)
+
+
 def test_rer_small_classes_are_nan(two_clusters):
     x, y, _ = two_clusters
     y3 = y.copy()
@@ -337,24 +366,28 @@ def test_uncertainty_range_monotone_and_missing():
         consensus=rng.random(n),
         confidence=rng.random(n),
     )
-    u = S.uncertainty(**sig)
-    assert u.shape == (n,) and u.min() >= 0 and u.max() <= 1
-    increasing = {"hardness": 0.1, "rer": 0.5}
-    decreasing = {"knn_agreement": 0.1, "clip_agreement": 0.02, "consensus": 0.1, "confidence": 0.1}
-    for name, step in {**increasing, **decreasing}.items():
-        bumped = dict(sig)
-        bumped[name] = sig[name] + step
-        if name not in ("rer", "clip_agreement"):
-            bumped[name] = np.clip(bumped[name], 0, 1)
-        diff = S.uncertainty(**bumped) - u
-        if name in increasing:
-            assert (diff >= 0).all() and (diff > 0).any(), name
-        else:
-            assert (diff <= 0).all() and (diff < 0).any(), name
-    # Exact value: mean of the terms.
-    one = S.uncertainty(hardness=np.array([0.2]), knn_agreement=np.array([0.6]), rer=np.array([1.0]))
-    np.testing.assert_allclose(one, [(0.2 + 0.4 + 0.5) / 3])
-    # Missing signals (None or NaN) are left out of each label's mean.
+    for method in ("pool", "mean"):
+        u = S.uncertainty(**sig, method=method, adapt=False)
+        assert u.shape == (n,) and u.min() >= 0 and u.max() <= 1
+        increasing = {"hardness": 0.1, "rer": 0.5}
+        decreasing = {"knn_agreement": 0.1, "clip_agreement": 0.02, "consensus": 0.1, "confidence": 0.1}
+        for name, step in {**increasing, **decreasing}.items():
+            bumped = dict(sig)
+            bumped[name] = sig[name] + step
+            if name not in ("rer", "clip_agreement"):
+                bumped[name] = np.clip(bumped[name], 0, 1)
+            diff = S.uncertainty(**bumped, method=method, adapt=False) - u
+            if name in increasing:
+                assert (diff >= 0).all() and (diff > 0).any(), (method, name)
+            else:
+                assert (diff <= 0).all() and (diff < 0).any(), (method, name)
+    # Exact values: the former mean, and the pool of log-odds.
+    one = dict(hardness=np.array([0.2]), knn_agreement=np.array([0.6]), rer=np.array([1.0]))
+    np.testing.assert_allclose(S.uncertainty(**one, method="mean"), [(0.2 + 0.4 + 0.5) / 3])
+    lo = lambda t: math.log(t / (1 - t))  # noqa: E731
+    pooled = (0.25 * lo(0.2) + lo(0.4) + 0.25 * lo(0.5)) / 1.5
+    np.testing.assert_allclose(S.uncertainty(**one), [1 / (1 + math.exp(-pooled))])
+    # Missing signals (None or NaN) are left out of each label's pool.
     u2 = S.uncertainty(
         hardness=np.array([0.2, np.nan, np.nan]),
         rer=np.array([np.nan, 3.0, np.nan]),
@@ -362,12 +395,76 @@ def test_uncertainty_range_monotone_and_missing():
     )
     np.testing.assert_allclose(u2, [0.2, 0.75, np.nan])
     np.testing.assert_allclose(
-        S.uncertainty(clip_agreement=np.array([0.0, 2.0, -2.0])), [0.5, 0.0, 1.0], atol=1e-12
+        S.uncertainty(clip_agreement=np.array([0.0, 2.0, -2.0])), [0.5, 0.01, 0.99], atol=1e-12
     )
-    np.testing.assert_allclose(S.uncertainty(rer=np.array([np.inf, 0.0])), [1.0, 0.0])
-    w = S.uncertainty(hardness=np.array([1.0]), confidence=np.array([1.0]), weights={"hardness": 3})
+    np.testing.assert_allclose(S.uncertainty(rer=np.array([np.inf, 0.0]), method="mean"), [1.0, 0.0])
+    np.testing.assert_allclose(S.uncertainty(rer=np.array([np.inf, 0.0])), [0.99, 0.01])
+    w = S.uncertainty(
+        hardness=np.array([1.0]), confidence=np.array([1.0]), weights={"hardness": 3}, method="mean"
+    )
     np.testing.assert_allclose(w, [0.75])
     with pytest.raises(ValueError):
         S.uncertainty()
     with pytest.raises(ValueError):
         S.uncertainty(hardness=np.zeros(2), rer=np.zeros(3))
+    with pytest.raises(ValueError):
+        S.uncertainty(hardness=np.zeros(2), method="median")
+    with pytest.raises(ValueError):
+        S.uncertainty(hardness=np.zeros(2), weights={"margin": 1})
+
+
+def _auroc(wrong: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(wrong, score))
+
+
+def _simulated_terms(rng, n=4000):
+    """Signals of ``n`` labels, 30 % wrong: a good detector confidence, a
+    good kNN agreement, a weak hardness that shares the confidence's errors,
+    and a weak RER. Every signal is a noisy view of the truth."""
+    wrong = rng.random(n) < 0.3
+    z = np.where(wrong, 1.0, -1.0)
+    shared = rng.normal(size=n)
+    sig = lambda s, noise: 1 / (1 + np.exp(-(s * z + noise)))  # noqa: E731
+    return wrong, dict(
+        confidence=1 - sig(1.2, rng.normal(size=n) + 0.5 * shared),
+        knn_agreement=1 - sig(1.2, rng.normal(size=n)),
+        hardness=sig(0.3, rng.normal(size=n) + shared),
+        rer=np.exp(0.3 * z + rng.normal(size=n)),
+    )
+
+
+def test_uncertainty_pool_is_at_least_its_best_term_and_the_mean_is_not():
+    """Statistical: over seeds, the pool of a good and two weak terms plus a
+    pure-noise term scores at least the best single term's AUROC for "label
+    is wrong"; the former plain mean (the control) falls below it."""
+    pool_gap, mean_gap = [], []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        wrong, sig = _simulated_terms(rng)
+        sig["consensus"] = rng.random(wrong.size)  # a broken term: pure noise
+        terms = S.wrongness_terms(**sig)
+        best = max(_auroc(wrong, t) for t in terms.values())
+        pool_gap.append(_auroc(wrong, S.uncertainty(**sig)) - best)
+        mean_gap.append(_auroc(wrong, S.uncertainty(**sig, method="mean", adapt=False)) - best)
+    assert min(pool_gap) >= -0.005, pool_gap
+    assert np.mean(pool_gap) > 0, pool_gap
+    assert max(mean_gap) < -0.01, mean_gap  # the control is caught
+
+
+def test_uncertainty_adapt_silences_a_noise_term():
+    rng = np.random.default_rng(11)
+    wrong, sig = _simulated_terms(rng)
+    sig["consensus"] = rng.random(wrong.size)
+    without = _auroc(wrong, S.uncertainty(**{k: v for k, v in sig.items() if k != "consensus"}))
+    adapted = _auroc(wrong, S.uncertainty(**sig))
+    fixed = _auroc(wrong, S.uncertainty(**sig, adapt=False))
+    assert abs(adapted - without) < 0.005
+    assert fixed < without - 0.01  # control: fixed weights let the noise in
+    terms = S.wrongness_terms(**sig)
+    from stoplight.plugins.scoring import combination as CB
+
+    logits = {k: np.log(np.clip(t, 0.01, 0.99) / (1 - np.clip(t, 0.01, 0.99))) for k, t in terms.items()}
+    w = CB.adapted_weights(logits, {k: CB.DEFAULT_WEIGHTS[k] for k in terms})
+    assert w["consensus"] < 0.05 * w["knn_agreement"]

@@ -25,7 +25,7 @@ import fiftyone as fo
 import pytest
 from fiftyone import ViewField as F
 
-from stoplight.plugins.review import audit
+from stoplight.plugins.common import audit
 from stoplight.plugins.review import decisions as D
 from stoplight.plugins.review.finalize import keep_label
 from stoplight.plugins.training import compare as C

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from digits_dataset import build_digits_dataset
 
+from stoplight.plugins.common.label_vocab import LOGGED_ATTRS, QUEUE_COLORS
 from stoplight.plugins.triage import workflow
 
 CAL = "@stoplight/autolabel/calibrate_triage"
@@ -88,7 +89,13 @@ def test_assign_writes_queues_and_keeps_human_decisions(fresh):
     summary = workflow.assign_queues(ds, "autolabels", calibration_key="cal")
     assert summary["num_human_decided"] == 3
     for lid in decided:
-        assert _label_doc(ds, lid) == before[lid]
+        # every value the label held stays as it was; the triage only adds
+        # its logged copy of class and box and null placeholders that keep
+        # the tooltip's order (plugins/common/label_docs.py)
+        now = {k: v for k, v in _label_doc(ds, lid).items()
+               if k not in LOGGED_ATTRS and not (v is None and k not in before[lid])}
+        assert now == dict(before[lid])
+        assert _label_doc(ds, lid)["logged_label"] == before[lid]["label"]
 
     ids, queue, p, rank = _labels(ds, "queue", "p_correct", "review_rank")
     undecided = [i for i, lid in enumerate(ids) if lid not in decided]
@@ -98,6 +105,14 @@ def test_assign_writes_queues_and_keeps_human_decisions(fresh):
     assert sorted(rank[i] for i in yellow) == list(range(1, len(yellow) + 1))
     assert all(rank[i] is None for i in undecided if queue[i] != "yellow")
     assert summary["num_green"] + summary["num_yellow"] + summary["num_red"] == len(undecided)
+    # every yellow label (all have embeddings) is in the review graph answers re-rank from
+    assert summary["review_graph"]["num_labels"] == len(yellow) and summary["review_graph"]["num_edges"] > 0
+    # the grid colours the labels by queue by default
+    scheme = ds.app_config.color_scheme
+    entry = next(f for f in scheme.fields if f["path"] == "autolabels")
+    assert scheme.color_by == "value" and entry["colorByAttribute"] == "queue"
+    assert {v["value"]: v["color"] for v in entry["valueColors"]} == {
+        q: c for q, c in QUEUE_COLORS.items() if q != "unassigned"}
 
     # green precision on labels nobody verified, against the construction's truth
     unverified = set(ds.match_tags("verified", bool=False).values("autolabels.detections.id", unwind=True))
@@ -133,8 +148,15 @@ def test_reviews_join_the_calibration(fresh):
     pool = [lid for _, lid in order]
     _set_labels(ds, dict(review={lid: "rejected" if truth[lid] else "accepted" for lid in pool},
                          reviewed_by={lid: "bob" for lid in pool}))
-    second = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")
+    # by default reviews do not feed the guarantee (they are not a random sample)
+    assert workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")[
+        "num_from_reviews"] == 0
+    second = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal",
+                                       use_reviews=True)
     assert second["num_from_reviews"] == 100
+    assert ds.get_run_info("cal").config.reviews_assumed_random is True
+    assert any("not a random sample" in n.lower() or "review order" in n
+               for n in workflow.triage_report(ds, "autolabels", "cal")["notes"])
     assert second["num_verified_labels"] == first["num_verified_labels"] + 100
     assert second["num_verified_correct"] - first["num_verified_correct"] == sum(not truth[i] for i in pool)
     per_class = second["calibration"]["per_class"]
@@ -153,6 +175,46 @@ def test_reviews_join_the_calibration(fresh):
     third = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal",
                                       use_reviews=False)
     assert third["num_verified_labels"] == first["num_verified_labels"]
+
+
+def test_corrections_count_as_wrong_and_bulk_decisions_not_at_all(fresh):
+    from stoplight.plugins.review.corrections import correct_label
+    from stoplight.plugins.review.decisions import review_labels
+
+    ds, truth = fresh
+    verified = ds.match_tags("verified")
+    workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal")
+    workflow.assign_queues(ds, "autolabels", calibration_key="cal")
+    base = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal",
+                                     use_reviews=True)
+    other = ds.match_tags("verified", bool=False)
+    ids, labels, queue = _labels(other, "label", "queue")
+    right = [i for i, q in zip(ids, queue) if q == "yellow" and not truth[i]][:6]
+    # a person corrects three labels the detector got right (e.g. a tighter
+    # box) and accepts three: corrected counts as a wrong auto-label, under
+    # the class the detector gave it
+    cls = dict(zip(ids, labels))
+    for lid in right[:3]:
+        correct_label(ds, "autolabels", lid, label="x" + cls[lid], user="alice")
+    review_labels(ds, "autolabels", "accept", label_ids=right[3:], user="alice")
+    # a bulk accept of 40 green labels is no human check
+    green = [i for i, q in zip(ids, queue) if q == "green"][:40]
+    review_labels(ds, "autolabels", "accept", label_ids=green, user="alice", bulk=True)
+    out = workflow.calibrate_triage(verified, "autolabels", "ground_truth", calibration_key="cal", use_reviews=True)
+    assert out["num_from_reviews"] == 6
+    assert out["num_verified_correct"] - base["num_verified_correct"] == 3
+    # the corrected labels were learned under the detector's classes
+    assert not any(c.startswith("x") for c in out["calibration"]["classes"])
+    counted = {c: v["num_verified"] for c, v in out["calibration"]["per_class"].items()}
+    before = {c: v["num_verified"] for c, v in base["calibration"]["per_class"].items()}
+    for lid in right:
+        before[cls[lid]] = before.get(cls[lid], 0) + 1
+    assert counted == before
+    # the report tells bulk decisions and corrections apart
+    report = workflow.triage_report(ds, "autolabels", "cal")
+    assert report["totals"]["bulk_accepted"] == 40 and report["totals"]["corrected"] == 3
+    assert report["totals"]["accepted"] == 3
+    assert report["final"]["checked_by_people"] == 6 and report["final"]["bulk_accepted"] == 40
 
 
 def test_calibration_set_without_matches_certifies_no_green(fresh):
@@ -192,7 +254,7 @@ def test_expected_guarantee_through_fiftyone(fresh):
                               guarantee="expected", target_precision=0.9)
     out = workflow.assign_queues(ds, "autolabels", calibration_key="cal")
     assert out["num_green"] > 0
-    assert any("Green (expected)" in n for n in out["report"]["notes"])
+    assert any("Green (expected" in n for n in out["report"]["notes"])
 
 
 def test_operators_through_the_sdk(fresh):
@@ -211,6 +273,10 @@ def test_operators_through_the_sdk(fresh):
     report = result.result["report"]
     assert report["cost"]["cents_per_box"] == 10
     assert result.result["green"] == report["queues"]["green"]["count"]
+    # recall on the calibration's verified images, shown in the form
+    assert report["recall"]["images"] == len(ds.match_tags("verified"))
+    assert result.result["auto_recall"] == report["recall"]["auto"]["overall"]["estimate"] > 0
+    assert result.result["final_recall"] == report["recall"]["final"]["overall"]["estimate"]
     with pytest.raises(Exception, match="target_precision"):
         foo.execute_operator(CAL, ctx={"dataset": ds, "params": dict(target_precision=1.5)})
 

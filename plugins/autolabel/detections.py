@@ -1,7 +1,8 @@
 """From a backend's raw predictions to FiftyOne labels.
 
 :func:`postprocess` is pure numpy (thresholds, prompt -> class, NMS, box
-normalization); :func:`to_detections` wraps its arrays in ``fo.Detections``.
+normalization, instance-mask cropping); :func:`detections_doc` turns its
+arrays into a serialized ``fo.Detections`` document.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from ..common.masks import crop_mask, mask_to_mongo
 from . import boxes as B
 from .backends.base import Predictions
 from .ontology import Ontology
@@ -31,6 +33,9 @@ class ImageDetections:
         num_invalid: raw predictions dropped because a box coordinate or a
             prompt score was NaN or infinite, or a score was outside
             ``[0, 1]`` (a backend fault, counted so the run can report it)
+        masks: ``None`` when the backend predicts no masks, else one 2-D
+            bool instance mask per box, cropped to the box (FiftyOne's
+            ``Detection.mask`` convention)
     """
 
     boxes: np.ndarray
@@ -38,6 +43,7 @@ class ImageDetections:
     confidence: np.ndarray
     class_scores: np.ndarray | None
     num_invalid: int = 0
+    masks: list[np.ndarray] | None = None
 
 
 def postprocess(
@@ -58,7 +64,9 @@ def postprocess(
     ``[0, 1]`` (counted in ``num_invalid``; never written as a label). With
     ``class_agnostic_nms``, overlapping boxes of *different* classes
     suppress each other too (useful when several prompts fire on one
-    object); same-class duplicates are always suppressed.
+    object); same-class duplicates are always suppressed. When the backend
+    predicts masks, each kept box gets the part of its soft mask inside the
+    written (clipped) box, see :func:`..common.masks.crop_mask`.
 
     Args:
         pred: one image's raw predictions
@@ -100,6 +108,10 @@ def postprocess(
             None if class_agnostic_nms else labels[idx],
         )
         idx = idx[order]
+    masks = None
+    if pred.masks is not None:
+        # only the kept boxes: cropping costs the box's pixels
+        masks = [crop_mask(pred.masks[i], rel[i], width, height) for i in idx.tolist()]
 
     return ImageDetections(
         boxes=rel[idx],
@@ -107,6 +119,7 @@ def postprocess(
         confidence=conf[idx],
         class_scores=cls_scores[idx] if pred.has_score_vector else None,
         num_invalid=int((~valid).sum()),
+        masks=masks,
     )
 
 
@@ -115,7 +128,9 @@ def detections_doc(dets: ImageDetections, ontology: Ontology) -> dict:
 
     Each detection has ``label`` (the class), ``confidence`` and a relative
     ``bounding_box``; when the backend exposes one, ``class_scores`` holds
-    the per-class scores in the order of the run's ``classes``. The layout
+    the per-class scores in the order of the run's ``classes``, and when it
+    predicts masks, ``mask`` holds the instance mask (stored as FiftyOne's
+    ``ArrayField`` stores it). The layout
     is FiftyOne's own (``fo.Detections.from_dict(doc)`` rebuilds the
     objects); building it directly skips per-label validation, see
     :mod:`..common.bulk`.
@@ -142,4 +157,7 @@ def detections_doc(dets: ImageDetections, ontology: Ontology) -> dict:
     if dets.class_scores is not None:
         for d, scores in zip(out, dets.class_scores.tolist()):
             d[CLASS_SCORES_ATTR] = scores
+    if dets.masks is not None:
+        for d, mask in zip(out, dets.masks):
+            d["mask"] = mask_to_mongo(mask)
     return {"_cls": "Detections", "detections": out}

@@ -6,13 +6,21 @@ The operator only translates ``ctx`` into a call of
 
 from __future__ import annotations
 
+import inspect
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.limits import limit
+from ..common.ray_params import executor_from_params, ray_inputs
 from .backends import available_backends, get_backend
 from .pipeline import iter_zero_shot_detect
-from .scaleout import iter_zero_shot_detect_shard
+from .request_guard import request_backend_options, request_detect_params
+
+#: the core function's default (not restated)
+_FRAME_STEP = inspect.signature(iter_zero_shot_detect).parameters["frame_step"].default
 
 DEFAULTS = dict(
     backend="owlv2",
@@ -54,18 +62,18 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
     def _inputs(self, ctx, inputs):
         _detect_inputs(ctx, inputs)
 
+    def check_request(self, ctx):
+        p = ctx.params
+        if p.get("backend_options"):
+            # no form field sends it: refused before anything is queued
+            checkpoint = _path_or_error(p.get("checkpoint") or None, "checkpoint")[0]
+            request_backend_options(p.get("backend", DEFAULTS["backend"]), checkpoint, p["backend_options"])
+
     def execute(self, ctx):
         params = _params(ctx)
-        view = ctx.target_view()
-        group = ctx.params.get("shard_group") or None
-        if group:
-            # one worker of a scale-out group (see scaleout.py)
-            gen = iter_zero_shot_detect_shard(
-                view, group, chunk_size=ctx.params.get("chunk_size") or 64,
-                lease_s=ctx.params.get("lease_s") or 300.0, **params,
-            )
-        else:
-            gen = iter_zero_shot_detect(view, **params)
+        # checked before anything runs: retired scale-out parameters, allowed clusters
+        params["executor"] = executor_from_params(ctx.params)
+        gen = iter_zero_shot_detect(ctx.target_view(), **params)
         summary = yield from run_with_progress(ctx, gen, "Auto-labeling")
         outputs = _summary_outputs()
         yield from self.show_summary(
@@ -80,6 +88,8 @@ def _summary_outputs() -> types.Object:
     outputs.int("num_skipped_samples", label="Samples skipped (already labeled)")
     outputs.int("num_failed_samples", label="Samples failed")
     outputs.int("num_labels", label="Labels written")
+    outputs.int("num_ray_nodes", label="Ray nodes")
+    outputs.int("num_ray_workers", label="Ray worker processes")
     outputs.str("failure_report", label="Failures", view=types.MarkdownView())
     return outputs
 
@@ -98,11 +108,13 @@ def _summary_results(summary: dict, shown: int = 10) -> dict:
 
 
 def _params(ctx) -> dict:
+    """The ``zero_shot_detect`` arguments of a request, through the request
+    guard (:func:`.request_guard.request_detect_params`)."""
     p = ctx.params
     classes = p.get("classes") or None
     ontology = p.get("ontology") or None
     backend_options = p.get("backend_options") or None
-    return dict(
+    return request_detect_params(dict(
         backend=p.get("backend", DEFAULTS["backend"]),
         checkpoint=p.get("checkpoint") or None,
         classes=classes,
@@ -117,7 +129,22 @@ def _params(ctx) -> dict:
         num_workers=p.get("num_workers", DEFAULTS["num_workers"]),
         backend_options=backend_options,
         run_key=p.get("run_key") or None,
-    )
+        adopt_field=p.get("adopt_field", False),
+        frame_step=p.get("frame_step") or _FRAME_STEP,
+        # off unless a threshold is given (the core function's default); the
+        # form's switch turned off wins over a threshold left in the params
+        candidates_threshold=None if p.get("keep_candidates") is False else p.get("candidates_threshold"),
+        candidates_field=p.get("candidates_field") or None,
+    ))
+
+
+def _path_or_error(value, param: str) -> tuple:
+    """``(value checked against the allowed roots, None)``, or ``(None,
+    error message)`` for a path the server does not allow."""
+    try:
+        return paths.request_location(value, param), None
+    except ValueError as e:
+        return None, str(e)
 
 
 def _detect_inputs(ctx, inputs):
@@ -139,6 +166,9 @@ def _detect_inputs(ctx, inputs):
         default_ckpt = get_backend(backend).default_checkpoint
     except ValueError:
         default_ckpt = ""
+    # a local path outside the server's allowed roots marks the field
+    # invalid: the form says why, and FiftyOne refuses to run or queue it
+    _, ckpt_error = _path_or_error(ctx.params.get("checkpoint") or None, "checkpoint")
     inputs.str(
         "checkpoint",
         label="Checkpoint",
@@ -146,6 +176,8 @@ def _detect_inputs(ctx, inputs):
             "Hub id, ultralytics weight name, or a local file/directory. "
             f"Empty uses {default_ckpt}"
         ),
+        invalid=ckpt_error is not None,
+        error_message=ckpt_error or "",
     )
     inputs.list(
         "classes",
@@ -171,7 +203,18 @@ def _detect_inputs(ctx, inputs):
         label="Confidence threshold",
         description="Keep it low: the triage handles precision, lost recall is lost",
     )
-    inputs.int("batch_size", min=1, default=DEFAULTS["batch_size"], label="Batch size")
+    inputs.bool(
+        "keep_candidates",
+        default=False,
+        label="Keep boxes below the threshold as missed-object candidates",
+        description="They go to '<label field>_candidates' (queue 'missing'): a person adds or dismisses each",
+    )
+    if ctx.params.get("keep_candidates"):
+        inputs.float("candidates_threshold", min=0.0, max=1.0, required=True, label="Candidates threshold",
+                     description="Boxes scoring from here up to the confidence threshold become candidates")
+        inputs.str("candidates_field", label="Candidates field", description="Empty: <label field>_candidates")
+    inputs.int("batch_size", min=1, max=limit("detect_batch_size"), default=DEFAULTS["batch_size"],
+               label="Batch size")
     inputs.str(
         "device",
         label="Device",
@@ -184,20 +227,23 @@ def _detect_inputs(ctx, inputs):
         description="Relabel samples that already have labels (default: skip them, so runs resume)",
     )
     inputs.bool(
+        "adopt_field",
+        default=False,
+        label="Take over an existing field",
+        description=("Write into a label field Stoplight did not create for auto-labels (e.g. human labels; "
+                     "with Overwrite their labels are replaced). Off: such a field is refused"),
+    )
+    inputs.bool(
         "class_agnostic_nms",
         default=DEFAULTS["class_agnostic_nms"],
         label="Class-agnostic NMS",
         description="Suppress overlapping boxes across prompts/classes",
     )
     inputs.float("nms_iou", min=0.0, max=1.0, default=DEFAULTS["nms_iou"], label="NMS IoU")
-    inputs.str(
-        "shard_group",
-        label="Scale-out group",
-        description=(
-            "Optional. Queue this operation once per worker (same params): delegated "
-            "workers on several machines sharing the database split the samples"
-        ),
-    )
+    if getattr(ctx.dataset, "media_type", None) == "video":
+        inputs.int("frame_step", min=1, default=_FRAME_STEP, label="Label every k-th frame",
+                   description="Videos: frames 1, 1 + k, 1 + 2k, ... get frame-level labels (frames.<label field>)")
+    ray_inputs(ctx, inputs)
     inputs.bool(
         "delegate",
         default=False,

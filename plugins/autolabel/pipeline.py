@@ -6,46 +6,35 @@ current batch is in the model's forward pass; finished labels are written to
 the database in bulk every ``write_every`` samples. A run that is
 interrupted keeps every chunk written so far, and re-running with
 ``overwrite=False`` continues with the samples that have no labels yet.
+
+A batch's steps (:mod:`.batches`) are shared by both executors: this
+process, or a pool of Ray actors (``executor="ray"``, :mod:`.ray_labeling`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
 
 from ..common import bulk, provenance
-from ..common import db_errors
-from .backends import Predictions, ZeroShotDetector
+from ..common import db_errors, heartbeats
+from ..common.field_owner import candidates_info, check_field_claim, mark_field, purpose_info
+from ..common.label_vocab import candidates_field as candidates_field_name
+from ..common.limits import check_count, check_int
+from .backends import ZeroShotDetector
 from ..common.prefetch import prefetch
+from ..common.ray_executor import RayExecutor, executor_from
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..review.decisions import HUMAN_DECISIONS
-from .detections import CLASS_SCORES_ATTR, detections_doc, postprocess
-from .images import ImageLoadError, load_image
+from ..common.provenance import MAX_RECORDED_FAILURES
+from .batches import LoadedBatch, decided_boxes, label_batch, load_batch, write_labels
+from .detections import CLASS_SCORES_ATTR
 from .ontology import Ontology
 
 logger = logging.getLogger(__name__)
-
-#: at most this many failures are kept verbatim in the run record
-MAX_RECORDED_FAILURES = 1000
-
-
-@dataclasses.dataclass
-class _Batch:
-    ids: list[str]
-    sizes: list[tuple[int, int]]  # (width, height) after EXIF orientation
-    images: list[np.ndarray]
-    inputs: Any
-    failures: list[dict]
-    decode_s: float
-    prepare_s: float
-    #: set when every image of the batch failed ``prepare`` on its own
-    prepare_error: BaseException | None = None
 
 
 def validate_label_field(sample_collection, label_field: str) -> None:
@@ -94,24 +83,47 @@ def iter_zero_shot_detect(
     run_key: str | None = None,
     detector: ZeroShotDetector | None = None,
     record_run: bool = True,
+    executor: str | RayExecutor | None = "local",
+    adopt_field: bool = False,
+    frame_step: int = 1,
+    candidates_threshold: float | None = None,
+    candidates_field: str | None = None,
 ) -> Iterator[Progress]:
     """Generator form of :func:`zero_shot_detect`.
 
     Yields :class:`Progress` events and returns the run summary (the
     ``StopIteration`` value), so that operators can forward progress to the
     App. Arguments are those of :func:`zero_shot_detect`; with
-    ``record_run=False`` no run record is written (the caller keeps one, as
-    :func:`iter_zero_shot_detect_shard` does for its chunks).
+    ``record_run=False`` no run record is written (the caller keeps one).
     """
     from .models import load_detector
 
+    ray_executor = executor_from(executor)
+    if ray_executor is not None and detector is not None:
+        raise ValueError("Parameter 'detector' cannot be used with the Ray executor: each Ray "
+                         "actor loads its own model from 'backend' and 'checkpoint'")
     onto = Ontology.from_params(classes=classes, ontology=ontology)
+    check_count(len(onto.prompts), "prompts", "classes" if classes is not None else "ontology")
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     _check_params(confidence_threshold, batch_size, nms_iou, num_workers, write_every)
+    if candidates_threshold is not None:
+        candidates_field = _check_candidates(confidence_threshold, candidates_threshold, candidates_field,
+                                             label_field, sample_collection, ray_executor)
+    if sample_collection.media_type == "video":
+        if ray_executor is not None:
+            raise ValueError("Parameter 'executor': videos are labeled by the local executor; "
+                             "the Ray executor labels images")
+        return (yield from _detect_video(
+            sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
+            label_field=label_field, confidence_threshold=confidence_threshold, batch_size=batch_size,
+            overwrite=overwrite, class_agnostic_nms=class_agnostic_nms, nms_iou=nms_iou,
+            num_workers=num_workers, write_every=write_every, frame_step=frame_step, run_key=run_key,
+            record_run=record_run, adopt_field=adopt_field,
+        ))
     if sample_collection.media_type != "image":
         raise ValueError(
-            f"zero_shot_detect works on image datasets; "
+            f"zero_shot_detect works on image and video datasets; "
             f"'{sample_collection._dataset.name}' has media type "
             f"{sample_collection.media_type!r}"
         )
@@ -121,6 +133,12 @@ def iter_zero_shot_detect(
     # replacing the labels (and reviews) stored meanwhile.
     sample_collection._dataset.reload()
     validate_label_field(sample_collection, label_field)
+    # never into a field of someone else's labels (e.g. ground_truth)
+    # unless the caller takes it over explicitly
+    check_field_claim(sample_collection._dataset, label_field, "autolabels", adopt_field, "label_field")
+    if candidates_threshold is not None:
+        validate_label_field(sample_collection, candidates_field)
+        check_field_claim(sample_collection._dataset, candidates_field, "candidates", adopt_field, "candidates_field")
 
     total_target = len(sample_collection)
     todo = sample_collection
@@ -128,7 +146,27 @@ def iter_zero_shot_detect(
         todo = sample_collection.exists(label_field, False)
     ids, paths = todo.values(["id", "filepath"])
     skipped = total_target - len(ids)
-    decided_boxes = _decided_boxes(todo, label_field) if overwrite else {}
+    if ray_executor is not None:
+        from .ray_labeling import iter_label_on_ray
+
+        settings = dict(
+            backend=backend, checkpoint=checkpoint, device=device, fp16=fp16,
+            backend_options=backend_options, ontology=onto.to_dict(), label_field=label_field,
+            confidence_threshold=confidence_threshold, class_agnostic_nms=class_agnostic_nms,
+            nms_iou=nms_iou, batch_size=batch_size, overwrite=overwrite,
+        )
+        return (yield from iter_label_on_ray(
+            sample_collection, ray_executor, ids, paths, settings, run_key=run_key,
+            num_target_samples=total_target, num_skipped_samples=skipped, record_run=record_run,
+        ))
+    decided = decided_boxes(todo, label_field) if overwrite else {}
+    # candidates repeating a person's answer (a decided label, an added or
+    # dismissed candidate) are not asked again
+    cand_decided = {}
+    if candidates_threshold is not None:
+        cand_decided = {sid: list(decided.get(sid, [])) for sid in decided}
+        for sid, boxes in decided_boxes(todo, candidates_field).items():
+            cand_decided.setdefault(sid, []).extend(boxes)
 
     if detector is None:
         detector = load_detector(
@@ -156,13 +194,16 @@ def iter_zero_shot_detect(
         overwrite=overwrite,
         num_target_samples=total_target,
         num_skipped_samples=skipped,
+        candidates_threshold=candidates_threshold,
+        candidates_field=candidates_field if candidates_threshold is not None else None,
     )
 
     timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
     failures: list[dict] = []
     warnings: list[dict] = []
-    counts = dict(failed=0, processed=0, labels=0, invalid=0, written=0)
+    counts = dict(failed=0, processed=0, labels=0, invalid=0, written=0, candidates=0)
     pending: dict[str, Any] = {}
+    pending_candidates: dict[str, Any] = {}
     path_of = dict(zip(ids, paths))
     resume_hint = (
         "Labels written before are kept ({written} samples in this run); once the "
@@ -179,9 +220,7 @@ def iter_zero_shot_detect(
         try:
             # human decisions stay on an overwrite: no run replaces a
             # person's work (new labels repeating them were dropped below)
-            bulk.write_detections_keeping(
-                sample_collection, label_field, docs, "review", HUMAN_DECISIONS
-            )
+            write_labels(sample_collection, label_field, docs)
         except Exception as e:  # noqa: BLE001 - classified below
             if db_errors.is_connection_error(e):
                 raise db_errors.unavailable(
@@ -213,6 +252,11 @@ def iter_zero_shot_detect(
             t0 = time.perf_counter()
             try:
                 with bulk.gc_paused():
+                    if pending_candidates:
+                        # first: a resume relabels (and re-finds candidates
+                        # of) exactly the samples whose labels are missing
+                        write_labels(sample_collection, candidates_field, pending_candidates)
+                        pending_candidates.clear()
                     write(pending)
             finally:
                 timings["write_s"] += time.perf_counter() - t0
@@ -220,7 +264,13 @@ def iter_zero_shot_detect(
 
     import fiftyone as fo
 
-    bulk.declare_field(dataset, label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField})
+    bulk.declare_field(dataset, label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
+                       info=purpose_info("autolabels"))
+    if candidates_threshold is not None:
+        bulk.declare_field(dataset, candidates_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
+                           info=candidates_info(label_field))
+    if adopt_field:
+        mark_field(dataset, label_field, "autolabels")
     batches = [
         (ids[i : i + batch_size], paths[i : i + batch_size])
         for i in range(0, len(ids), batch_size)
@@ -239,36 +289,24 @@ def iter_zero_shot_detect(
                 # backend, not the data, is broken
                 raise batch.prepare_error
             if batch.ids:
-                t0 = time.perf_counter()
-                preds = _predict_isolating_failures(
-                    detector, batch, path_of, fail, systematic_if_all=counts["processed"] == 0
+                labels = label_batch(
+                    detector, batch, onto, confidence_threshold, class_agnostic_nms, nms_iou,
+                    decided=decided, systematic_if_all=counts["processed"] == 0,
+                    candidates_threshold=candidates_threshold, candidates_decided=cand_decided,
                 )
-                timings["predict_s"] += time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                with bulk.gc_paused():  # many small label dicts: see bulk.gc_paused
-                    for sid, (w, h), pred in zip(batch.ids, batch.sizes, preds):
-                        if pred is None:
-                            continue
-                        dets = postprocess(
-                            pred, onto, w, h, confidence_threshold, class_agnostic_nms, nms_iou
-                        )
-                        if dets.num_invalid:
-                            counts["invalid"] += dets.num_invalid
-                            msg = (
-                                f"{dets.num_invalid} predictions with a NaN/infinite box or score, "
-                                "or a score outside [0, 1], dropped"
-                            )
-                            logger.warning("Sample %s (%s): %s", sid, path_of[sid], msg)
-                            if len(warnings) < MAX_RECORDED_FAILURES:
-                                warnings.append(dict(sample_id=sid, filepath=path_of[sid], warning=msg))
-                        doc = detections_doc(dets, onto)
-                        if sid in decided_boxes:
-                            doc["detections"] = _drop_duplicates(doc["detections"], decided_boxes[sid])
-                        pending[sid] = doc
-                        counts["labels"] += len(doc["detections"])
-                        counts["processed"] += 1
-                timings["postprocess_s"] += time.perf_counter() - t0
+                timings["predict_s"] += labels.predict_s
+                timings["postprocess_s"] += labels.postprocess_s
+                for f in labels.failures:
+                    fail(f["sample_id"], f["filepath"], f["error"])
+                counts["invalid"] += labels.num_invalid
+                warnings.extend(labels.warnings[: MAX_RECORDED_FAILURES - len(warnings)])
+                for sid, doc in labels.candidate_docs.items():
+                    pending_candidates[sid] = doc
+                    counts["candidates"] += len(doc["detections"])
+                for sid, doc in labels.docs.items():
+                    pending[sid] = doc
+                    counts["labels"] += len(doc["detections"])
+                    counts["processed"] += 1
             if len(pending) >= write_every:
                 flush()
             done = counts["processed"] + counts["failed"]
@@ -299,8 +337,9 @@ def iter_zero_shot_detect(
                 num_processed_samples=counts["processed"],
                 num_failed_samples=counts["failed"],
                 num_labels=counts["labels"],
+                num_candidates=counts["candidates"],
                 num_invalid_predictions=counts["invalid"],
-                num_kept_decisions=sum(len(v) for v in decided_boxes.values()),
+                num_kept_decisions=sum(len(v) for v in decided.values()),
                 failures=failures,
                 warnings=warnings,
                 timings={k: round(v, 4) for k, v in timings.items()},
@@ -329,6 +368,11 @@ def zero_shot_detect(
     run_key: str | None = None,
     progress: bool | Callable[[Progress], None] = True,
     detector: ZeroShotDetector | None = None,
+    executor: str | RayExecutor | None = "local",
+    adopt_field: bool = False,
+    frame_step: int = 1,
+    candidates_threshold: float | None = None,
+    candidates_field: str | None = None,
 ) -> dict:
     """Auto-labels the images of a collection with a zero-shot detector.
 
@@ -380,10 +424,34 @@ def zero_shot_detect(
         progress: show a progress bar (``True``), nothing (``False``), or a
             callable receiving :class:`Progress` events
         detector: an already loaded detector to use instead of loading one
+            (local executor only)
+        executor: ``"local"`` (this process), ``"ray"``, or a
+            :class:`~..common.ray_executor.RayExecutor` (cluster address,
+            actors, GPUs per actor): the samples are labeled by a pool of Ray
+            actors, each loading the model once and writing its labels
+            itself (see :mod:`.ray_labeling`)
+        adopt_field: write ``label_field`` even though it exists and
+            Stoplight did not create it for auto-labels (e.g. a field of
+            human labels, whose labels an ``overwrite`` replaces); by
+            default that is refused (:mod:`..common.field_owner`)
+        frame_step: on a video dataset, label every k-th frame (frames 1,
+            1 + k, ...) into the frame field ``frames.<label_field>``, see
+            :mod:`.video_detect`; ignored for images
+        candidates_threshold: off by default. When given (in
+            ``[0, confidence_threshold)``), the boxes scoring between the two
+            thresholds are kept too, as candidates of objects the labels
+            may miss, in ``candidates_field`` (``fo.Detections``, each with
+            ``queue="missing"``; score them with ``score_labels`` like any
+            field). A person adds or dismisses each in the ``missing``
+            queue (:mod:`..review.missing`). Local executor, images only
+        candidates_field: where the candidates go; default
+            ``<label_field>_candidates``
 
     Returns:
         the run summary: counts of samples (target, skipped, processed,
         failed), of labels, the failures, per-stage timings and the run key
+        (with Ray also the actors, worker processes and nodes that took part),
+        and ``num_candidates`` (missed-object candidates written)
     """
     gen = iter_zero_shot_detect(
         sample_collection,
@@ -404,8 +472,46 @@ def zero_shot_detect(
         backend_options=backend_options,
         run_key=run_key,
         detector=detector,
+        executor=executor,
+        adopt_field=adopt_field,
+        frame_step=frame_step,
+        candidates_threshold=candidates_threshold,
+        candidates_field=candidates_field,
     )
     return run_progress(gen, progress)
+
+
+def _detect_video(sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
+                  **params) -> Iterator[Progress]:
+    """The video branch of :func:`iter_zero_shot_detect` (:mod:`.video_detect`)."""
+    from .models import load_detector
+    from .video_detect import claim_video_field, iter_zero_shot_detect_video
+
+    sample_collection._dataset.reload()
+    # before the model loads: a refused field costs no loading time
+    claim_video_field(sample_collection, params["label_field"], params["adopt_field"])
+    if detector is None:
+        detector = load_detector(backend, checkpoint, device=device, fp16=fp16, options=backend_options)
+    detector.set_prompts(list(onto.prompts))
+    return (yield from iter_zero_shot_detect_video(
+        sample_collection, onto, detector, run_params=dict(class_agnostic_nms=params["class_agnostic_nms"],
+                                                           nms_iou=params["nms_iou"]), **params))
+
+
+def _check_candidates(threshold, candidates_threshold, candidates_field, label_field, sample_collection,
+                      ray_executor) -> str:
+    """Checks the candidates parameters; the candidates field to write."""
+    if not (isinstance(candidates_threshold, (int, float)) and not isinstance(candidates_threshold, bool)
+            and 0.0 <= candidates_threshold < threshold):
+        raise ValueError(f"Parameter 'candidates_threshold' must be in [0, confidence_threshold={threshold}); "
+                         f"got {candidates_threshold!r}")
+    if ray_executor is not None or sample_collection.media_type != "image":
+        raise ValueError("Parameter 'candidates_threshold': candidates are kept by the local executor on "
+                         "image datasets")
+    candidates_field = candidates_field or candidates_field_name(label_field)
+    if candidates_field == label_field:
+        raise ValueError("Parameter 'candidates_field' must differ from 'label_field'")
+    return candidates_field
 
 
 def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):
@@ -413,11 +519,11 @@ def _check_params(threshold, batch_size, nms_iou, num_workers, write_every):
         raise ValueError(f"Parameter 'confidence_threshold' must be in [0, 1]; got {threshold!r}")
     if not (isinstance(nms_iou, (int, float)) and 0.0 < nms_iou <= 1.0):
         raise ValueError(f"Parameter 'nms_iou' must be in (0, 1]; got {nms_iou!r}")
-    for name, value in (("batch_size", batch_size), ("write_every", write_every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"Parameter '{name}' must be a positive integer; got {value!r}")
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"Parameter 'num_workers' must be >= 0; got {num_workers!r}")
+    if not isinstance(write_every, int) or write_every < 1:
+        raise ValueError(f"Parameter 'write_every' must be a positive integer; got {write_every!r}")
+    # bounded: one request must not exhaust the App server's memory
+    check_int(batch_size, "batch_size", 1, "detect_batch_size")
+    check_int(num_workers, "num_workers", 0, "num_workers")
 
 
 def _finish(dataset, run_key, record, flush, error, summary) -> dict:
@@ -438,9 +544,16 @@ def _finish(dataset, run_key, record, flush, error, summary) -> dict:
                 raise
             logger.warning("Could not write the last labels after %r: %s", error, e)
             if db_errors.is_connection_error(e):
+                if record is not None:
+                    heartbeats.stop(dataset, run_key, delete=False)
                 return summary()
     out = summary()
-    if record is None or isinstance(error, db_errors.DatabaseUnavailableError):
+    if record is None:
+        return out
+    if isinstance(error, db_errors.DatabaseUnavailableError):
+        # cannot record the end: the heartbeat stops, the record is marked
+        # stale later (provenance.mark_dead_runs)
+        heartbeats.stop(dataset, run_key, delete=False)
         return out
     try:
         provenance.finish_run(dataset, run_key, record, out)
@@ -457,104 +570,7 @@ def _finish(dataset, run_key, record, flush, error, summary) -> dict:
     return out
 
 
-def _load_batch(detector, ids, paths) -> _Batch:
-    t0 = time.perf_counter()
-    ok_ids, sizes, images, failures = [], [], [], []
-    for sid, path in zip(ids, paths):
-        try:
-            img = load_image(path)
-        except ImageLoadError as e:
-            failures.append(dict(sample_id=sid, filepath=path, error=str(e)))
-            continue
-        ok_ids.append(sid)
-        images.append(img)
-        sizes.append((img.shape[1], img.shape[0]))
-    t1 = time.perf_counter()
-    inputs, prepare_error = None, None
-    if images:
-        try:
-            inputs = detector.prepare(images)
-        except Exception as batch_error:  # noqa: BLE001 - isolated below
-            # one image the processor rejects must not fail its batch-mates
-            logger.warning("Preparing a batch failed (%s); preparing its images one by one", batch_error)
-            path_of = dict(zip(ids, paths))
-            kept = []
-            for i, (sid, img) in enumerate(zip(ok_ids, images)):
-                path = path_of[sid]
-                try:
-                    detector.prepare([img])
-                    kept.append(i)
-                except Exception as e:  # noqa: BLE001 - recorded per sample
-                    failures.append(dict(
-                        sample_id=sid, filepath=path,
-                        error=f"Cannot prepare image {path} for the model: {type(e).__name__}: {e}",
-                    ))
-            if not kept:
-                prepare_error = batch_error
-            ok_ids = [ok_ids[i] for i in kept]
-            sizes = [sizes[i] for i in kept]
-            images = [images[i] for i in kept]
-            inputs = detector.prepare(images) if images else None
-    return _Batch(
-        ok_ids, sizes, images, inputs, failures, t1 - t0, time.perf_counter() - t1, prepare_error
-    )
-
-
-def _prefetch(batches, detector, num_workers) -> Iterator[_Batch]:
+def _prefetch(batches, detector, num_workers) -> Iterator[LoadedBatch]:
     """Loaded batches in order, up to ``num_workers`` batches ahead."""
     jobs = ((detector, ids, paths) for ids, paths in batches)
-    return prefetch(jobs, _load_batch, num_workers)
-
-
-def _predict_isolating_failures(
-    detector, batch: _Batch, path_of, fail, systematic_if_all: bool = True
-) -> list[Predictions | None]:
-    """Predicts a batch; on error, retries image by image to find culprits.
-
-    When every image also fails alone and ``systematic_if_all`` (nothing has
-    been labeled yet in this run), the error is systematic and is raised,
-    since continuing would only record the same failure for every sample.
-    Once the model has labeled other images, failures are the images' own.
-    """
-    try:
-        return detector.predict(batch.inputs)
-    except Exception as batch_error:  # noqa: BLE001 - narrowed below
-        if len(batch.ids) == 1 and systematic_if_all:
-            raise
-        logger.warning("Batch failed (%s); retrying its images one by one", batch_error)
-    out: list[Predictions | None] = []
-    errors: list[tuple[str, Exception]] = []
-    for sid, img in zip(batch.ids, batch.images):
-        try:
-            out.append(detector.predict(detector.prepare([img]))[0])
-        except Exception as e:  # noqa: BLE001 - recorded per sample below
-            errors.append((sid, e))
-            out.append(None)
-    if len(errors) == len(batch.ids) and systematic_if_all:
-        raise errors[0][1]
-    for sid, e in errors:
-        fail(sid, path_of[sid], f"The model failed on this image: {type(e).__name__}: {e}")
-    return out
-
-
-def _decided_boxes(sample_collection, label_field: str) -> dict[str, list[tuple[str, list]]]:
-    """``{sample_id: [(class, box)]}`` of the labels a person decided."""
-    if not sample_collection.has_field(label_field):
-        return {}
-    from fiftyone import ViewField as F
-
-    view = sample_collection.filter_labels(label_field, F("review").is_in(list(HUMAN_DECISIONS)))
-    sids, labs, boxes = view.values(["id", f"{label_field}.detections.label",
-                                     f"{label_field}.detections.bounding_box"])
-    return {sid: list(zip(ls, bs)) for sid, ls, bs in zip(sids, labs, boxes) if ls}
-
-
-def _drop_duplicates(new_docs: list, decided: list, iou: float = 0.5) -> list:
-    """New label documents minus those that repeat a decided label (same
-    class, IoU >= ``iou``)."""
-    from .boxes import iou_xywh
-
-    return [
-        d for d in new_docs
-        if not any(d["label"] == lab and iou_xywh(d["bounding_box"], box) >= iou for lab, box in decided)
-    ]
+    return prefetch(jobs, load_batch, num_workers)

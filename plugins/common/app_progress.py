@@ -37,18 +37,21 @@ def run_with_progress(ctx, gen: Iterator, what: str) -> Generator[Any, None, dic
 
 
 class LongRunningOperator:
-    """Mixin for Stoplight's long-running operators.
+    """Mixin for Stoplight's operators: config, form, delegation.
 
     Subclasses set ``op_name``, ``op_label``, ``op_icon`` and ``form_title`` and
-    implement ``_inputs(ctx, inputs)`` and a generator ``execute``. They
-    run immediately or delegated (the ``delegate`` input decides), as
-    generators so that immediate runs stream progress to the App.
+    implement ``_inputs(ctx, inputs)`` and ``execute``. They run immediately
+    or delegated (the ``delegate`` input decides). ``execute`` is a
+    generator, so that immediate runs stream progress to the App, unless
+    the subclass sets ``as_generator = False`` (short actions that return
+    their summary).
     """
 
     op_name: str
     op_label: str
     op_icon: str
     form_title: str
+    as_generator: bool = True
 
     @property
     def config(self):
@@ -59,7 +62,7 @@ class LongRunningOperator:
             label=self.op_label,
             icon=self.op_icon,
             dynamic=True,
-            execute_as_generator=True,
+            execute_as_generator=self.as_generator,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -69,7 +72,20 @@ class LongRunningOperator:
 
         inputs = types.Object()
         self._inputs(ctx, inputs)
+        self.check_request(ctx)
         return types.Property(inputs, view=types.View(label=self.form_title))
+
+    def check_request(self, ctx) -> None:
+        """Refuses, by raising ``ValueError``, parameters no form sends and
+        no request may set (unsafe loading, credentials).
+
+        FiftyOne resolves the inputs before it executes or queues any
+        request (App, HTTP, SDK, delegated worker), so a refusal here means
+        nothing ran and nothing was queued. Values a person types into the
+        form (a path outside the allowed roots) are marked invalid on their
+        property instead, which refuses the request the same way without
+        interrupting the form while they type.
+        """
 
     def resolve_delegation(self, ctx):
         return ctx.params.get("delegate", None)

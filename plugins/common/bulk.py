@@ -7,7 +7,8 @@ per second. Stoplight builds the label documents itself (plain dicts in
 FiftyOne's own serialized layout, from values it has already validated) and
 writes them with the same bulk ``UpdateOne`` operations ``set_values``
 issues (one atomic update per sample, unordered), reloading in-memory
-samples afterwards and keeping ``last_modified_at`` as FiftyOne does.
+samples afterwards and keeping ``last_modified_at`` as FiftyOne does (stamped
+with the database's clock, :data:`DB_NOW`).
 
 What a bulk write of plain documents still spends, and what is done about
 it (``benchmarks/bench_writes.py``):
@@ -27,11 +28,18 @@ it (``benchmarks/bench_writes.py``):
 from __future__ import annotations
 
 import contextlib
-import datetime
 import gc
 import struct
 import time
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
+
+from .label_attrs import check_writable
+
+
+#: the update part that stamps ``last_modified_at`` with the database
+#: server's clock: writers on several machines agree on one clock (FiftyOne
+#: itself stamps its own writes with the writing process's clock)
+DB_NOW = {"$currentDate": {"last_modified_at": True}}
 
 
 @contextlib.contextmanager
@@ -76,19 +84,22 @@ def new_object_ids(n: int) -> list:
     return [ObjectId(prefix + ((inc + j) & 0xFFFFFF).to_bytes(3, "big")) for j in range(n)]
 
 
-def _bulk_write(sample_collection, ops: list, ids: list) -> None:
+def _bulk_write(sample_collection, ops: list, ids: list) -> int:
     """``dataset._bulk_write`` in one batch: FiftyOne's ``bulk_write``
     (unordered; a refused operation raises ``ValueError`` with MongoDB's
-    message) with ``batcher=False``, then the reload of in-memory samples."""
+    message) with ``batcher=False``, then the reload of in-memory samples.
+    Returns the number of documents the operations' filters matched."""
     import fiftyone.core.odm as foo
     import fiftyone.core.sample as fos
 
     dataset = sample_collection._dataset
-    foo.bulk_write(ops, dataset._sample_collection, ordered=False, batcher=False)
+    results = foo.bulk_write(ops, dataset._sample_collection, ordered=False, batcher=False)
     fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=ids)
+    return sum(r.matched_count for r in results)
 
 
-def declare_field(dataset, field: str, doc_type, list_attrs: Mapping[str, type] = None) -> None:
+def declare_field(dataset, field: str, doc_type, list_attrs: Mapping[str, type] = None,
+                  info: dict | None = None) -> None:
     """Declares ``field`` (an embedded label document) and its attributes.
 
     Args:
@@ -99,11 +110,13 @@ def declare_field(dataset, field: str, doc_type, list_attrs: Mapping[str, type] 
             attributes on each element (e.g. ``{"class_scores":
             fo.FloatField}``), declared so the App and ``get_field_schema``
             show them
+        info: the field's ``info`` if it is created here (in the same
+            database update; e.g. :func:`.field_owner.purpose_info`)
     """
     import fiftyone as fo
 
     if not dataset.has_field(field):
-        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=doc_type)
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=doc_type, info=info)
     list_name = getattr(doc_type, "_LABEL_LIST_FIELD", None)
     for attr, subfield in (list_attrs or {}).items():
         path = f"{field}.{list_name}.{attr}" if list_name else f"{field}.{attr}"
@@ -118,12 +131,8 @@ def write_docs(sample_collection, field: str, docs: Mapping[str, dict]) -> None:
 
     if not docs:
         return
-    now = datetime.datetime.utcnow()  # FiftyOne stores naive UTC
     ids = list(docs)
-    ops = [
-        UpdateOne({"_id": ObjectId(sid)}, {"$set": {field: docs[sid], "last_modified_at": now}})
-        for sid in ids
-    ]
+    ops = [UpdateOne({"_id": ObjectId(sid)}, {"$set": {field: docs[sid]}, **DB_NOW}) for sid in ids]
     _bulk_write(sample_collection, ops, ids)
 
 
@@ -137,6 +146,8 @@ def write_label_attrs(
     sample_ids,
     label_ids,
     values: Mapping[str, "list | object"],
+    owned: Sequence[str] = (),
+    unless: Mapping[str, Sequence] | None = None,
 ) -> None:
     """Sets several attributes of many labels with one update per sample.
 
@@ -153,14 +164,25 @@ def write_label_attrs(
         sample_ids: ``(N,)`` owning sample id of each label
         label_ids: ``(N,)`` label ids
         values: ``{attr: (N,) values}``; ``None`` values are written as null
+        owned: the protected attributes (:mod:`.label_attrs`) this writer
+            owns; any other protected attribute in ``values`` is refused
+        unless: ``{attr: values}``: a label whose stored ``attr`` is one
+            of ``values`` when the update runs is left alone (e.g.
+            ``{"review": ["accepted", "rejected"]}``: a decision a person
+            makes while a run computes is never written over). MongoDB
+            checks it in the same atomic update as the write
+
+    Raises:
+        ValueError: for a protected attribute the writer does not own
     """
     from bson import ObjectId
     from pymongo import UpdateOne
 
+    check_writable(values, owned)
+
     by_sample: dict[str, list[int]] = {}
     for i, sid in enumerate(sample_ids):
         by_sample.setdefault(sid, []).append(i)
-    now = datetime.datetime.utcnow()
     owners = list(by_sample)
     # Operations are built and sent per chunk of samples: all of them at
     # once would hold ~1.5 GB of update documents at 1M labels.
@@ -168,13 +190,17 @@ def write_label_attrs(
         chunk = owners[c : c + _WRITE_CHUNK]
         ops = []
         for sid in chunk:
-            update = {"last_modified_at": now}
+            update = {}
             filters = []
             for j, i in enumerate(by_sample[sid]):
-                filters.append({f"l{j}._id": ObjectId(label_ids[i])})
+                cond = {f"l{j}._id": ObjectId(label_ids[i])}
+                for attr, vals in (unless or {}).items():
+                    # $nin also matches labels without the attribute
+                    cond[f"l{j}.{attr}"] = {"$nin": list(vals)}
+                filters.append(cond)
                 for attr, vals in values.items():
                     update[f"{list_path}.$[l{j}].{attr}"] = vals[i]
-            ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
+            ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update, **DB_NOW}, array_filters=filters))
         _bulk_write(sample_collection, ops, chunk)
 
 
@@ -364,8 +390,13 @@ def _double_runs(arr: bytes):
 
 
 def write_detections_keeping(
-    sample_collection, field: str, docs: Mapping[str, dict], keep_attr: str, keep_values
-) -> None:
+    sample_collection,
+    field: str,
+    docs: Mapping[str, dict],
+    keep_attr: str,
+    keep_values,
+    only_if: Mapping | None = None,
+) -> int:
     """Like :func:`write_docs` for label-list documents, but the labels of the
     stored list whose ``keep_attr`` is in ``keep_values`` (human decisions)
     stay, ahead of the new ones.
@@ -381,13 +412,19 @@ def write_detections_keeping(
             (``"detections"``)
         keep_attr: the label attribute that marks labels to keep
         keep_values: the values of it that do
+        only_if: a further MongoDB filter on each sample, checked in the
+            same atomic update (e.g. ``{field: None}``: only samples still
+            without labels, so that a retried batch never labels a sample
+            twice)
+
+    Returns:
+        the number of samples written
     """
     from bson import ObjectId
     from pymongo import UpdateOne
 
     if not docs:
-        return
-    now = datetime.datetime.utcnow()
+        return 0
     keep = list(keep_values)
     ops = []
     for sid, doc in docs.items():
@@ -399,5 +436,6 @@ def write_detections_keeping(
             {"$literal": rest},
             {list_name: {"$concatArrays": [kept, {"$literal": doc[list_name]}]}},
         ]}
-        ops.append(UpdateOne({"_id": ObjectId(sid)}, [{"$set": {field: merged, "last_modified_at": now}}]))
-    _bulk_write(sample_collection, ops, list(docs))
+        ops.append(UpdateOne({"_id": ObjectId(sid), **(only_if or {})},
+                             [{"$set": {field: merged, "last_modified_at": "$$NOW"}}]))
+    return _bulk_write(sample_collection, ops, list(docs))

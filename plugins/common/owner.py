@@ -2,19 +2,46 @@
 
 Runs and temporary evaluations record their owner so that a later run can
 tell the leftovers of a killed process (SIGKILL, out of memory, a lost
-machine) from the work of a live one. Only owners on this host can be
-checked; anything owned elsewhere is left alone.
+machine) from the work of a live one. Only owners on this host (same
+kernel boot and PID namespace: :func:`host_id`) can be checked by process
+id; anything owned elsewhere is left to the run's heartbeat
+(:mod:`.heartbeats`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import zlib
 
 
 def host_id() -> str:
-    """A short stable id of this host (CRC32 of its name, hex)."""
+    """An id of the process-id space this process lives in (16 hex digits).
+
+    Process ids can only be checked by a process that sees the same ones:
+    the same kernel boot and the same PID namespace. Containers often share
+    a host name (or get the same one), and a hash of the name alone made a
+    run in another container look like a dead process of this host. So the
+    id hashes the host name with the machine id, the kernel's boot id and
+    the inode of this process's PID namespace.
+    """
+    parts = [socket.gethostname()]
+    for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+        try:
+            with open(path) as f:
+                parts.append(f.read().strip())
+        except OSError:
+            parts.append("")
+    try:
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        parts.append("")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def legacy_host_id() -> str:
+    """The id older records carry: CRC32 of the host name (hex)."""
     return f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 

@@ -18,9 +18,12 @@ import re
 import threading
 from typing import Any, Callable, Iterator
 
-from . import db_errors, owner
+from . import db_clock, db_errors, heartbeats, owner
 
 logger = logging.getLogger(__name__)
+
+#: at most this many failures (or warnings) a run keeps verbatim in its record
+MAX_RECORDED_FAILURES = 1000
 
 PACKAGES = ("fiftyone", "torch", "torchvision", "transformers", "ultralytics", "open_clip_torch", "numpy")
 
@@ -90,51 +93,97 @@ def start_run(dataset, run_key: str, method: str, **params: Any) -> dict:
         pid_started=owner.process_started(),
     )
     dataset.register_run(run_key, dataset.init_run(**record))
+    # stamped with the database's clock while the run runs: a run that
+    # stops without recording its end is noticed from another host too
+    heartbeats.start(dataset, run_key, host=record["host"], pid=record["pid"])
     return record
 
 
 def mark_dead_runs(dataset) -> list[str]:
-    """Marks ``killed`` the runs still ``running`` whose process is gone.
+    """Marks the runs still ``running`` that stopped without recording their end.
 
     A run ended by SIGKILL, the out-of-memory killer or a crash never
-    records its end; without this its record would say ``running``
-    forever. Only runs started on this host can be checked (their process
-    id and start time are in the record); the others are left as they are.
-    Called by :func:`start_run`, so the next Stoplight run on a dataset
-    tidies its registry.
+    records its end, nor does one that ended while the database was gone
+    (its process may live on: an App server runs many runs). Without this
+    their records would say ``running`` forever. A run is marked:
+
+    - ``killed`` when it ran in this process-id space (:func:`owner.host_id`)
+      and its process is gone;
+    - ``stale`` when its heartbeat (:mod:`.heartbeats`) is older than
+      ``heartbeats.stale_after()`` by the database's clock, whichever host
+      ran it; records from before heartbeats existed count from their
+      ``started_at`` and are given a day.
+
+    A live run in another container (even one with the same host name) keeps
+    beating and is left alone. Called by :func:`start_run`, so the next
+    Stoplight run on a dataset tidies its registry.
 
     Returns:
         the keys of the runs marked
     """
     marked = []
     dataset.reload()  # the dead run registered itself from another process
+    running = {}
     for key in dataset.list_runs():
         try:
             config = dataset.get_run_info(key).config
         except Exception:  # noqa: BLE001 - not one of ours, or unreadable
             continue
-        rec = {k: getattr(config, k, None) for k in ("stoplight_method", "status", "host", "pid")}
-        if (rec["stoplight_method"] is None or rec["status"] != "running"
-                or rec["host"] != owner.host_id() or not isinstance(rec["pid"], int)
-                or rec["pid"] == os.getpid()):
-            continue
-        if owner.process_alive(rec["pid"], getattr(config, "pid_started", None)):
+        if getattr(config, "stoplight_method", None) is not None and getattr(config, "status", None) == "running":
+            running[key] = config
+    if not running:
+        return marked
+    beats = heartbeats.last_beats(dataset, running)
+    now = db_clock.db_now()
+    for key, config in running.items():
+        status = _dead_status(config, beats.get(key), now)
+        if status is None:
             continue
         record = {k: v for k, v in config.serialize().items()
                   if k not in ("cls", "type", "method") and not k.startswith("_")}
-        record.update(status="killed", noticed_dead_at=_now())
+        record.update(status=status, noticed_dead_at=_now())
         dataset.update_run_config(key, dataset.init_run(**record))
-        logger.warning("Run %s on dataset '%s' was killed before it could record its end",
-                       key, dataset.name)
+        heartbeats.stop(dataset, key)
+        logger.warning("Run %s on dataset '%s' stopped without recording its end; marked %s",
+                       key, dataset.name, status)
         marked.append(key)
     return marked
+
+
+#: records from before heartbeats: how long they may say "running"
+LEGACY_STALE_S = 24 * 3600
+
+
+def _dead_status(config, last_beat, now) -> str | None:
+    """``killed``, ``stale`` or None (alive, or cannot tell) for a record
+    that says ``running``."""
+    pid = getattr(config, "pid", None)
+    if getattr(config, "host", None) == owner.host_id() and isinstance(pid, int) and pid != os.getpid():
+        if not owner.process_alive(pid, getattr(config, "pid_started", None)):
+            return "killed"
+    if last_beat is not None:
+        age = (now - last_beat).total_seconds()
+        return "stale" if age > heartbeats.stale_after() else None
+    started = getattr(config, "started_at", None)
+    try:
+        started = datetime.datetime.fromisoformat(started).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except (TypeError, ValueError):
+        return None
+    # a record of this version always has a heartbeat while it runs; one
+    # without (older, or the beat's first write failed) gets a day
+    return "stale" if (now - started).total_seconds() > LEGACY_STALE_S else None
 
 
 def finish_run(dataset, run_key: str, record: dict, summary: dict) -> None:
     """Stores the end time, status and counts of a run, and its summary."""
     counts = {k: v for k, v in summary.items() if k.startswith("num_")}
-    record = dict(record, status=summary.get("status", "completed"), ended_at=_now(), **counts)
+    status = summary.get("status", "completed")
+    record = dict(record, status=status, ended_at=_now(), **counts)
+    if status != "running":  # (scale-out workers record progress as "running")
+        heartbeats.stop(dataset, run_key, delete=False)
     dataset.update_run_config(run_key, dataset.init_run(**record))
+    if status != "running":
+        heartbeats.stop(dataset, run_key)
     results = dataset.init_run_results(run_key, **{k: v for k, v in summary.items() if k != "run_key"})
     dataset.save_run_results(run_key, results, overwrite=True)
 
@@ -197,9 +246,12 @@ def recorded_run(
         late: Exception | None = None
         if error is not None and db_errors.is_connection_error(error):
             # the database is gone: flushing or recording would only wait
-            # for more server-selection timeouts and bury the error
+            # for more server-selection timeouts and bury the error. The
+            # heartbeat stops, so the record is marked stale later
             flush = None
             record_end = False
+            if record is not None:
+                heartbeats.stop(dataset, run_key, delete=False)
         else:
             record_end = True
         if flush is not None:
@@ -211,7 +263,14 @@ def recorded_run(
                 else:
                     logger.warning("Run %s: could not write buffered results after %r: %s",
                                    run_key, error, e)
-        run.summary = make_summary(run.status)
+        try:
+            run.summary = make_summary(run.status)
+        except BaseException:
+            if record is not None:
+                # no end can be recorded: stop vouching for the run, so
+                # that mark_dead_runs marks it stale
+                heartbeats.stop(dataset, run_key, delete=False)
+            raise
         try:
             if record_end and record is not None:
                 finish_run(dataset, run_key, record, run.summary)

@@ -33,6 +33,8 @@ def queue_rows(summary: dict, report: dict | None = None) -> list[dict]:
                 pending=c["pending"],
                 accepted=c["accepted"],
                 rejected=c["rejected"],
+                corrected=c.get("corrected", 0),
+                bulk=c.get("bulk", 0),
                 expected_precision=_pct(rq.get("expected_precision")),
                 verified_precision=verified,
             )
@@ -145,10 +147,13 @@ def report_lines(summary: dict, report: dict | None) -> list[str]:
     cost (the last three need a report)."""
     lines = []
     if summary["total"]:
+        bulk = summary.get("bulk", 0)
         lines.append(
             f"**Review progress**: {summary['decided']:,} of {summary['total']:,} labels decided "
             f"({_pct(summary['progress'])}): {summary['accepted']:,} accepted, "
-            f"{summary['rejected']:,} rejected; {summary['yellow_open']:,} yellow still open"
+            f"{summary['rejected']:,} rejected, {summary.get('corrected', 0):,} corrected"
+            + (f" ({bulk:,} of them in bulk, not looked at one by one)" if bulk else "")
+            + f"; {summary['yellow_open']:,} yellow still open"
         )
     else:
         lines.append("**No labels** in this view.")
@@ -156,14 +161,22 @@ def report_lines(summary: dict, report: dict | None) -> list[str]:
         final = report.get("final", {})
         work = report.get("workload", {})
         cost = report.get("cost", {})
+        checked = final.get("checked_by_people")
+        bulk_acc = final.get("bulk_accepted") or 0
         lines.append(
             f"**Expected precision** of the final labels: {_pct(final.get('expected_precision'))} "
             f"(green {_pct(report['queues']['green'].get('expected_precision'))}, target "
-            f"{_pct(report.get('target_precision'))}, {report.get('guarantee')} guarantee)"
+            f"{_pct(report.get('target_precision'))}, {report.get('guarantee')} guarantee"
+            + (f"; {checked:,} checked by people" if checked is not None else "")
+            + (f", {bulk_acc:,} accepted in bulk count at their expected precision" if bulk_acc else "")
+            + ")"
         )
+        pace = work.get("pace")
+        how = (f"at the pace measured in review sessions, {pace['seconds_per_label']:g} s per label "
+               f"({pace['num_gaps']:,} answers timed)" if pace
+               else f"at {work.get('seconds_per_box', 0):g} s per box (assumed until a review session is measured)")
         lines.append(
-            f"**Workload**: {work.get('yellow_open', 0):,} open yellow labels ≈ {work.get('hours_open', 0):.1f} h "
-            f"at {work.get('seconds_per_box', 0):g} s per box"
+            f"**Workload**: {work.get('yellow_open', 0):,} open yellow labels ≈ {work.get('hours_open', 0):.1f} h {how}"
         )
         lines.append(
             f"**Cost**: by hand ${cost.get('manual_usd', 0):,.2f}, auto-label + review "
@@ -171,3 +184,82 @@ def report_lines(summary: dict, report: dict | None) -> list[str]:
             f"({_pct(cost.get('savings_share'))})"
         )
     return lines
+
+
+def _pct_interval(block: dict | None) -> str:
+    if not block or block.get("estimate") is None:
+        return "—"
+    lo, hi = block.get("interval") or (None, None)
+    return _pct(block["estimate"]) + (f" [{100 * lo:.1f}–{100 * hi:.1f}]" if lo is not None else "")
+
+
+def recall_lines(report: dict | None) -> list[str]:
+    """Markdown lines of the report's ``recall`` section: recall of the
+    auto-labels and of the final labels with intervals, the class found
+    least, and what the lowest threshold adds over the next one."""
+    rec = (report or {}).get("recall")
+    if not rec:
+        return []
+    if rec.get("reason"):
+        return [f"**Recall**: not measured ({rec['reason']})."]
+    auto, final = rec["auto"], rec.get("final")
+    level = rec.get("confidence_level", 0.95)
+    line = (
+        f"**Recall** on {rec['images']:,} verified images: the auto-labels find "
+        f"{_pct_interval(auto['overall'])} of {rec['objects']:,} verified objects"
+        + (f", the final labels {_pct_interval(final['overall'])}" if final else "")
+        + f" ({level:.0%} intervals over images)"
+    )
+    classes = [(c, b) for c, b in auto["classes"].items() if b.get("estimate") is not None]
+    if len(classes) > 1:
+        c, b = min(classes, key=lambda cb: cb[1]["estimate"])
+        line += f"; found least: class '{c}' {_pct_interval(b)}"
+    lines = [line]
+    curve = rec.get("curve") or []
+    if len(curve) > 1:
+        low, up = curve[0], curve[1]
+        basis = "yellow labels" if rec.get("review_basis") == "yellow" else "labels"
+        lines.append(
+            f"**Labeling threshold** {low['threshold']:g} rather than {up['threshold']:g}: "
+            f"+{low['added_labels']:,} labels (≈ {low['added_hours']:.1f} h more review of {basis}), recall "
+            f"{_pct(low['recall'])} vs {_pct(up['recall'])}, precision {_pct(low['precision'])} vs "
+            f"{_pct(up['precision'])} (the curve below; thresholds under {low['threshold']:g} were never kept)"
+        )
+    return lines
+
+
+def recall_traces(report: dict | None) -> list[dict]:
+    """The labeling threshold's trade-off: recall (with its interval band)
+    and precision of the verified auto-labels at each confidence threshold;
+    hovering a point tells the labels and review hours it adds."""
+    curve = ((report or {}).get("recall") or {}).get("curve") or []
+    if not curve:
+        return []
+    x = [p["threshold"] for p in curve]
+    custom = [[p["labels"], p["added_labels"], p["review_hours"], p["added_hours"]] for p in curve]
+    extra = ("<br>%{customdata[0]:,} labels (+%{customdata[1]:,} over the next threshold)"
+             "<br>review ≈ %{customdata[2]:.1f} h (+%{customdata[3]:.1f} h)")
+    lo = [(p["recall_interval"] or [None, None])[0] for p in curve]
+    hi = [(p["recall_interval"] or [None, None])[1] for p in curve]
+    return [
+        dict(type="scatter", mode="lines", x=x, y=hi, line=dict(width=0), showlegend=False, hoverinfo="skip",
+             name="recall upper"),
+        dict(type="scatter", mode="lines", x=x, y=lo, line=dict(width=0), fill="tonexty",
+             fillcolor="rgba(30,136,229,0.15)", name="recall interval", hoverinfo="skip"),
+        dict(type="scatter", mode="lines+markers", name="recall", x=x, y=[p["recall"] for p in curve],
+             line=dict(color="#1e88e5"), customdata=custom,
+             hovertemplate="threshold %{x:.2f}: recall %{y:.1%}" + extra + "<extra></extra>"),
+        dict(type="scatter", mode="lines+markers", name="precision", x=x, y=[p["precision"] for p in curve],
+             line=dict(color="#8e24aa"), customdata=custom,
+             hovertemplate="threshold %{x:.2f}: precision %{y:.1%}" + extra + "<extra></extra>"),
+    ]
+
+
+def recall_layout() -> dict:
+    return dict(
+        showlegend=True,
+        height=300,
+        xaxis=dict(title=dict(text="labeling threshold (confidence)"), range=[0, 1]),
+        yaxis=dict(title=dict(text="on the verified images"), range=[0, 1.02]),
+        margin=dict(t=10, l=50, b=40, r=10),
+    )

@@ -2,7 +2,7 @@
 while its samples are unchanged.
 
 The verification panel asks for the counts of every label by class, queue
-and review state (:func:`..triage.workflow.label_cells`, which the triage
+and review state (:func:`..common.label_cells.label_cells`, which the triage
 report shares) and for the next yellow labels
 (:func:`.queue_stats.next_yellow`) on every view change, drill-down click
 and decision, mostly for the whole dataset. Both read every label (at 1M
@@ -66,7 +66,9 @@ import pymongo.errors
 
 from ..review.decisions import label_list_path
 from ..common import split_scan
-from ..triage.workflow import cells_from_groups, cells_pipeline, label_cells, merge_cells
+from ..common.db_clock import db_now
+from ..common.fo_private import dataset_id
+from ..common.label_cells import cells_from_groups, cells_pipeline, label_cells, merge_cells
 from .queue_stats import next_yellow, rows_from_cells
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
 
 
 def label_cells_cached(sample_collection, label_field: str, settle_s: float = SETTLE_S) -> list[dict]:
-    """:func:`..triage.workflow.label_cells` (the counts and the triage
+    """:func:`..common.label_cells.label_cells` (the counts and the triage
     report's sums in one aggregation) of a whole dataset, stored and
     brought up to date by ``_id`` range.
 
@@ -133,7 +135,7 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
     dataset = split_scan.whole_dataset(sample_collection)
     if dataset is None:
         return label_cells(sample_collection, label_field)
-    key = f"{dataset._doc.id}/{label_field}/cells"
+    key = f"{dataset_id(dataset)}/{label_field}/cells"
     coll = _coll()
     # read before the samples: a write meanwhile leaves an older token
     token = _token(dataset)
@@ -218,12 +220,16 @@ def _changed_samples(dataset, stored: dict, with_created: bool = False) -> list 
     return None if len(changed) > MAX_DELTA_SAMPLES else changed
 
 
+_CELL_KEYS = ("label", "queue", "review", "n", "p_sum", "p_n", "p_min", "bulk")
+
+
 def _compact(cell: dict) -> list:
-    return [cell["label"], cell["queue"], cell["review"], cell["n"], cell["p_sum"], cell["p_n"], cell["p_min"]]
+    return [cell.get(k, False) if k == "bulk" else cell[k] for k in _CELL_KEYS]
 
 
 def _cell(compact: list) -> dict:
-    return dict(zip(("label", "queue", "review", "n", "p_sum", "p_n", "p_min"), compact))
+    # stored before the bulk flag: 7 values, no bulk decision told apart
+    return dict(zip(_CELL_KEYS, compact))
 
 
 def next_yellow_cached(
@@ -254,7 +260,7 @@ def next_yellow_cached(
     dataset = split_scan.whole_dataset(sample_collection)
     if dataset is None:
         return next_yellow(sample_collection, label_field, limit)
-    key = f"{dataset._doc.id}/{label_field}/next_yellow"
+    key = f"{dataset_id(dataset)}/{label_field}/next_yellow"
     coll = _coll()
     # read before the samples: a write meanwhile leaves an older token
     token = _token(dataset)
@@ -287,7 +293,7 @@ def forget_counts(dataset) -> int:
     Returns:
         the number of documents deleted
     """
-    prefix = f"{dataset._doc.id}/"
+    prefix = f"{dataset_id(dataset)}/"
     return _coll().delete_many({"_id": {"$regex": f"^{prefix}"}}).deleted_count
 
 
@@ -392,5 +398,7 @@ def _coll():
 
 
 def _now() -> datetime.datetime:
-    # naive UTC, as FiftyOne stores last_modified_at
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    # the database's clock: Stoplight stamps last_modified_at with it
+    # (naive UTC, as FiftyOne stores it), so "how long ago" needs no
+    # agreement between this server's clock and the writers'
+    return db_now()

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from ..common import bulk, provenance
+from ..common.fo_private import dataset_id
+from ..common.label_vocab import QUEUE_COLORS, REVIEW_COLORS, review_state
 from ..review.decisions import label_list_path
 
 logger = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ GL_THRESHOLD = 10000
 #: UMAP is fitted on at most this many labels; the others are transformed
 FIT_SIZE = 20000
 
-QUEUE_COLORS = {"green": "#2e9e44", "yellow": "#e6b800", "red": "#d32f2f", "unassigned": "#9e9e9e"}
-REVIEW_COLORS = {"pending": "#9e9e9e", "accepted": "#2e9e44", "rejected": "#d32f2f"}
 #: Plotly's default qualitative palette, for classes
 CLASS_PALETTE = (
     "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
@@ -215,7 +215,7 @@ def load_label_map(dataset, label_field: str) -> dict | None:
     config = dataset.get_run_info(key).config
     if getattr(config, "stoplight_method", None) != METHOD_NAME:
         return None
-    stamp = (dataset._doc.id, key, getattr(config, "created_at", None))
+    stamp = (dataset_id(dataset), key, getattr(config, "created_at", None))
     if stamp in _CACHE:
         return _CACHE[stamp]
     results = provenance.load_run_results(dataset, key, cache=False)
@@ -261,7 +261,7 @@ def label_states(sample_collection, label_field: str) -> dict[str, np.ndarray]:
         q = d.get("q")
         queues.append(q if q in QUEUES else UNASSIGNED)
         r = d.get("r")
-        reviews.append(r if r in ("accepted", "rejected") else "pending")
+        reviews.append(review_state(r))
     arr = lambda v: np.asarray(v, dtype=object)  # noqa: E731
     return dict(label_id=arr(ids), label=arr(labels), queue=arr(queues), review=arr(reviews))
 
@@ -329,8 +329,14 @@ def map_traces(
     color_by: str = "queue",
     max_per_group: int = MAX_PER_GROUP,
     gl_threshold: int = GL_THRESHOLD,
+    selected: set | None = None,
 ) -> list[dict]:
     """Plotly scatter traces, one per colour, of a per-colour sample.
+
+    With ``selected`` (label ids, e.g. a lasso the grid now shows), those
+    points are drawn highlighted and the others dimmed (Plotly's
+    ``selectedpoints``), so the map keeps showing what was selected after
+    it is redrawn.
 
     Args:
         xy: ``(N, 2)`` coordinates
@@ -341,6 +347,7 @@ def map_traces(
         color_by: ``"queue"``, ``"class"`` or ``"review"``
         max_per_group: points drawn per colour at most
         gl_threshold: above this many drawn points, WebGL traces
+        selected: label ids to highlight
 
     Returns:
         list of trace dicts; each ``name`` reads ``"<value> (shown/total)"``
@@ -362,16 +369,21 @@ def map_traces(
     kept_groups = groups[keep]
     for v in values:
         idx = keep[kept_groups == v]
-        traces.append(
-            dict(
-                type=kind,
-                mode="markers",
-                name=f"{v} ({len(idx):,}/{int(total_of[v]):,})",
-                x=np.round(xy[idx, 0].astype(np.float64), 4).tolist(),
-                y=np.round(xy[idx, 1].astype(np.float64), 4).tolist(),
-                ids=label_ids[idx].tolist(),
-                marker=dict(color=colors[v], size=6, opacity=0.8),
-                hovertemplate=f"{v}<extra></extra>",
-            )
+        trace = dict(
+            type=kind,
+            mode="markers",
+            name=f"{v} ({len(idx):,}/{int(total_of[v]):,})",
+            x=np.round(xy[idx, 0].astype(np.float64), 4).tolist(),
+            y=np.round(xy[idx, 1].astype(np.float64), 4).tolist(),
+            ids=label_ids[idx].tolist(),
+            marker=dict(color=colors[v], size=6, opacity=0.8),
+            hovertemplate=f"{v}<extra></extra>",
         )
+        if selected:
+            trace.update(
+                selectedpoints=[k for k, i in enumerate(trace["ids"]) if i in selected],
+                selected=dict(marker=dict(size=9, opacity=1.0)),
+                unselected=dict(marker=dict(opacity=0.12)),
+            )
+        traces.append(trace)
     return traces

@@ -1,8 +1,10 @@
 """App layer: the ``label_map`` panel.
 
 A 2-D map of the label embeddings (:mod:`.label_map`), coloured by queue,
-class or review state. A lasso or box selection sets the App's view to
-exactly the selected labels (``select_labels`` on the base view; see
+class or review state. A lasso or box selection answers at once (the panel
+says it is showing the selection while the grid loads), highlights the
+selected points on the map (the others dimmed, also after redraws) and
+sets the App's view to exactly the selected labels (``select_labels`` on the base view; see
 :mod:`.verification_queues` for how the base view is kept); a selection
 without points changes nothing (Plotly sends such events by itself), *Show
 all* goes back to the base view; a click on a point opens its sample. The projection is computed once, by the *Compute
@@ -20,6 +22,34 @@ import fiftyone.operators.types as types
 from . import app_context, label_map, queue_stats
 
 _COLOR_COLUMN = {"queue": "queue", "class": "label", "review": "review"}
+
+
+def _set_plot(ctx, traces: list[dict]) -> None:
+    """Draws ``traces`` on the map, replacing what it showed.
+
+    The App keeps a copy of a plot's data in the panel state and draws the
+    deep merge (index by index) of state and data: when an answer drew
+    fewer traces than the one before, old and new traces showed mixed
+    (seen in the browser: legend "green", "yellow", "2", ... "9").
+    Clearing the state's copy leaves only the new traces.
+    """
+    ctx.panel.state.set("map_plot", None)
+    ctx.panel.data.set("map_plot", traces)
+
+
+def _choice(ctx, name: str):
+    """The value of the dropdown ``name`` of the top row.
+
+    The browser stores a dropdown's value (at ``top.<name>``) before it
+    sends any event, but ``state.<name>`` only when the answer to its
+    ``on_change`` event arrives. The App sends several events at once
+    (e.g. three ``on_change_view`` for one change), each with the state
+    as it was: one sent between the two moments redrew the map with the
+    old colouring after the new one, under the new dropdown value.
+    """
+    top = ctx.panel.state.top
+    value = top.get(name) if isinstance(top, dict) else None
+    return value if value is not None else ctx.panel.state.get(name)
 
 
 class LabelMapPanel(foo.Panel):
@@ -44,7 +74,10 @@ class LabelMapPanel(foo.Panel):
         self._refresh(ctx)
 
     def on_change_dataset(self, ctx):
-        ctx.panel.state.set(dict(drill=None, label_field=None, message=None))
+        # the App also sends this event for the same dataset (after a reload,
+        # e.g. by another panel's operator); the selection shown then stays
+        if ctx.panel.state.dataset_name not in (None, ctx.dataset.name):
+            ctx.panel.state.set(dict(drill=None, label_field=None, message=None))
         self._refresh(ctx)
 
     def on_change_view(self, ctx):
@@ -103,7 +136,9 @@ class LabelMapPanel(foo.Panel):
             return
         base = self._base(ctx, field)
         drill = dict(label_ids=ids)
-        ctx.panel.state.set(dict(drill=drill, message=f"{len(ids):,} label(s) selected on the map"))
+        # answered at once; the grid then loads the view and the map is
+        # redrawn with the selection highlighted (on_change_view)
+        ctx.panel.state.set(dict(drill=drill, message=f"⏳ Showing {len(ids):,} selected label(s) in the grid…"))
         ctx.ops.set_view(queue_stats.drill_view(base, field, drill))
 
     def show_all(self, ctx):
@@ -121,11 +156,12 @@ class LabelMapPanel(foo.Panel):
 
     def _refresh(self, ctx):
         dataset = ctx.dataset
-        field = app_context.choose_label_field(dataset, ctx.panel.state.label_field)
-        color_by = ctx.panel.state.color_by if ctx.panel.state.color_by in label_map.COLOR_BY else "queue"
+        field = app_context.choose_label_field(dataset, _choice(ctx, "label_field"))
+        color_by = _choice(ctx, "color_by")
+        color_by = color_by if color_by in label_map.COLOR_BY else "queue"
         ctx.panel.state.set(
             dict(fields=app_context.label_fields(dataset), label_field=field, color_by=color_by,
-                 umap=label_map.umap_available())
+                 umap=label_map.umap_available(), dataset_name=dataset.name)
         )
         if field is None:
             ctx.panel.state.set(dict(error="This dataset has no fo.Detections field.", has_map=False))
@@ -133,15 +169,19 @@ class LabelMapPanel(foo.Panel):
         m = label_map.load_label_map(dataset, field)
         if m is None:
             ctx.panel.state.set(dict(error=None, has_map=False, info=None))
-            ctx.panel.data.set("map_plot", [])
+            _set_plot(ctx, [])
             return
         base = self._base(ctx, field)
         states = label_map.label_states(base, field)
         map_rows, state_rows = label_map.join_map(m, states)
+        drill = ctx.panel.state.drill or {}
+        selected = set(drill.get("label_ids") or []) or None
         traces = label_map.map_traces(
             m["xy"][map_rows], m["label_ids"][map_rows], states[_COLOR_COLUMN[color_by]][state_rows],
-            m["priority"][map_rows], color_by,
+            m["priority"][map_rows], color_by, selected=selected,
         )
+        if selected:
+            ctx.panel.state.message = f"{len(selected):,} label(s) selected on the map (highlighted; the grid shows them)"
         shown = sum(len(t["x"]) for t in traces)
         ctx.panel.state.set(
             dict(
@@ -151,7 +191,7 @@ class LabelMapPanel(foo.Panel):
                           in_view=len(states["label_id"]), on_map=len(map_rows), shown=shown),
             )
         )
-        ctx.panel.data.set("map_plot", traces)
+        _set_plot(ctx, traces)
 
     # -- layout -----------------------------------------------------------------
 

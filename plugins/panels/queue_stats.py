@@ -9,7 +9,8 @@ labels. On a large whole dataset each runs as concurrent aggregations over
 merged. The functions that turn those rows into tables are pure.
 
 Review states: a label whose ``review`` is missing, None or anything other
-than ``accepted`` / ``rejected`` counts as ``pending``. Labels without a
+than ``accepted`` / ``rejected`` / ``corrected`` counts as ``pending``;
+decisions made in bulk (``review_bulk``) are counted apart as well. Labels without a
 ``queue`` (not triaged yet) count as ``unassigned``.
 """
 
@@ -17,19 +18,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..review.decisions import HUMAN_DECISIONS, label_list_path
+from ..review.decisions import label_list_path
 from ..common import split_scan
-from ..triage.workflow import label_cells
-
-QUEUES = ("green", "yellow", "red")
-UNASSIGNED = "unassigned"
-REVIEW_STATES = ("pending", "accepted", "rejected")
+from ..common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
+from ..common.label_cells import label_cells
 
 
 def count_labels(sample_collection, label_field: str, parts: int | None = None) -> list[dict]:
     """Number of labels per (class, queue, review state) in the collection.
 
-    The rows of :func:`..triage.workflow.label_cells` (one aggregation over
+    The rows of :func:`..common.label_cells.label_cells` (one aggregation over
     the collection's pipeline, so views, label filters and App sidebar
     filters apply; concurrent ``_id`` ranges on a large whole dataset),
     as counts (:func:`rows_from_cells`).
@@ -41,9 +39,9 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
             the machine's cores, at most 4; 1: one aggregation)
 
     Returns:
-        rows ``{"label", "queue", "review", "count"}``, ``queue`` one of
-        :data:`QUEUES` or ``"unassigned"``, ``review`` one of
-        :data:`REVIEW_STATES`
+        rows ``{"label", "queue", "review", "bulk", "count"}``, ``queue``
+        one of :data:`QUEUES` or ``"unassigned"``, ``review`` one of
+        :data:`REVIEW_STATES`, ``bulk`` whether decided in bulk
 
     Raises:
         ValueError: if ``label_field`` is not a label list field
@@ -53,58 +51,64 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
 
 
 def rows_from_cells(cells: Sequence[dict]) -> list[dict]:
-    """:func:`count_labels` rows from :func:`..triage.workflow.label_cells`
+    """:func:`count_labels` rows from :func:`..common.label_cells.label_cells`
     rows: a missing or unknown queue counts as ``"unassigned"``."""
     counts: dict[tuple, int] = {}
     for c in cells:
         q = c["queue"] if c["queue"] in QUEUES else UNASSIGNED
         r = c["review"] if c["review"] in REVIEW_STATES else "pending"
-        k = (c["label"], q, r)
+        k = (c["label"], q, r, bool(c.get("bulk")) and r != "pending")
         counts[k] = counts.get(k, 0) + int(c["n"])
-    return [dict(label=l, queue=q, review=r, count=n) for (l, q, r), n in counts.items()]
+    return [dict(label=l, queue=q, review=r, bulk=b, count=n) for (l, q, r, b), n in counts.items()]
 
 
 def summarize_counts(rows: Sequence[dict]) -> dict:
     """Tables of :func:`count_labels` rows.
 
     Args:
-        rows: ``{"label", "queue", "review", "count"}`` dicts
+        rows: ``{"label", "queue", "review", "count"}`` dicts (and
+            ``bulk``)
 
     Returns:
         dict with
 
-        - ``total``, ``accepted``, ``rejected``, ``pending``, ``decided``
-          and ``progress`` (decided / total, None when empty)
-        - ``queues``: ``{queue: {count, accepted, rejected, pending}}`` for
-          each of green, yellow, red and unassigned
+        - ``total``, ``accepted``, ``rejected``, ``corrected``, ``bulk``
+          (decided in bulk: nobody looked at each), ``pending``,
+          ``decided`` and ``progress`` (decided / total, None when empty)
+        - ``queues``: ``{queue: {count, accepted, rejected, corrected,
+          bulk, pending}}`` for each of green, yellow, red and unassigned
         - ``classes``: sorted class names (None as ``"(none)"``)
         - ``by_class``: ``{class: {green, yellow, red, unassigned, total,
-          accepted, rejected, pending}}``
+          accepted, rejected, corrected, bulk, pending}}``
         - ``yellow_open``: yellow labels nobody decided
     """
-    queues = {q: dict(count=0, accepted=0, rejected=0, pending=0) for q in (*QUEUES, UNASSIGNED)}
+    zero = dict(accepted=0, rejected=0, corrected=0, bulk=0, pending=0)
+    queues = {q: dict(count=0, **zero) for q in (*QUEUES, UNASSIGNED)}
     by_class: dict[str, dict] = {}
     for row in rows:
         n = int(row["count"])
         q = row["queue"] if row["queue"] in queues else UNASSIGNED
         r = row["review"] if row["review"] in REVIEW_STATES else "pending"
         cls = "(none)" if row["label"] is None else str(row["label"])
+        bulk = n if row.get("bulk") and r != "pending" else 0
         queues[q]["count"] += n
         queues[q][r] += n
-        c = by_class.setdefault(
-            cls, dict(green=0, yellow=0, red=0, unassigned=0, total=0, accepted=0, rejected=0, pending=0)
-        )
+        queues[q]["bulk"] += bulk
+        c = by_class.setdefault(cls, dict(green=0, yellow=0, red=0, unassigned=0, total=0, **zero))
         c[q] += n
         c["total"] += n
         c[r] += n
+        c["bulk"] += bulk
     total = sum(v["count"] for v in queues.values())
-    accepted = sum(v["accepted"] for v in queues.values())
-    rejected = sum(v["rejected"] for v in queues.values())
-    decided = accepted + rejected
+    accepted, rejected, corrected, bulk = (sum(v[k] for v in queues.values())
+                                           for k in ("accepted", "rejected", "corrected", "bulk"))
+    decided = accepted + rejected + corrected
     return dict(
         total=total,
         accepted=accepted,
         rejected=rejected,
+        corrected=corrected,
+        bulk=bulk,
         pending=total - decided,
         decided=decided,
         progress=decided / total if total else None,

@@ -34,9 +34,9 @@ to a final field of their own.
 
 Human decisions are never overwritten: a label someone accepted or
 rejected in Stoplight after it was sent is left alone and reported in
-``conflicts``. (A decision made in the milliseconds between a load reading
-a label's state and writing its own decision is ordered before the load's,
-as between any two concurrent reviewers; both are in the audit log.) Loading again is idempotent: labels already decided by this
+``conflicts``. A decision made in the milliseconds between a load reading
+a label's state and writing its own is kept too (the load's write is a
+compare-and-set, see :mod:`.decisions`), and reported in ``conflicts``. Loading again is idempotent: labels already decided by this
 hand-off with the same answer are not written again; an answer the
 reviewer changed in the tool since the last load replaces the hand-off's
 own earlier decision (and only that).
@@ -44,9 +44,14 @@ own earlier decision (and only that).
 Provenance: the annotation run is in FiftyOne's annotation runs registry
 (``dataset.list_annotation_runs()``, key ``anno_key``); Stoplight records
 a custom run ``handoff_<anno_key>`` (``dataset.list_runs()``) with the
-parameters, the labels sent (as sent) and every load with its counts; each
-decision is logged with ``user = "<backend>:<anno_key>"`` and
-``source = {"backend", "anno_key", "url"}`` in the audit log.
+parameters, the labels sent (as sent) and every load with its counts and
+who loaded it; each decision is logged with ``user = "<backend>:<anno_key>"``
+(identity source ``annotation-tool``) and ``source = {"backend",
+"anno_key", "url"}`` in the audit log. No credential is stored anywhere:
+URLs are kept without user info, query or fragment, API keys and passwords
+only reach FiftyOne's annotation backend (which keeps them out of its run
+documents). From the App, the tool's URL and credentials come from the
+server's configuration only (:mod:`.tool_config`).
 """
 
 from __future__ import annotations
@@ -57,8 +62,10 @@ import logging
 from typing import Any
 
 from ..common import provenance
+from ..common.identity import Identity, as_identity
 from . import decisions
 from .decisions import HUMAN_DECISIONS, QUEUES, label_list_path
+from .tool_config import public_url, same_host
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +176,8 @@ def send_for_review(
     credentials = {k: v for k, v in dict(url=url, api_key=api_key).items() if v is not None}
     if backend == "labelstudio":
         # the project's title says where it came from (Label Studio adds a
-        # timestamp if it is taken)
-        backend_kwargs.setdefault("project_name", f"stoplight_{dataset.name}_{anno_key}")
+        # timestamp if it is taken); Label Studio refuses titles over 50 characters
+        backend_kwargs.setdefault("project_name", f"stoplight_{dataset.name}_{anno_key}"[:50])
     try:
         view.annotate(
             anno_key,
@@ -191,10 +198,12 @@ def send_for_review(
         raise
 
     run_key = handoff_run_key(anno_key)
+    sender = as_identity(user)
     record = provenance.start_run(
         dataset, run_key, method="send_for_review", anno_key=anno_key, backend=backend,
-        url=url, label_field=label_field, queue=queue, limit=limit, classes=all_classes,
-        sent_by=decisions.resolve_user(user),
+        url=public_url(url or getattr(dataset.get_annotation_info(anno_key).config, "url", None)),
+        label_field=label_field, queue=queue, limit=limit, classes=all_classes,
+        sent_by=sender.name, sent_by_source=sender.source,
     )
     summary = dict(
         anno_key=anno_key, run_key=run_key, backend=backend, label_field=label_field, queue=queue,
@@ -204,15 +213,26 @@ def send_for_review(
     return summary
 
 
+def handoff_backend(dataset, anno_key: str) -> str | None:
+    """The annotation backend a hand-off was sent to (None if ``anno_key``
+    is no hand-off of this dataset)."""
+    run_key = handoff_run_key(anno_key)
+    if not isinstance(anno_key, str) or not dataset.has_run(run_key):
+        return None
+    return getattr(dataset.get_run_info(run_key).config, "backend", None)
+
+
 def load_review_answers(
     sample_collection,
     anno_key: str,
-    user: str | None = None,
+    user: "str | Identity | None" = None,
     corrections_field: str | None = None,
     dest_field: str | None = None,
     move_tolerance: float = DEFAULT_MOVE_TOLERANCE,
     cleanup: bool = False,
     assume_all_answered: bool = False,
+    loaded_by: "str | Identity | None" = None,
+    expect_host: str | None = None,
     **credentials: Any,
 ) -> dict:
     """Loads the reviewer's answers of a hand-off as review decisions.
@@ -227,8 +247,8 @@ def load_review_answers(
     Args:
         sample_collection: the dataset (or a view of it) that was sent
         anno_key: the key given to :func:`send_for_review`
-        user: the reviewer name recorded on the decisions; default
-            ``"<backend>:<anno_key>"``
+        user: the reviewer recorded on the decisions; default
+            ``"<backend>:<anno_key>"`` (identity source ``annotation-tool``)
         corrections_field: where relabeled, moved and drawn boxes go;
             default ``<label_field>_corrections``
         dest_field: keep the answers as FiftyOne loads them in this
@@ -240,6 +260,11 @@ def load_review_answers(
         cleanup: delete the project/tasks in the tool after loading
         assume_all_answered: count every sent sample as answered (needed
             for backends other than Label Studio)
+        loaded_by: who loads them (recorded with the load); default the
+            OS user
+        expect_host: load only if the hand-off was sent to this URL's
+            server (the App passes its configured one: its credentials
+            never go to another host)
         **credentials: e.g. ``url`` and ``api_key`` (Label Studio),
             ``username`` and ``password`` (CVAT), when not in FiftyOne's
             annotation config
@@ -278,7 +303,17 @@ def load_review_answers(
     label_field, backend = config.label_field, config.backend
     sent: dict[str, list] = dict(stored.sent)
     loads: list[dict] = list(getattr(stored, "loads", None) or [])
-    user = user or f"{backend}:{anno_key}"
+    who = as_identity(user) if user else Identity(f"{backend}:{anno_key}", "annotation-tool")
+    user = who.name
+    loader = as_identity(loaded_by)
+    if expect_host is not None:
+        sent_to = getattr(dataset.get_annotation_info(anno_key).config, "url", None)
+        if not same_host(sent_to, expect_host):
+            raise ValueError(
+                f"Hand-off {anno_key!r} was sent to another {backend} server than the one this server is "
+                "configured for; its answers are loaded only from that server (from Python, with its URL "
+                "and credentials)"
+            )
     if (
         isinstance(move_tolerance, bool)
         or not isinstance(move_tolerance, (int, float))
@@ -326,7 +361,7 @@ def load_review_answers(
 
     plan = _plan(sent, answered, answers, move_tolerance)
     list_path = label_list_path(dataset, label_field)
-    current = decisions._read_labels(dataset, list_path, list(sent))
+    current = decisions.read_label_states(dataset, list_path, list(sent))
     summary = dict(
         anno_key=anno_key, user=user, label_field=label_field, corrections_field=corrections_field,
         num_sent=len(sent), num_answered_samples=len(answered), num_unanswered=plan["unanswered"],
@@ -354,11 +389,25 @@ def load_review_answers(
         else:
             to_decide[answer].append(lid)
 
-    source = dict(backend=backend, anno_key=anno_key, url=config.url)
+    source = dict(backend=backend, anno_key=anno_key, url=public_url(config.url))
     for action, ids in to_decide.items():
         if ids:
-            out = decisions.review_labels(dataset, label_field, action, label_ids=ids, user=user, source=source)
+            # protect="others": a decision someone makes in Stoplight after
+            # the read above (up to this write) is kept, and reported
+            out = decisions.review_labels(dataset, label_field, action, label_ids=ids, user=who, source=source,
+                                          protect="others")
             summary[f"{action}_action_id"] = out["action_id"]
+            lost = set(out["conflicts"])
+            if lost:
+                to_decide[action] = [i for i in ids if i not in lost]
+                blocked |= lost
+                summary["num_conflicts"] += len(lost)
+                fresh = decisions.read_label_states(dataset, list_path, sorted(lost))
+                summary["conflicts"].extend(
+                    dict(label_id=lid, sample_id=info["sample_id"], answer=action,
+                         review=info["state"]["review"], reviewed_by=info["state"]["reviewed_by"])
+                    for lid, info in fresh.items()
+                )
     summary["num_accepted"] = len(to_decide["accept"])
     summary["num_rejected"] = len(to_decide["reject"])
 
@@ -371,6 +420,8 @@ def load_review_answers(
         dict(
             at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             user=user,
+            loaded_by=loader.name,
+            loaded_by_source=loader.source,
             dest_field=dest_field,
             **{k: v for k, v in summary.items() if k.startswith("num_") or k.endswith("_action_id")},
             conflicts=summary["conflicts"],
@@ -505,7 +556,7 @@ def _write_corrections(dataset, field, label_field, anno_key, user, answered, co
     if not sample_ids:
         return
     ids, existing = dataset.select(sample_ids).values(["id", field])
-    now = decisions._now()
+    now = decisions.now_ms()
     updates = {}
     for sid, old in zip(ids, existing):
         old_dets = list(old.detections) if old is not None else []

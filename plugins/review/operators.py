@@ -13,43 +13,27 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common.app_progress import LongRunningOperator
+from ..common.identity import Identity, resolve_identity
+from .corrections import correct_label
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
 from .finalize import finalize_labels
 from .handoff import RUN_PREFIX as HANDOFF_PREFIX
-from .handoff import load_review_answers, send_for_review
+from .handoff import handoff_backend, load_review_answers, send_for_review
+from .propagation import accept_similar, find_similar_group
+from .tool_config import BACKENDS, check_backend, refuse_credential_params, server_credentials
+from .tracks import review_tracks
 
 DEFAULT_LABEL_FIELD = "autolabels"
 TARGETS = ("SELECTED_LABELS", "SELECTED_SAMPLES", "VIEW")
 
 
-class _PlainOperator:
-    """Config, delegation and summary display shared by both operators."""
+class _PlainOperator(LongRunningOperator):
+    """Stoplight's operator config, delegation and form (not as a
+    generator: these actions return their summary), plus its display."""
 
-    op_name: str
-    op_label: str
-    op_icon: str
-    form_title: str
+    as_generator = False
     summary_labels: dict
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name=self.op_name,
-            label=self.op_label,
-            icon=self.op_icon,
-            dynamic=True,
-            execute_as_generator=False,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        self._inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label=self.form_title))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -66,25 +50,31 @@ class _PlainOperator:
         return summary
 
 
-def context_user(ctx) -> str | None:
-    """The App's user (email, name or id) when known, else ``params.user``;
-    None lets the core fall back to the operating-system user."""
-    user = getattr(ctx, "user", None)
-    for attr in ("email", "name", "id"):
-        value = getattr(user, attr, None) if user is not None else None
-        if value:
-            return str(value)
-    return ctx.params.get("user") or None
+def context_user(ctx) -> Identity:
+    """Who the request acts as: :func:`..common.identity.resolve_identity`
+    of ``ctx``, with ``params.user`` as a self-declared name (used only
+    where FiftyOne has no login and the server pins no reviewer)."""
+    return resolve_identity(ctx, declared=ctx.params.get("user") or None)
 
 
 class ReviewLabels(_PlainOperator, foo.Operator):
-    """Accepts, rejects or resets labels, or undoes your last action.
+    """Accepts, rejects, resets or corrects labels, accepts a cluster of
+    similar labels at once, or undoes your last action.
 
     The labels are the ones selected in the App, or all labels of the
     selected samples, or every label of a queue and/or class in the current
     view (``target``; by default the selected labels if any, else the
     selected samples, else the view). ``queue`` and ``label`` narrow any
-    target.
+    target. Decisions on samples or on a queue/class are recorded as bulk
+    (``review_bulk``: nobody looked at each label).
+
+    ``action="correct"`` changes one label (``label_id``, or the one
+    selected label): ``new_label`` and/or ``bounding_box`` (``[x, y, w, h]``
+    relative to the image); see :mod:`.corrections`.
+    ``action="accept_similar"`` accepts the open yellow labels of
+    ``label_id``'s tight cluster once a run of accepts vouches for it
+    (``label_ids``: exactly the group shown to the person, else it is
+    found again); one logged bulk action, undoable.
 
     Example usage::
 
@@ -101,6 +91,13 @@ class ReviewLabels(_PlainOperator, foo.Operator):
             "@stoplight/autolabel/review_labels",
             ctx={"dataset": dataset, "params": {"action": "undo"}},
         )
+        # correct a label's class and box
+        foo.execute_operator(
+            "@stoplight/autolabel/review_labels",
+            ctx={"dataset": dataset,
+                 "params": {"action": "correct", "label_id": label_id, "new_label": "7",
+                            "bounding_box": [0.1, 0.2, 0.3, 0.25]}},
+        )
     """
 
     op_name = "review_labels"
@@ -111,10 +108,13 @@ class ReviewLabels(_PlainOperator, foo.Operator):
         "action": "Action",
         "action_id": "Action id",
         "user": "Reviewer",
+        "user_source": "Reviewer known from",
         "label_field": "Label field",
         "num_labels": "Labels",
         "num_changed": "Labels whose review changed",
         "num_conflicts": "Labels left alone (decided again since)",
+        "num_reranked": "Open labels re-ranked by this answer",
+        "num_overridden": "Labels that held another reviewer's decision",
     }
 
     def _inputs(self, ctx, inputs):
@@ -126,15 +126,22 @@ class ReviewLabels(_PlainOperator, foo.Operator):
         user = context_user(ctx)
         if action == "undo":
             return self._done(ctx, undo_last(ctx.dataset, user=user))
+        if action in ("correct", "accept_similar"):
+            return self._done(ctx, _one_label_action(ctx, action, user))
         if action not in ACTIONS:
-            raise ValueError(f"Parameter 'action' must be one of {[*ACTIONS, 'undo']}; got {action!r}")
+            raise ValueError(f"Parameter 'action' must be one of {[*ACTIONS, *EXTRA_ACTIONS]}; got {action!r}")
         target = p.get("target") or _default_target(ctx)
         if target not in TARGETS:
             raise ValueError(f"Parameter 'target' must be one of {TARGETS}; got {target!r}")
         label_field = p.get("label_field") or None
         kwargs = dict(queue=p.get("queue") or None, label=p.get("label") or None, user=user)
+        # a request may mark a decision as bulk, never a group decision as looked at one by one
+        kwargs["bulk"] = True if target != "SELECTED_LABELS" else bool(p.get("bulk", False))
         if target == "SELECTED_LABELS":
             label_field, label_ids = _selected_labels(ctx.selected_labels, label_field)
+            if label_field.startswith("frames.") and p.get("whole_tracks", True):
+                # video tracks: a decision on a frame label decides its track
+                return self._done(ctx, review_tracks(ctx.view, label_field, action, label_ids, user=user))
             kwargs["label_ids"] = label_ids
         elif target == "SELECTED_SAMPLES":
             if not ctx.selected:
@@ -142,6 +149,28 @@ class ReviewLabels(_PlainOperator, foo.Operator):
             kwargs["sample_ids"] = list(ctx.selected)
         summary = review_labels(ctx.view, label_field or DEFAULT_LABEL_FIELD, action, **kwargs)
         return self._done(ctx, summary)
+
+
+EXTRA_ACTIONS = ("correct", "accept_similar", "undo")
+
+
+def _one_label_action(ctx, action: str, user: str | None) -> dict:
+    """``correct`` or ``accept_similar`` on ``params.label_id`` (or the one
+    selected label)."""
+    p = ctx.params
+    label_field = p.get("label_field") or None
+    label_id = p.get("label_id") or None
+    if label_id is None:
+        selected = ctx.selected_labels or []
+        if len(selected) != 1:
+            raise ValueError(f"Action {action!r} needs one label: give 'label_id' or select exactly one label")
+        label_field, (label_id,) = _selected_labels(selected, label_field)
+    label_field = label_field or DEFAULT_LABEL_FIELD
+    if action == "correct":
+        return correct_label(ctx.view, label_field, label_id, label=p.get("new_label") or None,
+                             bounding_box=p.get("bounding_box") or None, user=user)
+    ids = p.get("label_ids") or find_similar_group(ctx.view, label_field, label_id)["label_ids"]
+    return accept_similar(ctx.view, label_field, ids, anchor_id=label_id, user=user)
 
 
 def _default_target(ctx) -> str:
@@ -156,8 +185,9 @@ def _selected_labels(selected: list, label_field: str | None) -> tuple[str, list
     """The field and label ids of the App's label selection."""
     if not selected:
         raise ValueError("Nothing selected: select labels in the App first")
-    if any(s.get("frame_number") is not None for s in selected):
-        raise ValueError("Labels of video frames are not supported")
+    # frame labels: the App may name the field with or without ``frames.``
+    selected = [dict(s, field=f"frames.{s['field']}") if s.get("frame_number") is not None
+                and not s["field"].startswith("frames.") else s for s in selected]
     fields = sorted({s["field"] for s in selected})
     if label_field is None:
         if len(fields) > 1:
@@ -174,9 +204,15 @@ def _review_inputs(ctx, inputs):
     actions.add_choice("accept", label="Accept")
     actions.add_choice("reject", label="Reject")
     actions.add_choice("reset", label="Reset to pending")
+    actions.add_choice("correct", label="Correct the class or box of one label")
+    actions.add_choice("accept_similar", label="Accept the similar labels of one label")
     actions.add_choice("undo", label="Undo my last action")
     inputs.enum("action", actions.values(), default="accept", required=True, label="Action", view=actions)
-    if ctx.params.get("action", "accept") == "undo":
+    action = ctx.params.get("action", "accept")
+    if action == "undo":
+        return
+    if action in ("correct", "accept_similar"):
+        _one_label_inputs(ctx, inputs, action)
         return
     # every target stays a valid choice, so that an empty selection gets
     # the operator's own clear error rather than a bare enum failure
@@ -188,14 +224,37 @@ def _review_inputs(ctx, inputs):
     fields = {s.get("field") for s in ctx.selected_labels or []}
     default_field = fields.pop() if len(fields) == 1 else DEFAULT_LABEL_FIELD
     inputs.str("label_field", default=default_field, label="Label field")
+    if any(s.get("frame_number") is not None for s in ctx.selected_labels or []):
+        inputs.bool("whole_tracks", default=True, label="Whole tracks",
+                     description="Video labels with a track index: decide every frame of their tracks")
     queues = types.Dropdown()
     for q in QUEUES:
         queues.add_choice(q, label=q)
     inputs.enum("queue", queues.values(), label="Queue", description="Only labels of this triage queue", view=queues)
     inputs.str("label", label="Class", description="Only labels of this class")
+    who = resolve_identity(ctx)
+    if not who.verified:
+        inputs.str(
+            "user", label="Reviewer",
+            description=("Your name, recorded as self-declared: this App has no login and the server pins "
+                         f"no reviewer (default: the server's OS user, {who.name!r})"),
+        )
+    inputs.bool("delegate", default=False, label="Delegate")
+
+
+def _one_label_inputs(ctx, inputs, action: str) -> None:
+    selected = ctx.selected_labels or []
+    default_id = selected[0]["label_id"] if len(selected) == 1 else None
+    inputs.str("label_id", default=default_id, required=default_id is None, label="Label id",
+               description="Default: the one selected label")
+    inputs.str("label_field", default=(selected[0].get("field") if len(selected) == 1 else None) or DEFAULT_LABEL_FIELD,
+               label="Label field")
+    if action == "correct":
+        inputs.str("new_label", label="Right class", description="Leave empty to keep the class")
+        inputs.list("bounding_box", types.Number(), label="Right box [x, y, w, h]",
+                    description="Relative to the image; leave empty to keep the box")
     if getattr(ctx, "user", None) is None:
         inputs.str("user", label="Reviewer", description="Your name (default: the server's OS user)")
-    inputs.bool("delegate", default=False, label="Delegate")
 
 
 class FinalizeLabels(_PlainOperator, foo.Operator):
@@ -237,6 +296,12 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
             label="Include green labels",
             description="Also copy labels in the green queue that nobody rejected",
         )
+        inputs.bool(
+            "adopt_field",
+            default=False,
+            label="Replace an existing field",
+            description="Take over a final field Stoplight did not create (its labels are replaced)",
+        )
         inputs.bool("delegate", default=False, label="Delegate")
 
     def execute(self, ctx):
@@ -247,6 +312,7 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
             final_field=p.get("final_field") or None,
             include_green=bool(p.get("include_green", False)),
             run_key=p.get("run_key") or None,
+            adopt_field=p.get("adopt_field", False),
         )
         return self._done(ctx, summary)
 
@@ -255,10 +321,12 @@ class SendForReview(_PlainOperator, foo.Operator):
     """Sends the open labels of a triage queue (default: yellow) of the
     current view to an annotation tool; see :mod:`.handoff`.
 
-    Credentials come from FiftyOne's annotation config (e.g.
-    ``FIFTYONE_LABELSTUDIO_URL`` / ``FIFTYONE_LABELSTUDIO_API_KEY``,
-    ``FIFTYONE_CVAT_USERNAME`` / ``FIFTYONE_CVAT_PASSWORD``) unless given as
-    ``url`` / ``api_key``.
+    The tool's URL and credentials come from the server only: the plugin
+    secrets ``FIFTYONE_LABELSTUDIO_URL`` / ``FIFTYONE_LABELSTUDIO_API_KEY``,
+    ``FIFTYONE_CVAT_URL`` / ``FIFTYONE_CVAT_USERNAME`` /
+    ``FIFTYONE_CVAT_PASSWORD`` (environment variables in open-source
+    FiftyOne), or FiftyOne's annotation config. A request naming a host or
+    credentials is refused (see :mod:`.tool_config`).
 
     Example usage::
 
@@ -268,8 +336,7 @@ class SendForReview(_PlainOperator, foo.Operator):
             "@stoplight/autolabel/send_for_review",
             ctx={"dataset": dataset, "view": dataset.view(),
                  "params": {"label_field": "autolabels", "anno_key": "yellow1",
-                            "backend": "labelstudio", "limit": 500,
-                            "url": "http://localhost:8080"}},
+                            "backend": "labelstudio", "limit": 500}},
         )
     """
 
@@ -295,28 +362,34 @@ class SendForReview(_PlainOperator, foo.Operator):
         inputs.enum("queue", queues.values(), default="yellow", label="Queue", view=queues)
         inputs.int("limit", label="At most", description="Send only the first labels by review rank")
         backends = types.Dropdown()
-        for b in ("labelstudio", "cvat"):
+        for b in BACKENDS:
             backends.add_choice(b, label=b)
-        inputs.enum("backend", backends.values(), default="labelstudio", label="Annotation tool", view=backends)
-        inputs.str("url", label="URL", description="Default: FiftyOne's annotation config")
+        inputs.enum(
+            "backend", backends.values(), default="labelstudio", label="Annotation tool", view=backends,
+            description="Its URL and credentials come from the server's configuration (plugin secrets)",
+        )
         inputs.bool("delegate", default=False, label="Delegate")
+
+    def check_request(self, ctx):
+        refuse_credential_params(ctx.params)
 
     def execute(self, ctx):
         p = ctx.params
+        refuse_credential_params(p)
         anno_key = p.get("anno_key")
         if not anno_key:
             raise ValueError("Parameter 'anno_key' is required: a new name for this hand-off")
         limit = p.get("limit", None)
+        backend = check_backend(p.get("backend") or "labelstudio")
         summary = send_for_review(
             ctx.view,
             p.get("label_field") or DEFAULT_LABEL_FIELD,
             anno_key,
             queue=p.get("queue", "yellow") or None,
-            backend=p.get("backend") or "labelstudio",
+            backend=backend,
             limit=int(limit) if isinstance(limit, float) and limit.is_integer() else limit,
-            url=p.get("url") or None,
-            api_key=p.get("api_key") or None,
             user=context_user(ctx),
+            **server_credentials(ctx, backend),
         )
         return self._done(ctx, summary)
 
@@ -341,7 +414,7 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
     form_title = "Load review answers"
     summary_labels = {
         "anno_key": "Annotation key",
-        "user": "Recorded as reviewer",
+        "user": "Recorded as reviewer (the tool)",
         "num_answered_samples": "Answered samples",
         "num_accepted": "Accepted",
         "num_rejected": "Rejected",
@@ -371,19 +444,26 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
         )
         inputs.bool("delegate", default=False, label="Delegate")
 
+    def check_request(self, ctx):
+        refuse_credential_params(ctx.params)
+
     def execute(self, ctx):
         p = ctx.params
+        refuse_credential_params(p)
         anno_key = p.get("anno_key")
         if not anno_key:
             raise ValueError("Parameter 'anno_key' is required: the key given to send_for_review")
-        credentials = {k: p[k] for k in ("url", "api_key", "username", "password") if p.get(k)}
+        backend = handoff_backend(ctx.dataset, anno_key)
+        credentials = server_credentials(ctx, backend) if backend in BACKENDS else {}
         summary = load_review_answers(
             ctx.dataset,
             anno_key,
-            user=p.get("user") or None,
+            # decisions are the tool's answers; who loaded them is recorded
+            loaded_by=context_user(ctx),
             corrections_field=p.get("corrections_field") or None,
             cleanup=bool(p.get("cleanup", False)),
             assume_all_answered=bool(p.get("assume_all_answered", False)),
+            expect_host=credentials.get("url", ""),
             **credentials,
         )
         return self._done(ctx, summary)

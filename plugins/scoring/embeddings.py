@@ -32,12 +32,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..autolabel.images import ImageLoadError, load_image
-from ..autolabel.pipeline import MAX_RECORDED_FAILURES
+from ..common.images import ImageLoadError, load_image
+from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..common import bulk, db_errors, provenance
+from ..common import bulk, db_errors, label_attrs, provenance
+from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
+from ..common.ray_executor import RayExecutor, executor_from
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +294,9 @@ def letterbox(crop: np.ndarray, fill) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class _Item:
+class LabelCrops:
+    """The preprocessed crops of one sample's labels (see :func:`load_crops`)."""
+
     sample_id: str
     filepath: str
     label_ids: list[str]
@@ -302,9 +306,16 @@ class _Item:
     prepare_s: float
 
 
-def _load_item(
+def load_crops(
     clip: ClipModel, sample_id, filepath, label_ids, boxes, context, square: bool = True
-) -> _Item:
+) -> LabelCrops:
+    """Decodes one image and preprocesses the crops of its labels for ``clip``.
+
+    Crops are padded by ``context`` (:func:`crop_boxes`) and, with
+    ``square``, letterboxed with the image's mean color (:func:`letterbox`).
+    An image that cannot be decoded comes back with ``error`` set and no
+    pixels.
+    """
     import torch
     from PIL import Image
 
@@ -312,17 +323,17 @@ def _load_item(
     try:
         image = load_image(filepath)
     except ImageLoadError as e:
-        return _Item(sample_id, filepath, label_ids, None, str(e), time.perf_counter() - t0, 0.0)
+        return LabelCrops(sample_id, filepath, label_ids, None, str(e), time.perf_counter() - t0, 0.0)
     t1 = time.perf_counter()
     crops = crop_boxes(image, boxes, context)
     if square:
         mean = image.reshape(-1, image.shape[-1]).mean(axis=0)
         crops = [letterbox(c, mean) for c in crops]
     pixels = torch.stack([clip.preprocess(Image.fromarray(np.ascontiguousarray(c))) for c in crops])
-    return _Item(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
+    return LabelCrops(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
 
 
-def _encode_isolating_failures(
+def encode_crops(
     clip: ClipModel, pixels, ids, on_failure, systematic_if_all: bool
 ) -> list:
     """Embeddings of a batch of crops; ``None`` for crops that fail alone.
@@ -352,6 +363,34 @@ def _encode_isolating_failures(
         for sid, lid, e in errors:
             on_failure(sid, lid, e)
         return out
+
+
+def write_embeddings(
+    sample_collection, label_field: str, embeddings_attr: str, values: Sequence[dict]
+) -> None:
+    """Writes label embeddings in bulk.
+
+    Args:
+        sample_collection: the collection whose dataset holds the labels
+        label_field: the ``fo.Detections`` field
+        embeddings_attr: the per-label attribute
+        values: ``{"sample_id", "label_id", "value"}`` dicts (vectors as lists)
+    """
+    path = f"{label_field}.detections.{embeddings_attr}"
+    sample_collection.set_label_values(path, list(values), validate=False)
+
+
+def embedding_dim(model_name: str, pretrained: str | None = None) -> int:
+    """The embedding size of an open_clip architecture, read from its config
+    (no weights loaded; a config saved next to a local checkpoint counts)."""
+    import open_clip
+
+    _register_local_config(model_name, pretrained)
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ValueError(f"Unknown CLIP architecture {model_name!r}; choose one of "
+                         "open_clip.list_models() (e.g. 'ViT-B-32')")
+    return int(config["embed_dim"])
 
 
 def _checked(feats: np.ndarray) -> np.ndarray:
@@ -390,29 +429,35 @@ def iter_compute_label_embeddings(
     clip: ClipModel | None = None,
     letterbox_crops: bool = True,
     record_run: bool = True,
+    executor: str | RayExecutor | None = "local",
 ) -> Iterator[Progress]:
     """Generator form of :func:`compute_label_embeddings`.
 
     Yields :class:`Progress` events (in labels) and returns the run summary
     (the ``StopIteration`` value). Arguments are those of
     :func:`compute_label_embeddings`; with ``record_run=False`` no run
-    record is written (the caller keeps one, as
-    :func:`.scaleout.iter_compute_label_embeddings_shard` does for its
-    chunks).
+    record is written (the caller keeps one).
     """
     import fiftyone as fo
 
+    ray_executor = executor_from(executor)
+    if ray_executor is not None and clip is not None:
+        raise ValueError("Parameter 'clip' cannot be used with the Ray executor: each Ray actor "
+                         "loads its own model from 'model_name' and 'pretrained'")
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
-    for name, value in (("batch_size", batch_size), ("write_every", write_every)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"Parameter '{name}' must be a positive integer; got {value!r}")
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"Parameter 'num_workers' must be >= 0; got {num_workers!r}")
+    if not isinstance(write_every, int) or write_every < 1:
+        raise ValueError(f"Parameter 'write_every' must be a positive integer; got {write_every!r}")
+    # bounded: one request must not exhaust the App server's memory
+    check_int(batch_size, "batch_size", 1, "embed_batch_size")
+    check_int(num_workers, "num_workers", 0, "num_workers")
+    if prompts is not None:
+        check_count(len(prompts), "prompts", "prompts")
     if not (isinstance(context, (int, float)) and context >= 0):
         raise ValueError(f"Parameter 'context' must be >= 0; got {context!r}")
-    if not embeddings_attr or not embeddings_attr.isidentifier():
-        raise ValueError(f"Parameter 'embeddings_attr' must be an identifier; got {embeddings_attr!r}")
+    # never one of the attributes Stoplight gives a meaning to (a review
+    # decision, the box, a score): an overwrite would replace them all
+    label_attrs.check_free_attr(embeddings_attr, "embeddings_attr")
     # another process (a killed or delegated run) may have declared the
     # embedding attribute since this dataset object was loaded; a stale
     # schema would make every label look unembedded and re-embed them all
@@ -445,13 +490,27 @@ def iter_compute_label_embeddings(
     total = num_target - num_skipped
     path_of = {job[0]: job[1] for job in jobs}
 
-    if clip is None:
-        clip = load_clip(model_name, pretrained, device=device)
     if prompts is None:
         # the classes present: score_labels' CLIP agreement needs a text
         # embedding of every class, with the class name as its prompt
         prompts = sample_collection.distinct(f"{label_field}.detections.label")
     prompts = list(prompts)
+    if ray_executor is not None and jobs:
+        # (nothing to embed: the prompts are embedded here, as locally)
+        from .ray_embeddings import iter_embed_on_ray
+
+        settings = dict(
+            label_field=label_field, model_name=model_name, pretrained=pretrained,
+            context=float(context), batch_size=batch_size, embeddings_attr=embeddings_attr,
+            overwrite=overwrite, device=device, letterbox_crops=bool(letterbox_crops),
+            prompts=prompts,
+        )
+        return (yield from iter_embed_on_ray(
+            sample_collection, ray_executor, jobs, settings, run_key=run_key,
+            num_target_labels=num_target, num_skipped_labels=num_skipped, record_run=record_run,
+        ))
+    if clip is None:
+        clip = load_clip(model_name, pretrained, device=device)
 
     run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
     record = None if not record_run else provenance.start_run(
@@ -486,7 +545,8 @@ def iter_compute_label_embeddings(
         if pending:
             t0 = time.perf_counter()
             try:
-                sample_collection.set_label_values(path, list(pending), validate=False)
+                label_attrs.check_writable([embeddings_attr])
+                write_embeddings(sample_collection, label_field, embeddings_attr, pending)
             except Exception as e:  # noqa: BLE001 - classified below
                 if db_errors.is_connection_error(e):
                     raise db_errors.unavailable(
@@ -510,7 +570,7 @@ def iter_compute_label_embeddings(
         if len(rest):
             queue_pixels.append(rest)
         t0 = time.perf_counter()
-        feats = _encode_isolating_failures(
+        feats = encode_crops(
             clip, batch, queue_ids[:n], record_crop_failure, systematic_if_all=num_embedded == 0
         )
         timings["embed_s"] += time.perf_counter() - t0
@@ -558,7 +618,7 @@ def iter_compute_label_embeddings(
             timings["text_s"] += time.perf_counter() - t0
 
         def load(sid, fp, lids, boxes):
-            return _load_item(clip, sid, fp, lids, boxes, context, letterbox_crops)
+            return load_crops(clip, sid, fp, lids, boxes, context, letterbox_crops)
 
         for item in prefetch(jobs, load, num_workers, ahead=2 * num_workers, name="stoplight-embed"):
             timings["decode_s"] += item.decode_s
@@ -606,6 +666,7 @@ def compute_label_embeddings(
     clip: ClipModel | None = None,
     letterbox_crops: bool = True,
     progress: bool | Callable[[Progress], None] = True,
+    executor: str | RayExecutor | None = "local",
 ) -> dict:
     """Stores a CLIP embedding of each label's box crop on the label.
 
@@ -644,10 +705,16 @@ def compute_label_embeddings(
             center crop cuts the ends of elongated boxes
         progress: a progress bar (``True``), nothing (``False``), or a
             callable receiving :class:`Progress` events
+        executor: ``"local"`` (this process), ``"ray"``, or a
+            :class:`~..common.ray_executor.RayExecutor`: the crops are
+            embedded by a pool of Ray actors, each loading the model once
+            and writing its embeddings itself (see :mod:`.ray_embeddings`;
+            ``clip`` is for the local executor only)
 
     Returns:
         the run summary: label counts (target, skipped, embedded, failed),
-        failed samples, timings, the run key and the text embeddings
+        failed samples, timings, the run key and the text embeddings (with
+        Ray also the actors, worker processes and nodes that took part)
     """
     gen = iter_compute_label_embeddings(
         sample_collection,
@@ -665,6 +732,7 @@ def compute_label_embeddings(
         run_key=run_key,
         clip=clip,
         letterbox_crops=letterbox_crops,
+        executor=executor,
     )
     return run_progress(gen, progress)
 

@@ -1,8 +1,7 @@
 """App layer of scoring: the ``compute_label_embeddings`` operator.
 
 Only translates ``ctx`` into a call of
-:func:`embeddings.iter_compute_label_embeddings` (or, with a
-``shard_group``, :func:`scaleout.iter_compute_label_embeddings_shard`) and
+:func:`embeddings.iter_compute_label_embeddings` (locally or on Ray) and
 forwards its progress.
 """
 
@@ -11,9 +10,11 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.ray_params import executor_from_params, ray_inputs
+from ..common.limits import limit
 from .embeddings import iter_compute_label_embeddings
-from .scaleout import iter_compute_label_embeddings_shard
 
 DEFAULTS = dict(
     label_field="autolabels",
@@ -53,8 +54,8 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
         p = ctx.params
         params = dict(
             label_field=p.get("label_field", DEFAULTS["label_field"]),
-            model_name=p.get("model_name", DEFAULTS["model_name"]),
-            pretrained=p.get("pretrained", DEFAULTS["pretrained"]) or None,
+            model_name=request_model_name(p.get("model_name", DEFAULTS["model_name"])),
+            pretrained=paths.request_location(p.get("pretrained", DEFAULTS["pretrained"]) or None, "pretrained"),
             context=p.get("context", DEFAULTS["context"]),
             batch_size=p.get("batch_size", DEFAULTS["batch_size"]),
             embeddings_attr=p.get("embeddings_attr", DEFAULTS["embeddings_attr"]),
@@ -62,16 +63,10 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
             device=p.get("device") or None,
             prompts=p.get("prompts") or None,
             run_key=p.get("run_key") or None,
+            # checked before anything runs: retired scale-out parameters, allowed clusters
+            executor=executor_from_params(p),
         )
-        group = p.get("shard_group") or None
-        if group:
-            # one worker of a scale-out group (see scaleout.py)
-            gen = iter_compute_label_embeddings_shard(
-                ctx.target_view(), group, chunk_size=p.get("chunk_size") or 64,
-                lease_s=p.get("lease_s") or 300.0, **params,
-            )
-        else:
-            gen = iter_compute_label_embeddings(ctx.target_view(), **params)
+        gen = iter_compute_label_embeddings(ctx.target_view(), **params)
         summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
         outputs = types.Object()
         outputs.str("run_key", label="Run key")
@@ -80,10 +75,38 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
         yield from self.show_summary(ctx, summary, outputs, ["run_key", *_COUNT_LABELS])
 
 
+def request_model_name(value):
+    """An open_clip ``model_name`` from a request: an architecture or config
+    name, ``hf-hub:<id>``, or ``local-dir:<folder>`` inside the allowed roots
+    (:mod:`..common.paths`); other path-like names are refused."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"Parameter 'model_name' must be an open_clip model name; got {value!r}")
+    if value.startswith("local-dir:"):
+        return "local-dir:" + paths.request_path(value[len("local-dir:"):], "model_name")
+    if value.startswith("hf-hub:"):
+        return value
+    if "/" in value or "\\" in value or value.startswith((".", "~")):
+        raise ValueError(
+            f"Parameter 'model_name' must be an open_clip architecture name, 'hf-hub:<id>' or "
+            f"'local-dir:<folder>'; got {value!r}"
+        )
+    return value
+
+
+def _pretrained_error(ctx):
+    try:
+        paths.request_location(ctx.params.get("pretrained") or None, "pretrained")
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 _COUNT_LABELS = {
     "num_embedded_labels": "Labels embedded",
     "num_skipped_labels": "Labels skipped (already embedded)",
     "num_failed_labels": "Labels failed",
+    "num_ray_nodes": "Ray nodes",
+    "num_ray_workers": "Ray worker processes",
 }
 
 
@@ -96,11 +119,14 @@ def _embedding_inputs(ctx, inputs):
         label="open_clip model",
         description="An open_clip architecture, e.g. ViT-B-32, ViT-L-14",
     )
+    error = _pretrained_error(ctx)
     inputs.str(
         "pretrained",
         default=DEFAULTS["pretrained"],
         label="Pretrained weights",
         description="An open_clip pretrained tag (downloaded) or a local checkpoint file",
+        invalid=error is not None,
+        error_message=error or "",
     )
     inputs.float(
         "context",
@@ -109,7 +135,8 @@ def _embedding_inputs(ctx, inputs):
         label="Context padding",
         description="Fraction of the box size added on each side of the crop",
     )
-    inputs.int("batch_size", min=1, default=DEFAULTS["batch_size"], label="Crops per batch")
+    inputs.int("batch_size", min=1, max=limit("embed_batch_size"), default=DEFAULTS["batch_size"],
+               label="Crops per batch")
     inputs.str(
         "embeddings_attr",
         default=DEFAULTS["embeddings_attr"],
@@ -123,14 +150,7 @@ def _embedding_inputs(ctx, inputs):
         description="Recompute labels that already have an embedding (default: skip them, so runs resume)",
     )
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
-    inputs.str(
-        "shard_group",
-        label="Scale-out group",
-        description=(
-            "Optional. Queue this operation once per worker (same params): delegated "
-            "workers on several machines sharing the database split the samples"
-        ),
-    )
+    ray_inputs(ctx, inputs)
     inputs.bool("delegate", default=False, label="Delegate")
 
 
@@ -138,17 +158,18 @@ def _embedding_inputs(ctx, inputs):
 # score_labels
 # ---------------------------------------------------------------------------
 
-SCORE_DEFAULTS = dict(
-    label_field="autolabels",
-    reference_field=None,
-    iou=0.5,
-    spurious_confidence=0.95,
-    embeddings_attr="embedding",
-    consensus_fields=None,
-    consensus_iou=0.5,
-    k=10,
-    rer=True,
-)
+def score_defaults() -> dict:
+    """The defaults of :func:`.scores.score_labels`' parameters, read from its
+    signature (the form and ``execute`` restate none of them)."""
+    import inspect
+
+    from .scores import score_labels
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(score_labels).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 class ScoreLabels(LongRunningOperator, foo.Operator):
@@ -178,10 +199,11 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
         from .scores import iter_score_labels
 
         p = ctx.params
+        defaults = score_defaults()
 
         def get(name):
             value = p.get(name, None)
-            return SCORE_DEFAULTS[name] if value is None else value
+            return defaults[name] if value is None else value
 
         gen = iter_score_labels(
             ctx.target_view(),
@@ -189,6 +211,8 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
             reference_field=p.get("reference_field") or None,
             iou=get("iou"),
             spurious_confidence=get("spurious_confidence"),
+            scores_attr=p.get("scores_attr") or defaults["scores_attr"],
+            scores_kind=p.get("scores_kind") or defaults["scores_kind"],
             embeddings_attr=get("embeddings_attr"),
             consensus_fields=p.get("consensus_fields") or None,
             consensus_iou=get("consensus_iou"),
@@ -217,25 +241,47 @@ _SCORE_COUNT_LABELS = {
 
 
 def _score_inputs(ctx, inputs):
+    from .scores import SCORES_KINDS
+
+    defaults = score_defaults()
     inputs.view_target(ctx, action_description="Score the labels of")
-    inputs.str("label_field", default=SCORE_DEFAULTS["label_field"], label="Label field")
+    inputs.str("label_field", default=defaults["label_field"], label="Label field")
     inputs.str(
         "reference_field",
         label="Reference field",
         description="Optional Detections field of reference (e.g. human) labels, for mistakenness",
     )
-    inputs.float("iou", min=0.0, max=1.0, default=SCORE_DEFAULTS["iou"], label="Reference IoU")
+    inputs.float("iou", min=0.0, max=1.0, default=defaults["iou"], label="Reference IoU")
     inputs.float(
         "spurious_confidence",
         min=0.0,
         max=1.0,
-        default=SCORE_DEFAULTS["spurious_confidence"],
+        default=defaults["spurious_confidence"],
         label="Spurious confidence",
         description="Least confidence of an unmatched auto-label to count as possibly spurious",
     )
     inputs.str(
+        "scores_attr",
+        default=defaults["scores_attr"],
+        label="Class scores attribute",
+        description="Label attribute with each label's per-class score vector (for hardness and "
+        "margin), e.g. scores or logits for predictions imported from another model",
+    )
+    kinds = types.Choices()
+    for kind in SCORES_KINDS:
+        kinds.add_choice(kind, label=kind)
+    inputs.enum(
+        "scores_kind",
+        kinds.values(),
+        default=defaults["scores_kind"],
+        view=kinds,
+        label="Score vectors are",
+        description="logits get a softmax first; auto: logits when the name says logit "
+        "or a value is negative",
+    )
+    inputs.str(
         "embeddings_attr",
-        default=SCORE_DEFAULTS["embeddings_attr"],
+        default=defaults["embeddings_attr"],
         label="Embedding attribute",
         description="Label attribute with stored embeddings (for kNN agreement, RER, CLIP agreement)",
     )
@@ -246,10 +292,10 @@ def _score_inputs(ctx, inputs):
         description="Other models' Detections fields to measure agreement with",
     )
     inputs.float(
-        "consensus_iou", min=0.0, max=1.0, default=SCORE_DEFAULTS["consensus_iou"],
+        "consensus_iou", min=0.0, max=1.0, default=defaults["consensus_iou"],
         label="Consensus IoU",
     )
-    inputs.int("k", min=1, default=SCORE_DEFAULTS["k"], label="kNN neighbours")
-    inputs.bool("rer", default=SCORE_DEFAULTS["rer"], label="Class-wise autoencoder RER")
+    inputs.int("k", min=1, max=limit("neighbors"), default=defaults["k"], label="kNN neighbours")
+    inputs.bool("rer", default=defaults["rer"], label="Class-wise autoencoder RER")
     inputs.str("device", label="Device", description="Empty uses CUDA when available")
     inputs.bool("delegate", default=False, label="Delegate")

@@ -5,7 +5,8 @@ FiftyOne I/O stays at the edges: all label attributes are read with one bulk
 the scores on numpy arrays, and all scores are written back with one bulk
 update per sample (:func:`..common.bulk.write_label_attrs`). Re-running
 updates the scores only: no other attribute of a label is written, in
-particular never the human review attributes (:data:`PROTECTED_ATTRS`).
+particular never the human review attributes
+(:data:`..common.label_attrs.PROTECTED_ATTRS`).
 
 Per-label attributes written on ``{label_field}.detections`` (a public
 contract; ``None`` means "this signal says nothing about this label"):
@@ -35,8 +36,9 @@ attribute           meaning
                     ``compute_label_embeddings`` run on the field has a prompt
                     equal to the class name of every scored class
 ``consensus``       :func:`.signals.consensus` against ``consensus_fields``
-``uncertainty``     :func:`.signals.uncertainty` of all signals above that
-                    exist (hardness, knn_agreement, clip_agreement, rer,
+``uncertainty``     :func:`.signals.uncertainty` (a weighted pool of log-odds,
+                    :mod:`.combination`) of all signals above that exist
+                    (hardness, knn_agreement, clip_agreement, rer,
                     consensus) plus the label's ``confidence``
 =================== ==========================================================
 
@@ -67,29 +69,21 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..common.fields import check_detections_field
+from ..common.limits import check_int
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..common import bulk, provenance, temp_evals
+from ..common import bulk, label_attrs, provenance, temp_evals
 from . import signals
+from .score_vectors import (
+    SCORES_KINDS, availability_note, scores_are_logits, signal_availability, softmax_rows,
+)
 from .embeddings import load_label_embeddings
 
 logger = logging.getLogger(__name__)
 
-#: label attributes a later human review writes; scoring never touches them
-PROTECTED_ATTRS = ("review", "reviewed_by", "reviewed_at", "queue")
-
-#: float label attributes this module may write
-SCORE_ATTRS = (
-    "hardness",
-    "margin",
-    "mistakenness",
-    "mistakenness_loc",
-    "knn_agreement",
-    "rer",
-    "clip_agreement",
-    "consensus",
-    "uncertainty",
-)
+#: float label attributes this module may write (the one list is in
+#: :mod:`..common.label_attrs`, with every attribute no writer may take)
+SCORE_ATTRS = label_attrs.SCORE_ATTRS
 
 #: logit scale of the CLIP fallback for hardness/margin (CLIP's own)
 CLIP_LOGIT_SCALE = 100.0
@@ -174,9 +168,9 @@ def _score_rows(rows, fn) -> tuple[np.ndarray, np.ndarray]:
     return out, ok
 
 
-def _read_class_scores(sample_collection, root: str, pos: dict, n: int):
-    """Every label's ``class_scores``: an ``(n, C)`` array with NaN rows for
-    labels without one, or a list of rows when the lengths differ.
+def _read_class_scores(sample_collection, root: str, pos: dict, n: int, attr: str = "class_scores"):
+    """Every label's score vector ``attr``: an ``(n, C)`` array with NaN rows
+    for labels without one, or a list of rows when the lengths differ.
 
     Read from raw BSON (:func:`..common.bulk.read_label_vectors`: a third of
     the time of ``values()`` and no Python float per number); vectors of
@@ -184,10 +178,10 @@ def _read_class_scores(sample_collection, root: str, pos: dict, n: int):
     back to ``values()``.
     """
     try:
-        _, lids, vecs = bulk.read_label_vectors(sample_collection, root, "class_scores")
+        _, lids, vecs = bulk.read_label_vectors(sample_collection, root, attr)
     except ValueError:
         rows: list = [None] * n
-        for ids, css in zip(*sample_collection.values([f"{root}.id", f"{root}.class_scores"])):
+        for ids, css in zip(*sample_collection.values([f"{root}.id", f"{root}.{attr}"])):
             for label_id, cs in zip(ids or [], css or []):
                 if label_id in pos:
                     rows[pos[label_id]] = cs
@@ -309,6 +303,8 @@ def iter_score_labels(
     reference_field: str | None = None,
     iou: float = 0.5,
     spurious_confidence: float = 0.95,
+    scores_attr: str = "class_scores",
+    scores_kind: str = "auto",
     embeddings_attr: str = "embedding",
     consensus_fields: Sequence[str] | str | None = None,
     consensus_iou: float = 0.5,
@@ -336,10 +332,12 @@ def iter_score_labels(
         raise ValueError(
             f"Parameter 'spurious_confidence' must be in [0, 1]; got {spurious_confidence!r}"
         )
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"Parameter 'k' must be a positive integer; got {k!r}")
-    if not embeddings_attr or not embeddings_attr.isidentifier():
-        raise ValueError(f"Parameter 'embeddings_attr' must be an identifier; got {embeddings_attr!r}")
+    check_int(k, "k", 1, "neighbors")
+    label_attrs.check_free_attr(embeddings_attr, "embeddings_attr")
+    if not isinstance(scores_attr, str) or not scores_attr.isidentifier() or scores_attr.startswith("_"):
+        raise ValueError(f"Parameter 'scores_attr' must be a label attribute name; got {scores_attr!r}")
+    if scores_kind not in SCORES_KINDS:
+        raise ValueError(f"Parameter 'scores_kind' must be one of {SCORES_KINDS}; got {scores_kind!r}")
     check_detections_field(sample_collection, label_field, "label_field")
     if reference_field:
         if reference_field == label_field:
@@ -357,6 +355,8 @@ def iter_score_labels(
         reference_field=reference_field or None,
         iou=float(iou),
         spurious_confidence=float(spurious_confidence),
+        scores_attr=scores_attr,
+        scores_kind=scores_kind,
         embeddings_attr=embeddings_attr,
         consensus_fields=consensus_fields,
         consensus_iou=float(consensus_iou),
@@ -392,7 +392,10 @@ def iter_score_labels(
     conf_a = np.asarray(conf, dtype=np.float64)
     sidx_a = np.asarray(sidx, dtype=np.int64)
     pos = {label_id: i for i, label_id in enumerate(lid)}
-    cscores = _read_class_scores(sample_collection, root, pos, n)
+    cscores = _read_class_scores(sample_collection, root, pos, n, scores_attr)
+    if scores_are_logits(cscores, scores_attr, scores_kind):
+        cscores = softmax_rows(cscores)
+        notes.append(f"'{scores_attr}' read as logits: hardness and margin of their softmax")
     class_names = sorted({c for c in lab if c is not None})
     class_id = {c: i for i, c in enumerate(class_names)}
     timings["read_s"] = time.perf_counter() - t0
@@ -461,9 +464,22 @@ def iter_score_labels(
                 marg[rows] = signals.margin(p)
                 num_clip_hardness = int(rows.size)
         counts["num_hardness_from_clip"] = num_clip_hardness
+        has = dict(
+            has_confidence=bool(np.isfinite(conf_a).any()),
+            has_scores=bool(from_scores.any()),
+            has_embeddings=bool(emb_rows.size),
+            has_prompts=txt is not None and len(prompts) >= 2,
+            has_consensus=bool(consensus_fields),
+            has_reference=bool(reference_field),
+        )
+        extra["signals_available"], extra["signals_unavailable"] = signal_availability(**has, rer=rer)
+        note = availability_note(label_field, scores_attr, **has, rer=rer)
+        if note:
+            notes.append(note)
+            logger.warning("score_labels: %s", note)
         scores["hardness"], scores["margin"] = hard, marg
         if not np.isfinite(hard).any():
-            notes.append("no label has class_scores (or CLIP prompts): hardness/margin not set")
+            notes.append(f"no label has '{scores_attr}' (or CLIP prompts): hardness/margin not set")
         timings["class_scores_s"] = time.perf_counter() - t0
 
         # ------------------------------------------------------ reference
@@ -509,8 +525,11 @@ def iter_score_labels(
             knn[emb_rows] = signals.knn_agreement(emb, y, k=k, device=device)
             scores["knn_agreement"] = knn
             if rer:
+                # the autoencoders train on the labels their neighbours agree
+                # with (robust pools, :mod:`.rer`), from the kNN just computed
                 r_vals, _, info = signals.class_autoencoder_rer(
-                    emb, y, num_classes=len(class_names), device=device
+                    emb, y, num_classes=len(class_names), device=device,
+                    train_mask=knn[emb_rows] >= 0.5,
                 )
                 r_all = np.full(n, np.nan)
                 r_all[emb_rows] = r_vals
@@ -604,6 +623,7 @@ def iter_score_labels(
             owner_sid,
             lid,
             {attr: [_nan_to_none(v) for v in scores[attr]] for attr in written},
+            owned=SCORE_ATTRS,
         )
         if reference_field:
             for name, vals in (
@@ -642,6 +662,8 @@ def score_labels(
     reference_field: str | None = None,
     iou: float = 0.5,
     spurious_confidence: float = 0.95,
+    scores_attr: str = "class_scores",
+    scores_kind: str = "auto",
     embeddings_attr: str = "embedding",
     consensus_fields: Sequence[str] | str | None = None,
     consensus_iou: float = 0.5,
@@ -671,6 +693,13 @@ def score_labels(
         iou: least IoU of a match with the reference
         spurious_confidence: least confidence of an unmatched auto-label to
             count as possibly spurious
+        scores_attr: the label attribute holding each label's per-class
+            score vector, for ``hardness`` and ``margin`` (``class_scores``
+            for Stoplight's own labels; e.g. ``scores`` or ``logits`` for
+            predictions imported from another model)
+        scores_kind: ``"probabilities"`` (any non-negative scores, normalized
+            to sum 1), ``"logits"`` (softmax first) or ``"auto"``: logits when
+            the attribute's name contains ``logit`` or a value is negative
         embeddings_attr: the label attribute holding embeddings (see
             :func:`.embeddings.compute_label_embeddings`); without any,
             ``knn_agreement``, ``rer`` and ``clip_agreement`` are skipped
@@ -694,6 +723,8 @@ def score_labels(
         reference_field=reference_field,
         iou=iou,
         spurious_confidence=spurious_confidence,
+        scores_attr=scores_attr,
+        scores_kind=scores_kind,
         embeddings_attr=embeddings_attr,
         consensus_fields=consensus_fields,
         consensus_iou=consensus_iou,

@@ -28,30 +28,30 @@ function              range     meaning
                                 neighbours (in embedding space) of the same
                                 class
 ``class_autoencoder`` [0, inf)  reconstruction error ratio (RER) under
-``_rer``                        class-wise autoencoders; > 1 means another
-                                class explains the label better
+``_rer``                        class-wise autoencoders (:mod:`.rer`); > 1
+                                means another class explains it better
 ``clip_agreement``    [-2, 2]   image-text cosine similarity to the own class
                                 prompt minus the best other class prompt
 ``consensus``         [0, 1]    mean confidence of other models' matching
                                 predictions
-``uncertainty``       [0, 1]    mean of the available wrongness terms
+``uncertainty``       [0, 1]    weighted log-odds pool of the available
+                                wrongness terms (:mod:`.combination`)
 ===================== ========= =============================================
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import neighbors
+from .combination import uncertainty, wrongness_terms  # noqa: F401  (signals of the table)
+from .rer import as_class_ids, class_autoencoder_rer  # noqa: F401  (a signal of the table)
 
 # Scores below this total are treated as "no evidence at all".
 _EPS = 1e-12
-
-# Elements of one (batch x reference) similarity block (~256 MB in float32).
-_BLOCK_ELEMENTS = 2**26
 
 
 # ---------------------------------------------------------------------------
@@ -68,22 +68,6 @@ def _device(device: Any = None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _as_labels(labels: np.ndarray, n: int, num_classes: int | None = None) -> np.ndarray:
-    """Validates integer class ids of length ``n`` (in ``[0, num_classes)``)."""
-    lab = np.asarray(labels)
-    if lab.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {lab.shape}")
-    if n and not np.issubdtype(lab.dtype, np.integer):
-        if not np.all(np.equal(np.mod(lab, 1), 0)):
-            raise ValueError("labels must be integer class ids")
-    lab = lab.astype(np.int64)
-    if n and lab.min() < 0:
-        raise ValueError("labels must be non-negative class ids")
-    if num_classes is not None and n and lab.max() >= num_classes:
-        raise ValueError(f"labels must be < num_classes={num_classes}, got {lab.max()}")
-    return lab
-
-
 def _normalize_scores(class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``class_scores`` as distributions, and which rows were all zero.
 
@@ -98,12 +82,6 @@ def _normalize_scores(class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     empty = total <= _EPS
     p = s / np.where(empty, 1.0, total)[:, None]
     return p, empty
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # Written with exp of a non-positive number only, so it never overflows.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 # ---------------------------------------------------------------------------
@@ -235,7 +213,7 @@ def knn_agreement(
     if x.ndim != 2:
         raise ValueError(f"embeddings must have shape (N, D), got {x.shape}")
     n = x.shape[0]
-    lab = _as_labels(labels, n)
+    lab = as_class_ids(labels, n)
     if k < 1:
         raise ValueError("k must be >= 1")
     if n < 2:
@@ -279,255 +257,7 @@ def neighbor_agreement(sims, idx, labels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# 3. Class-wise autoencoders
-# ---------------------------------------------------------------------------
-
-
-def _ae_init(c: int, dims: Sequence[int], gen, dev) -> list:
-    """Stacked weights ``(C, in, out)`` and biases ``(C, 1, out)`` per layer.
-
-    Uniform ``+-1/sqrt(fan_in)``, torch's ``nn.Linear`` default, drawn from
-    ``gen`` so that training is reproducible.
-    """
-    import torch
-
-    params = []
-    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-        bound = 1.0 / math.sqrt(fan_in)
-        w = (torch.rand(c, fan_in, fan_out, generator=gen) * 2 - 1) * bound
-        b = (torch.rand(c, 1, fan_out, generator=gen) * 2 - 1) * bound
-        params += [w.to(dev).requires_grad_(), b.to(dev).requires_grad_()]
-    return params
-
-
-def _ae_forward(params: list, x):
-    """All class autoencoders at once: ``x`` is ``(C, B, D)``, one batch per class."""
-    import torch
-
-    h = x
-    n_layers = len(params) // 2
-    for i in range(n_layers):
-        h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
-        if i < n_layers - 1:
-            h = torch.relu(h)
-    return h
-
-
-def _ae_errors(params: list, x):
-    """Mean squared reconstruction error of every row of ``x`` ``(B, D)``
-    under every class autoencoder: ``(B, C)``.
-
-    Same result as :func:`_ae_forward` on ``x`` repeated per class, cheaper:
-    the first layer of all classes is one ``(B, D) x (D, C * H)`` product
-    (one large GEMM instead of ``C`` over a repeated input), and the error
-    is formed in place.
-    """
-    import torch
-
-    c, d, h = params[0].shape
-    w1 = params[0].permute(1, 0, 2).reshape(d, c * h)
-    hid = torch.relu(torch.addmm(params[1].reshape(1, c * h), x, w1))
-    hid = hid.view(-1, c, h).transpose(0, 1)  # (C, B, H)
-    n_layers = len(params) // 2
-    for i in range(1, n_layers):
-        hid = torch.baddbmm(params[2 * i + 1], hid, params[2 * i])
-        if i < n_layers - 1:
-            hid = torch.relu(hid)
-    return hid.sub_(x).pow_(2).mean(dim=2).T
-
-
-def class_autoencoder_rer(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    hidden: int = 256,
-    bottleneck: int = 10,
-    epochs: int = 10,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    min_steps: int = 300,
-    max_train_per_class: int = 8192,
-    min_class_size: int = 5,
-    trim: float = 0.1,
-    seed: int = 0,
-    device: Any = None,
-    eval_batch_size: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Reconstruction error ratio under class-wise autoencoders.
-
-    After "Class-wise Autoencoders Measure Classification Difficulty and
-    Detect Label Mistakes" (arXiv:2412.02596). For each class ``c`` a shallow
-    autoencoder ``D -> hidden -> bottleneck -> hidden -> D`` (ReLU between
-    layers, linear output) is trained with Adam on the MSE of that class's
-    L2-normalized embeddings. With ``e_c(x)`` the mean squared
-    reconstruction error of ``x`` under class ``c``'s autoencoder::
-
-        RER_i = e_{y_i}(x_i) / min_{c != y_i} e_c(x_i)
-
-    Range ``[0, inf)``; ``RER > 1`` means another class's autoencoder
-    reconstructs the label better than its own class's does (a likely label
-    mistake); typical correct labels have ``RER < 1``.
-
-    Training: all ``C`` autoencoders are stacked into one batched model
-    (weights ``(C, in, out)``, applied with ``torch.baddbmm``) and trained in
-    one loop; the loss is the sum of the per-class mean MSEs, so each
-    class's gradient is exactly its own loss's gradient and Adam's
-    element-wise updates make this equal to ``C`` independent Adam runs.
-    Each step draws ``batch_size`` members of every class uniformly (with
-    replacement) from that class's training pool, which is all its members,
-    or a random ``max_train_per_class`` of them for large classes (a 10-d
-    bottleneck needs no more). The number of steps is
-    ``max(min_steps, epochs * ceil(largest pool / batch_size))``, so
-    training costs the same for every dataset whose classes have more than
-    ``max_train_per_class`` labels (320 steps by default) and only the
-    evaluation grows with ``N``: linear time overall.
-    Everything random comes from ``seed``, so results are reproducible on
-    a given device.
-
-    Departure from the paper (robustness): in every batch, the ``trim``
-    fraction of samples with the largest reconstruction error is left out
-    of the loss (the "small-loss trick" of noisy-label training). Without
-    it, a class's autoencoder spends part of its bottleneck on memorizing
-    the few mislabeled members that RER is meant to find (a lone label of
-    another class is a large-variance direction of its class), and their
-    RER falls below 1; in our constructed case this happened for 3 of 4
-    seeds without trimming and 0 of 4 with ``trim=0.1``. ``trim=0``
-    reproduces the paper's plain MSE.
-
-    Small classes: classes with fewer than ``min_class_size`` members get no
-    autoencoder (their column of ``per_class_error`` is NaN and they are not
-    candidates for the minimum), and their labels' RER is NaN, so they are
-    left out of the dataset difficulty. With fewer than two trained classes
-    every RER is NaN.
-
-    Args:
-        embeddings: ``(N, D)`` float embeddings (any scale; L2-normalized here)
-        labels: ``(N,)`` integer class ids in ``[0, num_classes)``
-        num_classes: ``C``
-        hidden: width of the hidden layers
-        bottleneck: width of the code
-        epochs: passes over the largest training pool
-        batch_size: members drawn per class per step
-        lr: Adam learning rate
-        min_steps: least number of optimizer steps (small datasets)
-        max_train_per_class: largest training pool of one class
-        min_class_size: least members for a class to get an autoencoder
-        trim: fraction of each batch's largest errors left out of the loss
-        seed: seed of initialization and sampling
-        device: torch device; default CUDA when available, else CPU
-        eval_batch_size: labels per evaluation chunk; default keeps the
-            ``(C, chunk, D)`` reconstruction near 256 MB
-
-    Returns:
-        ``(rer, per_class_error, info)``: ``rer`` ``(N,)``;
-        ``per_class_error`` ``(N, C)``, the MSE of every label under every
-        class's autoencoder; ``info`` a dict with ``difficulty`` (mean of
-        the finite RERs, NaN if none), ``per_class_rer`` ``(C,)`` (mean
-        finite RER of each class's labels, NaN if none), ``class_sizes``
-        ``(C,)``, ``trained`` ``(C,)`` bool, ``final_loss`` ``(C,)`` (last
-        training MSE, NaN if untrained) and ``steps``.
-    """
-    import torch
-
-    x_np = np.asarray(embeddings)
-    if x_np.ndim != 2:
-        raise ValueError(f"embeddings must have shape (N, D), got {x_np.shape}")
-    n, d = x_np.shape
-    lab = _as_labels(labels, n, num_classes)
-    if not 0.0 <= trim < 1.0:
-        raise ValueError("trim must be in [0, 1)")
-    c = int(num_classes)
-    sizes = np.bincount(lab, minlength=c)[:c]
-    trained = sizes >= max(1, min_class_size)
-    valid = np.flatnonzero(trained)
-    per_class_error = np.full((n, c), np.nan)
-    rer = np.full(n, np.nan)
-    info: dict = {
-        "difficulty": float("nan"),
-        "per_class_rer": np.full(c, np.nan),
-        "class_sizes": sizes,
-        "trained": trained,
-        "final_loss": np.full(c, np.nan),
-        "steps": 0,
-    }
-    if n == 0 or valid.size == 0:
-        return rer, per_class_error, info
-
-    dev = _device(device)
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    x = torch.nn.functional.normalize(torch.as_tensor(x_np, dtype=torch.float32), dim=1).to(dev)
-
-    # Training pools: member indices of every trained class, concatenated,
-    # with per-class offsets so one randint call samples all classes.
-    pools = []
-    for cls in valid:
-        members = np.flatnonzero(lab == cls)
-        if members.size > max_train_per_class:
-            members = np.sort(rng.choice(members, max_train_per_class, replace=False))
-        pools.append(members)
-    pool_sizes = torch.tensor([p.size for p in pools], dtype=torch.float64)
-    pool_offsets = torch.tensor(np.concatenate([[0], np.cumsum([p.size for p in pools])[:-1]]))
-    pool_flat = torch.as_tensor(np.concatenate(pools), device=dev)
-    v = valid.size
-    steps = max(min_steps, epochs * math.ceil(max(p.size for p in pools) / batch_size))
-
-    params = _ae_init(v, [d, hidden, bottleneck, hidden, d], gen, dev)
-    opt = torch.optim.Adam(params, lr=lr)
-    last = torch.zeros(v)
-    keep = max(1, int(math.ceil((1.0 - trim) * batch_size)))
-    for _ in range(steps):
-        # floor(u * size) is uniform over each class's pool; generated on the
-        # CPU generator so the sequence does not depend on the device.
-        u = torch.rand(v, batch_size, generator=gen, dtype=torch.float64)
-        pick = (u * pool_sizes[:, None]).long().clamp_max((pool_sizes - 1).long()[:, None])
-        idx = pool_flat[(pick + pool_offsets[:, None]).to(dev)]
-        xb = x[idx]  # (V, B, D)
-        per_sample = ((_ae_forward(params, xb) - xb) ** 2).mean(dim=2)  # (V, B)
-        if keep < batch_size:
-            # Small-loss trick: the largest errors of the batch do not train.
-            per_sample = torch.topk(per_sample, keep, dim=1, largest=False).values
-        err = per_sample.mean(dim=1)  # (V,)
-        opt.zero_grad(set_to_none=True)
-        err.sum().backward()
-        opt.step()
-        last = err.detach()
-    info["steps"] = steps
-    info["final_loss"][valid] = last.cpu().numpy()
-
-    # Reconstruction error of every label under every trained autoencoder.
-    if eval_batch_size is None:
-        eval_batch_size = int(max(1, min(65536, _BLOCK_ELEMENTS // max(1, v * max(d, hidden)))))
-    errors = np.empty((n, v), dtype=np.float64)
-    with torch.no_grad():
-        for start in range(0, n, eval_batch_size):
-            xb = x[start : start + eval_batch_size]
-            errors[start : start + xb.shape[0]] = _ae_errors(params, xb).cpu().numpy()
-    per_class_error[:, valid] = errors
-
-    if v >= 2:
-        own_ok = trained[lab]
-        own = np.where(own_ok, per_class_error[np.arange(n), np.where(own_ok, lab, 0)], np.nan)
-        others = per_class_error.copy()
-        others[:, ~trained] = np.inf
-        others[np.arange(n), lab] = np.inf
-        best_other = others.min(axis=1)
-        # A perfect reconstruction elsewhere (error 0) makes the ratio inf,
-        # which is the right limit; guard only 0/0.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rer = np.where(own_ok, own / best_other, np.nan)
-        rer = np.where(own_ok & (own == 0) & (best_other == 0), 1.0, rer)
-        finite = np.isfinite(rer)
-        if finite.any():
-            info["difficulty"] = float(rer[finite].mean())
-            sums = np.bincount(lab[finite], weights=rer[finite], minlength=c)[:c]
-            cnts = np.bincount(lab[finite], minlength=c)[:c]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                info["per_class_rer"] = np.where(cnts > 0, sums / np.maximum(cnts, 1), np.nan)
-    return rer, per_class_error, info
-
-
-# ---------------------------------------------------------------------------
+# 3. Class-wise autoencoders: :mod:`.rer` (:func:`class_autoencoder_rer`)
 # 4. Image-text agreement
 # ---------------------------------------------------------------------------
 
@@ -567,7 +297,7 @@ def clip_agreement(
             f"need (N, D) image and (C, D) text embeddings, got {img.shape} and {txt.shape}"
         )
     n, c = img.shape[0], txt.shape[0]
-    lab = _as_labels(labels, n, c)
+    lab = as_class_ids(labels, n, c)
     if c < 2:
         return np.full(n, np.nan)
     txt = txt / np.maximum(np.linalg.norm(txt, axis=1, keepdims=True), _EPS)
@@ -698,8 +428,8 @@ def consensus(
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     n = b.shape[0]
-    lab = _as_labels(labels, n)
-    smp = _as_labels(sample_index, n)
+    lab = as_class_ids(labels, n)
+    smp = as_class_ids(sample_index, n)
     if not other:
         return np.full(n, np.nan)
     w = np.ones(len(other)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -710,8 +440,8 @@ def consensus(
         o_boxes, o_labels, o_conf, o_sample = model
         ob = np.asarray(o_boxes, dtype=np.float64).reshape(-1, 4)
         m = ob.shape[0]
-        ol = _as_labels(o_labels, m)
-        os_ = _as_labels(o_sample, m)
+        ol = as_class_ids(o_labels, m)
+        os_ = as_class_ids(o_sample, m)
         if o_conf is None:
             oc = np.ones(m)
         else:
@@ -719,138 +449,3 @@ def consensus(
             oc = np.where(np.isnan(oc), 1.0, oc)
         total += wm * _match_one_model(b, lab, smp, ob, ol, oc, os_, iou, max_pairs)
     return total / w.sum()
-
-
-# ---------------------------------------------------------------------------
-# 6. Combined uncertainty
-# ---------------------------------------------------------------------------
-
-
-def wrongness_terms(
-    *,
-    hardness: np.ndarray | None = None,
-    knn_agreement: np.ndarray | None = None,
-    clip_agreement: np.ndarray | None = None,
-    rer: np.ndarray | None = None,
-    consensus: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
-    clip_scale: float = 100.0,
-) -> dict[str, np.ndarray]:
-    """Each available signal mapped to a "wrongness" term in ``[0, 1]``.
-
-    =================== ==========================================
-    signal              term (higher = more likely wrong)
-    =================== ==========================================
-    ``hardness``        ``hardness``
-    ``knn_agreement``   ``1 - knn_agreement``
-    ``clip_agreement``  ``sigmoid(-clip_scale * clip_agreement)``
-    ``rer``             ``sigmoid(log rer) = rer / (1 + rer)``
-    ``consensus``       ``1 - consensus``
-    ``confidence``      ``1 - confidence``
-    =================== ==========================================
-
-    The CLIP term is the probability of the best competing class in a
-    two-way softmax at CLIP's own logit scale (100): 0.5 when the two
-    prompts tie. The RER term is 0.5 at ``RER = 1``, the point where another
-    class explains the label as well as its own. Inputs are clipped to their
-    documented ranges; NaNs stay NaN.
-
-    Returns:
-        ``{name: (N,) array}`` for the signals given
-    """
-    given = {
-        "hardness": hardness,
-        "knn_agreement": knn_agreement,
-        "clip_agreement": clip_agreement,
-        "rer": rer,
-        "consensus": consensus,
-        "confidence": confidence,
-    }
-    terms = {}
-    for name, value in given.items():
-        if value is None:
-            continue
-        a = np.asarray(value, dtype=np.float64).reshape(-1)
-        if name == "hardness":
-            t = np.clip(a, 0, 1)
-        elif name == "clip_agreement":
-            t = _sigmoid(-clip_scale * np.clip(a, -2, 2))
-        elif name == "rer":
-            # rer / (1 + rer), written to stay finite for rer = inf.
-            r = np.clip(a, 0, None)
-            with np.errstate(invalid="ignore"):
-                t = np.where(np.isinf(r), 1.0, r / (1.0 + r))
-        else:
-            t = 1.0 - np.clip(a, 0, 1)
-        terms[name] = t
-    return terms
-
-
-def uncertainty(
-    *,
-    hardness: np.ndarray | None = None,
-    knn_agreement: np.ndarray | None = None,
-    clip_agreement: np.ndarray | None = None,
-    rer: np.ndarray | None = None,
-    consensus: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
-    weights: Mapping[str, float] | None = None,
-    clip_scale: float = 100.0,
-) -> np.ndarray:
-    """One uncertainty score per label from whichever signals are available.
-
-    The weighted mean of the available wrongness terms (see
-    :func:`wrongness_terms`)::
-
-        uncertainty_i = sum_s w_s * t_s(i) / sum_s w_s   over signals s with
-                                                        a finite t_s(i)
-
-    Range ``[0, 1]``; increasing in ``hardness`` and ``rer``, decreasing in
-    ``knn_agreement``, ``clip_agreement``, ``consensus`` and ``confidence``.
-    Signals that are not passed (``None``) or NaN for a label are left out of
-    that label's mean, so labels are scored by what is known about them;
-    a label with no finite term gets NaN. Weights default to 1 per signal.
-    ``margin`` is not an input: it measures the same thing as ``hardness``
-    and would count that evidence twice.
-
-    Args:
-        hardness, knn_agreement, clip_agreement, rer, consensus, confidence:
-            ``(N,)`` arrays or ``None``
-        weights: ``{signal name: non-negative weight}``; missing names get 1
-        clip_scale: logit scale of the CLIP term
-
-    Returns:
-        ``(N,)`` float64 array in ``[0, 1]`` (NaN where nothing is known)
-    """
-    terms = wrongness_terms(
-        hardness=hardness,
-        knn_agreement=knn_agreement,
-        clip_agreement=clip_agreement,
-        rer=rer,
-        consensus=consensus,
-        confidence=confidence,
-        clip_scale=clip_scale,
-    )
-    if not terms:
-        raise ValueError("uncertainty needs at least one signal")
-    lengths = {t.shape[0] for t in terms.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"signals have different lengths: {sorted(lengths)}")
-    weights = dict(weights or {})
-    unknown = set(weights) - set(terms) - {
-        "hardness", "knn_agreement", "clip_agreement", "rer", "consensus", "confidence"
-    }
-    if unknown:
-        raise ValueError(f"unknown signal weights: {sorted(unknown)}")
-    num = np.zeros(lengths.pop())
-    den = np.zeros_like(num)
-    for name, t in terms.items():
-        w = float(weights.get(name, 1.0))
-        if w < 0:
-            raise ValueError(f"weight of {name} must be non-negative")
-        ok = np.isfinite(t)
-        num += np.where(ok, w * np.where(ok, t, 0.0), 0.0)
-        den += np.where(ok, w, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return np.clip(out, 0.0, 1.0)

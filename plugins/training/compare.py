@@ -32,24 +32,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Generator
 
-from ..common import provenance, temp_evals
+from ..common import audit, provenance, temp_evals
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
-from ..review import audit
-from ..triage.report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, _check_costs
+from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, check_costs
 from . import yolo
 from ..common.fields import check_detections_field
+from ..common.label_vocab import HUMAN_DECISIONS
 from .export import INCLUDE, export_training_set, kept_labels_view, write_data_yaml
 
 METHOD = "train_on_accepted"
 MODELS = ("auto", "human")
 #: review actions that are a person's judgement of a label (undo and reset
 #: are not counted as looks)
-DECISION_ACTIONS = ("accept", "reject")
+DECISION_ACTIONS = ("accept", "reject", "correct")
 _STEPS = ("Exporting", "Training on auto-labels", "Training on human labels",
           "Testing the auto-label model", "Testing the human-label model")
 
@@ -99,8 +100,8 @@ def split_views(sample_collection, split_field: str | None = None, train: str = 
 def review_effort(train_view, label_field: str, seconds_per_box: float = SECONDS_PER_BOX) -> dict:
     """The human review spent on the auto-labels of the training samples.
 
-    Counted from the audit log (:mod:`..review.audit`): every ``accept`` or
-    ``reject`` entry on a label of ``label_field`` of these samples is one
+    Counted from the audit log (:mod:`..common.audit`): every ``accept``,
+    ``reject`` or ``correct`` entry on a label of ``label_field`` of these samples is one
     look, ``seconds_per_box`` long. Bulk actions (e.g. *Accept all green*)
     count as if a person looked at each label: an upper bound of the time.
 
@@ -116,12 +117,13 @@ def review_effort(train_view, label_field: str, seconds_per_box: float = SECONDS
     log = audit.read_log(train_view, label_ids=label_ids) if label_ids else []
     looks = [e for e in log if e["action"] in DECISION_ACTIONS and e.get("field") == label_field]
     counts = train_view.count_values(f"{label_field}.detections.review")
-    decided = train_view.filter_labels(label_field, F("review").is_in(["accepted", "rejected"]))
+    decided = train_view.filter_labels(label_field, F("review").is_in(list(HUMAN_DECISIONS)))
     return dict(
         num_decisions=len(looks),
         num_labels_reviewed=len({e["label_id"] for e in looks}),
         num_accepted=int(counts.get("accepted", 0)),
         num_rejected=int(counts.get("rejected", 0)),
+        num_corrected=int(counts.get("corrected", 0)),
         decided_by_queue={str(k): int(v) for k, v in decided.count_values(f"{label_field}.detections.queue").items()},
         reviewers=sorted({str(e["user"]) for e in looks}),
         seconds_per_box=float(seconds_per_box),
@@ -176,7 +178,7 @@ def _check_params(train_view, test_view, label_field, gt_field, include, pred_pr
         raise ValueError(f"Parameter 'export_dir': {str(export_dir)!r} is not empty")
     yolo.check_model(model)
     yolo.check_train_args(**train_args)
-    _check_costs(**costs)
+    check_costs(**costs)
 
 
 def _export_all(train_view, test_view, label_field, gt_field, include, val_fraction, root: Path) -> dict:
@@ -193,11 +195,14 @@ def _export_all(train_view, test_view, label_field, gt_field, include, val_fract
     )
     if not classes:
         raise ValueError("No class to train: the kept auto-labels and the human labels are all empty")
-    test = export_training_set(test_view, gt_field, root / "test", "all", classes, "test", skip_empty=False)
+    # detectors train and test on boxes, whatever masks the labels carry
+    test = export_training_set(test_view, gt_field, root / "test", "all", classes, "test", skip_empty=False,
+                               masks=False)
     out: dict[str, Any] = dict(classes=classes, test=test, models={})
     sources = dict(auto=(label_field, include, True), human=(gt_field, "all", False))
     for m, (field, inc, skip_empty) in sources.items():
-        fit = export_training_set(fit_view, field, root / m, inc, classes, "train", skip_empty=skip_empty)
+        fit = export_training_set(fit_view, field, root / m, inc, classes, "train", skip_empty=skip_empty,
+                                  masks=False)
         if fit["num_images"] == 0:
             raise ValueError(
                 f"No training image has a label for the {m} model: field '{field}' with include={inc!r} "
@@ -205,7 +210,8 @@ def _export_all(train_view, test_view, label_field, gt_field, include, val_fract
             )
         val = None
         if val_view is not None:
-            val = export_training_set(val_view, field, root / m, inc, classes, "val", skip_empty=skip_empty)
+            val = export_training_set(val_view, field, root / m, inc, classes, "val", skip_empty=skip_empty,
+                                      masks=False)
             if val["num_images"] == 0:
                 val = None
         yaml_path = write_data_yaml(
@@ -263,15 +269,30 @@ def compare_steps(
     _check_params(train_view, test_view, label_field, gt_field, include, pred_prefix, overwrite, val_fraction,
                   export_dir, model, costs, dict(epochs=epochs, imgsz=imgsz, batch=batch, workers=workers))
     device = device or yolo.default_device()
+    # without export_dir, the export (links to the dataset's media) and the
+    # weights go to a temporary folder that is removed when the run ends
+    temporary = not export_dir
+    root = Path(tempfile.mkdtemp(prefix="stoplight_train_")) if temporary else Path(export_dir)
+    try:
+        return (yield from _compare_in(
+            root, temporary, train_view, test_view, label_field, gt_field, include, model, epochs, imgsz,
+            batch, device, workers, seed, val_fraction, pred_prefix, costs, run_key, train_kwargs,
+        ))
+    finally:
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _compare_in(root, temporary, train_view, test_view, label_field, gt_field, include, model, epochs, imgsz,
+                batch, device, workers, seed, val_fraction, pred_prefix, costs, run_key, train_kwargs):
     dataset = train_view._root_dataset
-    root = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="stoplight_train_"))
     root.mkdir(parents=True, exist_ok=True)
     settings = dict(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
                     seed=seed, val_fraction=val_fraction, **(train_kwargs or {}))
     run_key = run_key or provenance.new_run_key(METHOD)
     record = provenance.start_run(
         dataset, run_key, method=METHOD, label_field=label_field, gt_field=gt_field, include=include,
-        export_dir=str(root), pred_prefix=pred_prefix, num_train_samples=len(train_view),
+        export_dir=None if temporary else str(root), pred_prefix=pred_prefix, num_train_samples=len(train_view),
         num_test_samples=len(test_view), **settings,
     )
     report: dict[str, Any] = {}
@@ -300,6 +321,10 @@ def compare_steps(
             tested[m] = dict(ul, map50_fiftyone=fo_map50, pred_field=pred_field, num_predictions=num_pred)
         report.update(_build_report(train_view, label_field, gt_field, include, exported, trained, tested,
                                     settings, costs, run_key, root))
+        if temporary:  # removed when the run ends: the report names no file of it
+            report["export_dir"] = None
+            for r in report["models"].values():
+                r["weights"] = r["data_yaml"] = None
         yield Progress(total, total, "Done")
     return run.summary
 
@@ -380,7 +405,8 @@ def compare_auto_vs_human(train_view, test_view, progress: bool = True, **kwargs
             "all"), ``model`` ("yolo11n.yaml"), ``epochs`` (50), ``imgsz``
             (640), ``batch`` (16), ``device`` (first GPU, else CPU),
             ``workers`` (0), ``seed`` (0), ``val_fraction`` (0.1),
-            ``export_dir`` (a new temp dir), ``pred_prefix`` ("trained"),
+            ``export_dir`` (default: a temporary folder, removed when the
+            run ends; the report then names no weights), ``pred_prefix`` ("trained"),
             ``overwrite`` (False: existing prediction fields are an error),
             ``seconds_per_box`` (3), ``cents_per_box`` (7),
             ``usd_per_gpu_hour`` (2.5), ``gpu_hours`` (0: GPU time spent

@@ -12,9 +12,10 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common import provenance
+from ..common import paths, provenance
 from ..common.app_progress import LongRunningOperator, run_with_progress
-from ..triage.report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
+from ..common.limits import limit
+from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
 
 DEFAULTS = dict(
     label_field="autolabels",
@@ -55,6 +56,20 @@ SHOWN = (
 def _get(ctx, name: str):
     value = ctx.params.get(name, None)
     return DEFAULTS[name] if value is None or value == "" else value
+
+
+def _path_errors(ctx) -> dict:
+    """``{param: message}`` for the form's local paths outside the allowed roots."""
+    errors = {}
+    def export_dir(value, param):
+        return None if value is None else paths.request_path(value, param)
+
+    for name, check in (("model", paths.request_location), ("export_dir", export_dir)):
+        try:
+            check(ctx.params.get(name) or None, name)
+        except ValueError as e:
+            errors[name] = str(e)
+    return errors
 
 
 def _lookup(report: dict, path: str):
@@ -104,15 +119,19 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
                    description="Field holding each sample's split; empty: the splits are sample tags")
         inputs.str("train_split", default=d["train_split"], label="Training split (tag or value)")
         inputs.str("test_split", default=d["test_split"], label="Test split (tag or value; human labels)")
+        errors = _path_errors(ctx)
         inputs.str("model", default=d["model"], label="Model",
-                   description=".yaml: random init, no download; local .pt: fine-tune; 'yolo11n.pt': downloaded")
+                   description=".yaml: random init, no download; local .pt: fine-tune; 'yolo11n.pt': downloaded",
+                   invalid="model" in errors, error_message=errors.get("model", ""))
         inputs.int("epochs", min=1, default=d["epochs"], label="Epochs")
         inputs.int("imgsz", min=32, default=d["imgsz"], label="Image size")
-        inputs.int("batch", min=1, default=d["batch"], label="Batch size")
+        inputs.int("batch", min=1, max=limit("train_batch_size"), default=d["batch"], label="Batch size")
         inputs.str("device", label="Device", description="e.g. 0, cuda:1, cpu (default: first GPU, else CPU)")
         inputs.float("val_fraction", min=0.0, max=0.9, default=d["val_fraction"],
                      label="Share of training images held out for model selection")
-        inputs.str("export_dir", label="Export folder", description="Default: a new temporary folder")
+        inputs.str("export_dir", label="Export folder",
+                   description="Default: a temporary folder, removed when the run ends",
+                   invalid="export_dir" in errors, error_message=errors.get("export_dir", ""))
         inputs.str("pred_prefix", default=d["pred_prefix"], label="Prediction fields prefix",
                    description="Predictions go to <prefix>_auto and <prefix>_human on the test samples")
         inputs.bool("overwrite", default=d["overwrite"], label="Replace existing prediction fields")
@@ -131,8 +150,13 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
             train=_get(ctx, "train_split"), test=_get(ctx, "test_split"),
         )
         kwargs = {k: _get(ctx, k) for k in DEFAULTS if k not in ("train_split", "test_split")}
+        # local paths of a request stay inside the server's allowed roots
+        kwargs["model"] = paths.request_location(kwargs["model"], "model")
+        export_dir = p.get("export_dir") or None
+        if export_dir is not None:
+            export_dir = paths.request_path(export_dir, "export_dir")
         gen = compare_steps(
-            train_view, test_view, device=p.get("device") or None, export_dir=p.get("export_dir") or None,
+            train_view, test_view, device=p.get("device") or None, export_dir=export_dir,
             run_key=p.get("run_key") or None, **kwargs,
         )
         report = yield from run_with_progress(ctx, gen, "Training on accepted labels")

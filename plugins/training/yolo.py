@@ -14,6 +14,9 @@ checkpoint (facts read in ultralytics 8.4's source):
 - ``YOLO_OFFLINE=1`` is set before ultralytics is first imported, unless
   the user set it: otherwise importing it resolves two DNS names and may
   send usage analytics;
+- importing ultralytics replaces ``PIL.Image.open`` for the whole process
+  with a wrapper that pip-installs a package on the first unreadable image;
+  Pillow's own function is put back at once (:mod:`..common.ultralytics_env`);
 - a model given as ``.yaml`` (default ``yolo11n.yaml``, shipped inside
   ultralytics) is built with random weights: nothing is downloaded.
   Pretrained weights come only from a local ``.pt`` the user gives, or from
@@ -40,6 +43,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..common.limits import check_int
+from ..common import ultralytics_env
+
 logger = logging.getLogger(__name__)
 
 #: ultralytics' validation defaults, also used for the stored predictions so
@@ -51,9 +57,7 @@ _MODEL_SUFFIXES = (".pt", ".yaml", ".yml")
 
 
 def _no_ultralytics_network() -> None:
-    from ..autolabel.backends.yolo import _no_ultralytics_network as set_offline
-
-    set_offline()
+    ultralytics_env.import_ultralytics()  # offline, and PIL.Image.open left to Pillow
 
 
 def import_ultralytics() -> None:
@@ -64,7 +68,6 @@ def import_ultralytics() -> None:
     a capture that is closed when the bar ends.
     """
     _no_ultralytics_network()
-    import ultralytics  # noqa: F401
 
 
 def default_device() -> str:
@@ -107,12 +110,16 @@ def check_model(model: str) -> str:
 
 def check_train_args(**args: Any) -> None:
     """Raises a ValueError naming the first of ``epochs``, ``imgsz``,
-    ``batch``, ``workers`` that is not an integer in its range."""
+    ``batch``, ``workers`` that is not an integer in its range (``batch``
+    and ``workers`` are bounded by :mod:`..common.limits`)."""
     lows = dict(epochs=1, imgsz=32, batch=1, workers=0)
+    bounded = dict(batch="train_batch_size", workers="num_workers")
     for name, v in args.items():
         low = lows[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ValueError(f"Parameter '{name}' must be an integer >= {low}; got {v!r}")
+        if name in bounded:
+            check_int(v, name, low, bounded[name])
 
 
 @contextlib.contextmanager
@@ -130,15 +137,13 @@ def _safe_ultralytics(param: str, source: str) -> Iterator[None]:
     import ultralytics.engine.trainer as trainer_mod
     import ultralytics.nn.tasks as tasks
 
-    from ..autolabel.backends.yolo import _SAFE_LOAD_LOCK
-
     safe_load = getattr(tasks, "_SafeLoad", None)
     if safe_load is None or not safe_load.SUPPORTED or not hasattr(tasks, "SAFE_LOAD"):
         raise ValueError(
             f"Parameter '{param}': checkpoints cannot be loaded safely with this ultralytics/torch "
             "(weights_only loading needs ultralytics >= 8.4 and torch >= 2.6); upgrade them"
         )
-    with _SAFE_LOAD_LOCK:
+    with ultralytics_env.SAFE_LOAD_LOCK:
         saved = (tasks.SAFE_LOAD, data_utils.check_font, trainer_mod.check_amp)
         tasks.SAFE_LOAD = True
         data_utils.check_font = _local_font

@@ -11,8 +11,8 @@ cross-fitted probability that each verified label is correct) and
   the exact binomial (Clopper–Pearson) bound on the calibration labels above
   it; the candidates are tested in a fixed order, from the highest threshold
   down, and the scan stops at the first one that cannot be certified
-  (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021),
-  which needs no multiplicity correction.
+  (fixed-sequence testing, as in Learn-then-Test, Angelopoulos et al. 2021);
+  two scans from two starts share ``delta`` (:func:`scan_starts`).
 - **Expected** (:func:`conformal_select`): the expected share of wrong labels
   among those selected is at most ``1 - target`` (conformal p-values with
   Benjamini–Hochberg, Jin & Candès 2023). Weaker — a bound on the average
@@ -98,18 +98,49 @@ def precision_curve(scores, correct, alpha: float, grid: np.ndarray = THRESHOLD_
     return dict(threshold=np.asarray(grid), n=n, k=k, precision=prec, lower=lower)
 
 
+def scan_starts(n_total: int, target: float, delta: float) -> list[int]:
+    """Where the fixed-sequence scans of :func:`pac_green_threshold` start:
+    calibration labels above the first threshold each one tests.
+
+    One start is fragile either way. At the bare minimum of labels
+    (:func:`min_labels_to_certify`) one wrong label among the very best
+    ends the scan before it starts (a digits calibration: one wrong label
+    among the top 37 of 1,900 left green empty). At a large start the first
+    set must already be clearly above the target (digitsdet: the top 230
+    labels, ~97 % right, fail 0.95 and green stayed empty although the top
+    60 were all right and carried the scan down to 892 labels). So, as in
+    Learn-then-Test's fixed-sequence testing with multiple starts, two scans
+    run, each at error ``delta / 2``: one from the bare minimum, one from
+    where a top part as precise as halfway between the target and 1 would
+    be certified (capped at a quarter of the labels). A small set where the
+    two coincide runs one scan at the full ``delta``. Depends on the counts
+    only, not on which labels are correct, so the test stays valid.
+
+    Returns:
+        the start counts, ascending; each scan runs at ``delta / len(starts)``
+    """
+    n_min = min_labels_to_certify(target, delta / 2.0)
+    mid = _labels_to_certify(np.array([(1.0 + target) / 2.0]), target, delta / 2.0)[0]
+    n_mid = int(mid) if np.isfinite(mid) else n_min
+    n_mid = min(n_mid, n_total // 4)
+    if n_mid <= n_min:
+        return [min_labels_to_certify(target, delta)]
+    return [n_min, n_mid]
+
+
 def pac_green_threshold(
     scores, correct, target: float, delta: float, grid: np.ndarray = THRESHOLD_GRID
 ) -> tuple[float | None, dict]:
     """Lowest threshold whose green set is certified by fixed-sequence testing.
 
-    Thresholds are visited from the top of ``grid`` down. Those with fewer
-    calibration labels above them than :func:`min_labels_to_certify` can
-    never be certified and are passed over (they come first, since counts
-    only grow as the threshold falls); from the first testable one on, each
-    is certified when the Clopper–Pearson lower bound at error ``delta`` on
-    the precision above it is at least ``target``, and the scan stops at the
-    first that is not.
+    Each scan of :func:`scan_starts` visits the thresholds of ``grid`` from
+    the top down, passing over those with fewer calibration labels above
+    them than its start (they come first, since counts only grow as the
+    threshold falls); from its first tested one on, each is certified when
+    the Clopper–Pearson lower bound at error ``delta / scans`` on the
+    precision above it is at least ``target``, and the scan stops at the
+    first that is not. A threshold certified by any scan is certified: the
+    scans' errors add up to at most ``delta`` (Bonferroni over the starts).
 
     Args:
         scores: ``(N,)`` cross-fitted P(correct) of the calibration labels
@@ -120,26 +151,30 @@ def pac_green_threshold(
 
     Returns:
         ``(threshold, info)``: the threshold (None when none is certified)
-        and a dict with ``n``, ``k``, ``precision`` and ``lower`` at that
-        threshold (or at the best testable one when none is certified)
+        and a dict with ``n``, ``k``, ``precision`` and ``lower`` (at the
+        scans' error) at that threshold, or, when none is certified, at the
+        threshold where the last scan stopped; ``starts`` holds the scans'
+        start counts
     """
-    curve = precision_curve(scores, correct, delta, grid)
-    n_min = min_labels_to_certify(target, delta)
+    starts = scan_starts(len(np.asarray(scores)), target, delta)
+    curve = precision_curve(scores, correct, delta / len(starts), grid)
     best = None
-    last_tested = None
-    for i in range(len(grid)):
-        if curve["n"][i] < n_min:
-            continue
-        last_tested = i
-        if curve["lower"][i] >= target:
-            best = i
-        else:
-            break
-    pick = best if best is not None else last_tested
+    last_failed = None
+    for n_start in starts:
+        for i in range(len(grid)):
+            if curve["n"][i] < n_start:
+                continue
+            if curve["lower"][i] >= target:
+                best = i if best is None else max(best, i)
+            else:
+                last_failed = i
+                break
+    pick = best if best is not None else last_failed
     info = {}
     if pick is not None:
         info = {key: float(curve[key][pick]) for key in ("n", "k", "precision", "lower")}
         info["n"], info["k"] = int(info["n"]), int(info["k"])
+    info["starts"] = starts
     return (float(grid[best]) if best is not None else None), info
 
 
@@ -222,17 +257,16 @@ def conformal_select(cal_scores, cal_correct, test_scores, target: float) -> np.
 
 
 def labels_needed(precision: float, fraction_above: float, n_have: int, target: float, delta: float) -> int | None:
-    """More verified labels a class needs before green can be certified.
+    """More verified labels needed before green can be certified.
 
-    Assumes the precision observed on the best-scoring part of the class
-    (``precision``, measured on a ``fraction_above`` share of its labels)
-    holds as labels are added; finds the smallest ``n`` whose Clopper–Pearson
-    lower bound at that precision reaches ``target``.
+    Assumes the precision observed on the best-scoring part of the labels
+    (``precision``, measured on a ``fraction_above`` share of them) holds as
+    labels are added; finds the smallest ``n`` above the threshold whose
+    Clopper–Pearson lower bound at that precision reaches ``target``.
 
     Returns:
-        how many more verified labels of the class are needed, 0 if none,
-        or None when ``precision <= target`` (more labels will not help:
-        the signals do not separate right from wrong well enough)
+        how many more verified labels are needed, 0 if none, or None when
+        ``precision <= target`` (at that precision no number certifies)
     """
     if not np.isfinite(precision) or precision <= target or fraction_above <= 0:
         return None
@@ -243,3 +277,74 @@ def labels_needed(precision: float, fraction_above: float, n_have: int, target: 
             break
         n = int(n * 1.05) + 1
     return max(0, int(math.ceil(n / fraction_above)) - int(n_have))
+
+
+#: fewest verified labels on which a plan's precision estimate rests: the
+#: plan looks at every top part, and small ones can look perfect by chance
+#: (29 of 29 right happens at 85 % precision once in a hundred)
+PLAN_MIN_LABELS = 50
+
+
+def certification_plan(scores, correct, target: float, delta: float) -> dict:
+    """The cheapest way to a certified green: how many more random verified
+    labels would certify which share of the labels.
+
+    For every top part of the verified labels ranked by score (at least
+    :data:`PLAN_MIN_LABELS` of them), the precision the labels there would
+    keep is estimated by its Jeffreys posterior mean ``(k + 1/2) / (n + 1)``
+    (never exactly 1, so a perfect small top does not promise a free
+    certificate), and :func:`labels_needed` gives the verified labels that
+    make the Clopper–Pearson bound reach ``target`` at that precision. The
+    plan is the top part that needs the fewest more.
+
+    Args:
+        scores: ``(N,)`` cross-fitted P(correct) of the verified labels
+        correct: ``(N,)`` bool
+        target: precision to certify
+        delta: error probability
+
+    Returns:
+        ``more_verified`` (None when no top part is estimated above the
+        target: more random labels cannot certify anything at the precision
+        observed), ``share`` (share of the labels that would be certified),
+        ``precision`` (its estimate), ``best_precision`` (highest estimate
+        over the top parts) and ``top`` (verified labels in that part)
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(correct, dtype=bool)
+    n = len(s)
+    out = dict(more_verified=None, share=None, precision=None, best_precision=None, top=None)
+    if n < PLAN_MIN_LABELS:
+        out["more_verified"] = max(min_labels_to_certify(target, delta) * 2 - n, 0) if n else None
+        return out
+    order = np.argsort(-s, kind="stable")
+    k = np.cumsum(y[order])
+    tops = np.arange(PLAN_MIN_LABELS, n + 1)
+    est = (k[tops - 1] + 0.5) / (tops + 1.0)
+    out["best_precision"] = round(float(est.max()), 4)
+    # a set large enough to certify is scanned from two starts, each at
+    # delta / 2 (scan_starts): plan for that bound
+    needed = _labels_to_certify(est, target, delta / 2.0)
+    more = np.ceil(needed * n / tops) - n
+    if np.isfinite(more).any():
+        i = int(np.nanargmin(np.where(np.isfinite(more), more, np.nan)))
+        out.update(more_verified=int(max(more[i], 0)), share=round(float(tops[i] / n), 4),
+                   precision=round(float(est[i]), 4), top=int(tops[i]))
+    return out
+
+
+def _labels_to_certify(precision: np.ndarray, target: float, delta: float) -> np.ndarray:
+    """Fewest labels (inf if none) at each observed ``precision`` whose
+    Clopper–Pearson lower bound reaches ``target``; the vectorised twin of
+    the search in :func:`labels_needed` (5 % steps)."""
+    prec = np.asarray(precision, dtype=np.float64)
+    out = np.full(len(prec), np.inf)
+    todo = prec > target
+    n = min_labels_to_certify(target, delta)
+    while todo.any() and n < 10_000_000:
+        lower, _ = clopper_pearson(np.floor(prec[todo] * n), np.full(todo.sum(), n), delta)
+        hit = np.nonzero(todo)[0][lower >= target]
+        out[hit] = n
+        todo[hit] = False
+        n = int(n * 1.05) + 1
+    return out

@@ -1,4 +1,5 @@
-"""App layer of triage: ``calibrate_triage``, ``assign_queues``, ``triage_report``.
+"""App layer of triage: ``calibrate_triage``, ``assign_queues``, ``triage_report``,
+``audit_green``, ``audit_tracks``.
 
 Each operator only translates ``ctx`` into a call of :mod:`.workflow` and
 shows what it returns.
@@ -10,7 +11,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
-from .report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
+from ..common.limits import limit
+from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
 
 CALIBRATE_DEFAULTS = dict(
     label_field="autolabels",
@@ -21,9 +23,10 @@ CALIBRATE_DEFAULTS = dict(
     guarantee="pac",
     iou=0.5,
     calibration_key="triage",
-    use_reviews=True,
+    use_reviews=False,
     folds=5,
     shrinkage=1.0,
+    scope="overall",
 )
 REPORT_DEFAULTS = dict(
     seconds_per_box=SECONDS_PER_BOX, cents_per_box=CENTS_PER_BOX, usd_per_gpu_hour=USD_PER_GPU_HOUR,
@@ -71,12 +74,20 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
         choices.add_choice("pac", label="PAC: holds with the confidence level (default)")
         choices.add_choice("expected", label="Expected: average false-discovery rate (weaker)")
         inputs.enum("guarantee", choices.values(), default=d["guarantee"], view=choices, label="Guarantee")
+        scopes = types.RadioGroup()
+        scopes.add_choice("overall", label="Overall: the whole green queue reaches the target (default)")
+        scopes.add_choice("class", label="Per class: each class's green reaches it (needs many more labels)")
+        inputs.enum("scope", scopes.values(), default=d["scope"], view=scopes, label="What the guarantee covers")
         inputs.float("iou", min=0.0, max=1.0, default=d["iou"], label="Match IoU")
         inputs.list("signals", types.String(), label="Signals",
                     description="Label attributes to use; empty: confidence, margin and every score present")
         inputs.str("calibration_key", default=d["calibration_key"], label="Calibration key")
-        inputs.bool("use_reviews", default=d["use_reviews"], label="Count human reviews as verified")
-        inputs.int("folds", min=2, default=d["folds"], label="Cross-fitting folds")
+        inputs.bool(
+            "use_reviews", default=d["use_reviews"], label="Count human reviews as verified",
+            description="Only if the reviewed labels were drawn at random: answers given in review order "
+                        "are not a random sample, and the guarantee would assume they are",
+        )
+        inputs.int("folds", min=2, max=limit("folds"), default=d["folds"], label="Cross-fitting folds")
         inputs.float("shrinkage", min=0.0, default=d["shrinkage"], label="Class shrinkage")
         inputs.bool("delegate", default=False, label="Delegate")
 
@@ -95,10 +106,14 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
         outputs.str("run_key", label="Calibration key")
         outputs.int("num_verified_labels", label="Verified labels")
         outputs.int("num_from_reviews", label="... of which from reviews")
+        outputs.str("scope", label="Guarantee covers")
+        outputs.float("green_threshold", label="Green threshold on P(correct) (overall)")
+        outputs.str("no_green_reason", label="Why no green")
         outputs.int("num_green_classes", label="Classes with a certified green")
         outputs.float("oof_auroc", label="Ranking quality (cross-fitted AUROC)")
         outputs.list("signals", types.String(), label="Signals used")
-        keys = ["run_key", "num_verified_labels", "num_from_reviews", "num_green_classes", "oof_auroc", "signals"]
+        keys = ["run_key", "num_verified_labels", "num_from_reviews", "scope", "green_threshold", "no_green_reason",
+                "num_green_classes", "oof_auroc", "signals"]
         yield from self.show_summary(ctx, summary, outputs, keys)
 
 
@@ -199,6 +214,155 @@ class TriageReport(foo.Operator):
         return types.Property(outputs, view=types.View(label="Triage report"))
 
 
+class AuditGreen(foo.Operator):
+    """Starts or continues the audit of a candidate green set: a random
+    sample for people to check, certifying the precision of the whole set;
+    see :func:`.green_audit.audit_green`. The SDK and the App get the same
+    dict (``status``, ``pending``, ``checked``, ``correct``,
+    ``candidates``, ``lower_bound``, ...).
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        result = foo.execute_operator(
+            "@stoplight/autolabel/audit_green",
+            ctx={"dataset": dataset},
+            params={"label_field": "autolabels", "calibration_key": "triage", "max_checks": 300},
+        ).result
+        print(result["status"], len(result["pending"]))
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="audit_green", label="Stoplight: audit green (certify by sampling)", icon="fact_check",
+            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Audit the labels of")
+        inputs.str("label_field", default="autolabels", label="Auto-label field")
+        inputs.str("calibration_key", label="Calibration key",
+                   description="Empty: 'triage' for a new audit; a continuing audit keeps its own")
+        inputs.str("audit_key", default="audit", label="Audit key",
+                   description="Run it again with the same key to continue the audit")
+        inputs.float("target_precision", min=0.5, max=0.999, label="Target precision",
+                     description="Empty: the calibration's")
+        inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level",
+                     description="Empty: the calibration's")
+        inputs.int("max_checks", min=1, max=10_000, label="Most answers to ask", description="Empty: 300")
+        inputs.bool("restart", default=False, label="Draw a new audit",
+                    description="Discards the audit under this key (answers stay as review decisions)")
+        inputs.bool("delegate", default=False, label="Delegate")
+        return types.Property(inputs, view=types.View(label="Audit a candidate green set"))
+
+    def resolve_delegation(self, ctx):
+        return ctx.params.get("delegate", None)
+
+    def execute(self, ctx):
+        from .green_audit import audit_green
+
+        p = ctx.params
+        result = audit_green(
+            ctx.target_view(),
+            label_field=p.get("label_field") or "autolabels",
+            calibration_key=p.get("calibration_key") or None,
+            audit_key=p.get("audit_key") or "audit",
+            target_precision=p.get("target_precision"),
+            confidence_level=p.get("confidence_level"),
+            max_checks=p.get("max_checks"),
+            restart=bool(p.get("restart", False)),
+        )
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return result
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("status", label="Status")
+        outputs.str("message", label="Where the audit stands")
+        outputs.int("candidates", label="Labels in the set")
+        outputs.int("checked", label="Answers counted")
+        outputs.int("correct", label="... of which correct")
+        outputs.float("lower_bound", label="Certified lower bound on precision")
+        outputs.int("certified_labels", label="Labels certified green")
+        return types.Property(outputs, view=types.View(label="Audit of green"))
+
+
+class AuditTracks(foo.Operator):
+    """Starts or continues the audit of the undecided tracks of a video
+    frame field: a random sample of tracks for people to decide whole
+    (``review_labels`` on a frame label decides its track), certifying the
+    track precision of the lot; see :func:`.track_audit_run.audit_tracks`.
+    The audit reads decisions and records nobody's, so it takes no reviewer.
+    The SDK and the App get the same dict (``status``, ``pending``,
+    ``tracks``, ``sampled``, ``answered``, ``wrong``, ``lower_bound``, ...).
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        result = foo.execute_operator(
+            "@stoplight/autolabel/audit_tracks",
+            ctx={"dataset": video_dataset},
+            params={"track_field": "frames.tracks", "target_precision": 0.9, "max_checks": 60},
+        ).result
+        print(result["status"], len(result["pending"]))
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="audit_tracks", label="Stoplight: audit video tracks (certify by sampling)", icon="fact_check",
+            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Audit the tracks of")
+        inputs.str("track_field", default="frames.tracks", label="Tracks field (frame-level)")
+        inputs.str("audit_key", default="track_audit", label="Audit key",
+                   description="Run it again with the same key to continue the audit")
+        inputs.float("target_precision", min=0.5, max=0.999, label="Target track precision",
+                     description="Share of tracks right on every frame; empty: 0.9")
+        inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level", description="Empty: 0.95")
+        inputs.int("max_checks", min=1, max=10_000, label="Most tracks to ask about", description="Empty: 100")
+        inputs.bool("restart", default=False, label="Draw a new audit",
+                    description="Discards the audit under this key (decisions stay on the labels)")
+        inputs.bool("delegate", default=False, label="Delegate")
+        return types.Property(inputs, view=types.View(label="Audit video tracks"))
+
+    def resolve_delegation(self, ctx):
+        return ctx.params.get("delegate", None)
+
+    def execute(self, ctx):
+        from .track_audit_run import audit_tracks
+
+        p = ctx.params
+        return audit_tracks(
+            ctx.target_view(),
+            track_field=p.get("track_field") or "frames.tracks",
+            audit_key=p.get("audit_key") or "track_audit",
+            target_precision=p.get("target_precision"),
+            confidence_level=p.get("confidence_level"),
+            max_checks=p.get("max_checks"),
+            restart=bool(p.get("restart", False)),
+        )
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("status", label="Status")
+        outputs.str("message", label="Where the audit stands")
+        outputs.int("tracks", label="Tracks in the lot")
+        outputs.int("sampled", label="Tracks sampled")
+        outputs.int("answered", label="Tracks decided")
+        outputs.int("wrong", label="... of which wrong")
+        outputs.float("lower_bound", label="Certified lower bound on track precision")
+        return types.Property(outputs, view=types.View(label="Audit of video tracks"))
+
+
 def _report_inputs(inputs) -> None:
     d = REPORT_DEFAULTS
     inputs.float("seconds_per_box", min=0.0, default=d["seconds_per_box"], label="Review seconds per box")
@@ -217,7 +381,15 @@ _SHOWN = [
     ("manual_usd", "Cost of labeling all by hand ($)", lambda r: r["cost"]["manual_usd"]),
     ("auto_usd", "Cost of auto-labeling + review ($)", lambda r: r["cost"]["auto_usd"]),
     ("final_precision", "Expected precision after review", lambda r: r["final"]["expected_precision"]),
+    ("auto_recall", "Recall of the auto-labels (verified objects)", lambda r: _recall(r, "auto")),
+    ("final_recall", "Recall of the final labels (verified objects)", lambda r: _recall(r, "final")),
+    ("missed_estimated", "Objects still missed (estimate, see report.missed)",
+     lambda r: ((r.get("missed") or {}).get("total") or {}).get("estimated_missed")),
 ]
+
+
+def _recall(report: dict, which: str):
+    return (((report.get("recall") or {}).get(which) or {}).get("overall") or {}).get("estimate")
 
 
 def _report_outputs(report: dict | None):

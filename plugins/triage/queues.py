@@ -19,10 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..common.label_vocab import GREEN, QUEUES, RED, YELLOW
 from . import guarantees
-
-GREEN, YELLOW, RED = "green", "yellow", "red"
-QUEUES = (GREEN, YELLOW, RED)
 
 
 def assign(
@@ -42,7 +40,6 @@ def assign(
     labels = np.asarray(labels, dtype=object)
     queue = np.full(len(p), YELLOW, dtype=object)
     per_class = calibration["per_class"]
-    target = calibration["target_precision"]
     for c in np.unique(labels) if len(labels) else []:
         m = labels == c
         info = per_class.get(c)
@@ -50,25 +47,37 @@ def assign(
             continue
         if info.get("red_threshold") is not None:
             queue[m & (p <= info["red_threshold"])] = RED
-        if calibration["guarantee"] == "pac":
-            if info.get("green_threshold") is not None:
-                queue[m & (p >= info["green_threshold"])] = GREEN
+        if calibration["guarantee"] == "pac" and info.get("green_threshold") is not None:
+            queue[m & (p >= info["green_threshold"])] = GREEN
+    if calibration["guarantee"] == "expected":
+        if folds is None:
+            raise ValueError("The 'expected' guarantee needs the fold of each label")
+        known = np.isin(labels, list(per_class))
+        if calibration.get("scope", "class") == "overall":
+            groups = [("", known)]
         else:
-            if folds is None:
-                raise ValueError("The 'expected' guarantee needs the fold of each label")
-            ver = calibration["verified"][c]
-            vs, vy, vf = (np.asarray(ver[k]) for k in ("scores", "correct", "fold"))
-            idx = np.nonzero(m)[0]
-            # a label's score is only comparable with verified labels scored
-            # by the same fold model: conformal p-values within its fold,
-            # one Benjamini-Hochberg over the class
-            pv = np.ones(len(idx))
-            for f in np.unique(folds[idx]):
-                inf = folds[idx] == f
-                pv[inf] = guarantees.conformal_pvalues(vs[vf == f], vy[vf == f].astype(bool), p[idx[inf]])
-            sel = guarantees.benjamini_hochberg(pv, 1.0 - target)
-            queue[idx[sel & (queue[idx] != RED)]] = GREEN
+            groups = [(c, labels == c) for c in np.unique(labels[known])]
+        for c, m in groups:
+            sel = _conformal_green(calibration, c or None, p, np.asarray(folds), np.nonzero(m)[0])
+            queue[sel[queue[sel] != RED]] = GREEN
     return queue
+
+
+def _conformal_green(calibration: dict, cls: str | None, p: np.ndarray, folds: np.ndarray,
+                     idx: np.ndarray) -> np.ndarray:
+    """Indices among ``idx`` selected by conformal selection against the
+    verified labels of ``cls`` (None: all classes pooled)."""
+    ver = calibration["verified"]
+    names = [cls] if cls is not None else list(ver)
+    vs, vy, vf = (np.concatenate([np.asarray(ver[c][k]) for c in names]) for k in ("scores", "correct", "fold"))
+    # a label's score is only comparable with verified labels scored by the
+    # same fold model: conformal p-values within its fold, one
+    # Benjamini-Hochberg over the group
+    pv = np.ones(len(idx))
+    for f in np.unique(folds[idx]):
+        inf = folds[idx] == f
+        pv[inf] = guarantees.conformal_pvalues(vs[vf == f], vy[vf == f].astype(bool), p[idx[inf]])
+    return idx[guarantees.benjamini_hochberg(pv, 1.0 - calibration["target_precision"])]
 
 
 def informativeness(p_correct: np.ndarray) -> np.ndarray:

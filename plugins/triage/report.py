@@ -13,6 +13,13 @@ Two kinds of precision appear, and the report keeps them apart:
 - ``expected_precision``: the mean P(correct) the model gives the queue's
   labels in the triaged view — an estimate, not a guarantee.
 
+Decisions made one label at a time (``accepted``, ``rejected``,
+``corrected``) are kept apart from bulk ones (``bulk_accepted``,
+``bulk_rejected``: a whole queue, class or cluster decided at once,
+``review_bulk``): a bulk accept is not a human check, so its labels keep
+their model-expected precision in the final figures instead of counting as
+certainly right.
+
 Costs: labeling by hand costs ``cents_per_box`` per box; auto-labeling
 costs the GPU time plus a person looking at every yellow label, priced —
 conservatively — like drawing it (``cents_per_box``); reviewing takes
@@ -29,13 +36,7 @@ import numpy as np
 
 from . import guarantees
 from .queues import GREEN, QUEUES, RED, YELLOW
-
-#: hand-drawing price per box (a common vendor figure) and box-verification
-#: time (Papadopoulos et al. 2016 measured ~1.6 s per yes/no box check;
-#: we assume a slower, careful check)
-CENTS_PER_BOX = 7.0
-SECONDS_PER_BOX = 3.0
-USD_PER_GPU_HOUR = 2.5
+from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, check_costs
 
 
 def _interval(k: int, n: int, confidence: float) -> list[float] | None:
@@ -62,8 +63,16 @@ def _verified_in_queue(calibration: dict, cls: str, queue: str, green_min_p: flo
     return int(m.sum()), int(y[m].sum())
 
 
-#: review states of the cell table (anything else counts as pending)
-REVIEWS = ("pending", "accepted", "rejected")
+#: review states of the cell table (anything else counts as pending); the
+#: ``bulk_`` ones are decisions made for a group at once (``review_bulk``)
+REVIEWS = ("pending", "accepted", "rejected", "corrected", "bulk_accepted", "bulk_rejected")
+
+
+def review_cell(review, bulk=None) -> str:
+    """The :data:`REVIEWS` state of a label's ``review`` and ``review_bulk``."""
+    if review in ("accepted", "rejected"):
+        return f"bulk_{review}" if bulk is True else review
+    return review if review == "corrected" else "pending"
 
 
 class Cells:
@@ -84,12 +93,6 @@ class Cells:
         self.green_min = np.full(len(class_names), np.inf)
 
 
-def _check_costs(**params) -> None:
-    for name, v in params.items():
-        if v is None or not np.isfinite(v) or v < 0:
-            raise ValueError(f"Parameter '{name}' must be a number >= 0; got {v!r}")
-
-
 def build_report(
     calibration: dict,
     labels: Sequence[str],
@@ -100,6 +103,7 @@ def build_report(
     cents_per_box: float = CENTS_PER_BOX,
     usd_per_gpu_hour: float = USD_PER_GPU_HOUR,
     gpu_hours: float = 0.0,
+    bulk: Sequence | None = None,
 ) -> dict:
     """Per-queue and per-class counts, precision, workload and cost.
 
@@ -109,17 +113,18 @@ def build_report(
         queue: ``(N,)`` its queue (None when unassigned)
         p_correct: ``(N,)`` its P(correct) (NaN when unassigned)
         review: ``(N,)`` its review state (None / "pending" / "accepted" /
-            "rejected")
+            "rejected" / "corrected")
         seconds_per_box: time a person needs to check one yellow label
         cents_per_box: price of drawing one box by hand
         usd_per_gpu_hour: GPU price
         gpu_hours: GPU time spent auto-labeling the view
+        bulk: ``(N,)`` its ``review_bulk`` (True: decided in bulk)
 
     Returns:
         dict with ``totals``, ``queues`` (per queue), ``classes`` (per class
         and queue), ``workload``, ``cost``, ``final`` and ``notes``
     """
-    _check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
+    check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
                  usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours)
     labels = np.asarray(labels, dtype=object)
     p = np.asarray(p_correct, dtype=np.float64)
@@ -131,7 +136,8 @@ def build_report(
     qcode = {q: i for i, q in enumerate(QUEUES)}
     qc = np.fromiter((qcode.get(q, len(QUEUES)) for q in queue), dtype=np.int64, count=len(labels))
     rcode = {r: i for i, r in enumerate(REVIEWS)}
-    rc = np.fromiter((rcode.get(r, 0) for r in review), dtype=np.int64, count=len(labels))
+    bulk = [None] * len(labels) if bulk is None else bulk
+    rc = np.fromiter((rcode[review_cell(r, b)] for r, b in zip(review, bulk)), dtype=np.int64, count=len(labels))
     cell = (lab * (len(QUEUES) + 1) + qc) * len(REVIEWS) + rc
     size = cells.n.size
     finite = np.isfinite(p)
@@ -148,7 +154,7 @@ def report_from_rows(calibration: dict, rows: Sequence[dict], seconds_per_box: f
                      gpu_hours: float = 0.0) -> dict:
     """:func:`build_report` from aggregated rows ``{label, queue, review, n,
     p_sum, p_n, p_min}`` (one per class, queue and review state present)."""
-    _check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
+    check_costs(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
                  usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours)
     names = sorted({r["label"] if isinstance(r["label"], str) else "" for r in rows} | set(calibration["per_class"]))
     index = {c: i for i, c in enumerate(names)}
@@ -156,7 +162,7 @@ def report_from_rows(calibration: dict, rows: Sequence[dict], seconds_per_box: f
     for r in rows:
         c = index[r["label"] if isinstance(r["label"], str) else ""]
         q = QUEUES.index(r["queue"]) if r["queue"] in QUEUES else len(QUEUES)
-        v = REVIEWS.index(r["review"]) if r["review"] in REVIEWS else 0
+        v = REVIEWS.index(review_cell(r["review"], r.get("bulk")))
         cells.n[c, q, v] += r["n"]
         cells.p_sum[c, q, v] += r.get("p_sum") or 0.0
         cells.p_n[c, q, v] += r.get("p_n") or 0
@@ -170,7 +176,8 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
     """The report of a :class:`Cells` table (see :func:`build_report`)."""
     conf = calibration["confidence_level"]
     names = cells.class_names
-    acc, rej = REVIEWS.index("accepted"), REVIEWS.index("rejected")
+    acc, rej, cor = REVIEWS.index("accepted"), REVIEWS.index("rejected"), REVIEWS.index("corrected")
+    bacc, brej = REVIEWS.index("bulk_accepted"), REVIEWS.index("bulk_rejected")
     n2, ps2, pn2 = cells.n.sum(axis=2), cells.p_sum.sum(axis=2), cells.p_n.sum(axis=2)
     qcode = {q: i for i, q in enumerate(QUEUES)}
 
@@ -181,6 +188,9 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
             count=int(n2[rows, j].sum()),
             accepted=int(cells.n[rows, j, acc].sum()),
             rejected=int(cells.n[rows, j, rej].sum()),
+            corrected=int(cells.n[rows, j, cor].sum()),
+            bulk_accepted=int(cells.n[rows, j, bacc].sum()),
+            bulk_rejected=int(cells.n[rows, j, brej].sum()),
             expected_precision=round(float(ps / pn), 4) if pn else None,
             expected_wrong=round(float(pn - ps), 1),
         )
@@ -194,8 +204,9 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
         out["verified"] = n
         out["verified_precision"] = round(k / n, 4) if n else None
         out["interval"] = _interval(k, n, conf)
-        if q == GREEN and cls is not None and calibration["guarantee"] == "pac":
-            info = calibration["per_class"].get(cls, {})
+        scope = calibration.get("scope", "class")
+        if q == GREEN and calibration["guarantee"] == "pac" and (cls is None) == (scope == "overall"):
+            info = calibration["per_class"].get(cls, {}) if cls is not None else calibration["overall"]
             out["certified_lower"] = info.get("green", {}).get("lower") if info.get("green_threshold") is not None else None
             out["threshold"] = info.get("green_threshold")
         if q == RED and cls is not None:
@@ -218,21 +229,26 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
     g, y, rd = (qcode[q] for q in (GREEN, YELLOW, RED))
     pend = REVIEWS.index("pending")
     n_total = int(cells.n.sum())
-    n_acc, n_rej = int(cells.n[:, :, acc].sum()), int(cells.n[:, :, rej].sum())
+    n_acc, n_rej, n_cor = (int(cells.n[:, :, i].sum()) for i in (acc, rej, cor))
+    n_bacc, n_brej = int(cells.n[:, :, bacc].sum()), int(cells.n[:, :, brej].sum())
     n_yellow = int(n2[:, y].sum())
     yellow_open = int(cells.n[:, y, pend].sum())
     hours = n_yellow * seconds_per_box / 3600.0
     manual = n_total * cents_per_box / 100.0
     auto = gpu_hours * usd_per_gpu_hour + n_yellow * cents_per_box / 100.0
 
-    # final dataset: green nobody decided + accepted + (expected) correct open yellow
+    # final dataset: green nobody decided and bulk-accepted labels (as the
+    # model expects them: nobody checked them) + labels people accepted or
+    # corrected one at a time + (expected) correct open yellow
     keep_green_n = float(cells.n[:, g, pend].sum())
     keep_green_p = float(cells.p_sum[:, g, pend].sum())
+    bulk_p = float(_expected_correct(cells, bacc))
     open_yellow_p = float(cells.p_sum[:, y, pend].sum())
-    exp_correct = keep_green_p + n_acc + open_yellow_p
-    exp_size = keep_green_n + n_acc + open_yellow_p
+    exp_correct = keep_green_p + bulk_p + n_acc + n_cor + open_yellow_p
+    exp_size = keep_green_n + n_bacc + n_acc + n_cor + open_yellow_p
     return dict(
         guarantee=calibration["guarantee"],
+        scope=calibration.get("scope", "class"),
         target_precision=calibration["target_precision"],
         confidence_level=conf,
         totals=dict(
@@ -240,15 +256,20 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
             unassigned=int(n2[:, len(QUEUES)].sum()),
             accepted=n_acc,
             rejected=n_rej,
-            pending=n_total - n_acc - n_rej,
+            corrected=n_cor,
+            bulk_accepted=n_bacc,
+            bulk_rejected=n_brej,
+            pending=n_total - n_acc - n_rej - n_cor - n_bacc - n_brej,
         ),
         queues=queues,
         classes=classes,
         workload=dict(
             yellow=n_yellow,
             yellow_open=yellow_open,
-            hours=round(hours, 2),
-            hours_open=round(yellow_open * seconds_per_box / 3600.0, 2),
+            # four decimals: the panel rounds again to tenths, and 0.151 h
+            # rounded to 0.15 first would show as 0.1
+            hours=round(hours, 4),
+            hours_open=round(yellow_open * seconds_per_box / 3600.0, 4),
             seconds_per_box=seconds_per_box,
         ),
         cost=dict(
@@ -263,6 +284,8 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
         final=dict(
             expected_labels=round(exp_size, 1),
             expected_precision=round(exp_correct / exp_size, 4) if exp_size > 0 else None,
+            checked_by_people=n_acc + n_cor,
+            bulk_accepted=n_bacc,
             dropped_red=int(n2[:, rd].sum()),
             expected_correct_dropped=round(float(ps2[:, rd].sum()), 1),
         ),
@@ -270,25 +293,38 @@ def report_from_cells(calibration: dict, cells: Cells, seconds_per_box: float, c
     )
 
 
+def _expected_correct(cells: Cells, review: int) -> float:
+    """Expected correct labels in a review state: the sum of their
+    P(correct) (a label without one counts as wrong: conservative)."""
+    return float(cells.p_sum[:, :, review].sum())
+
+
 def _notes(calibration: dict) -> list[str]:
     notes = []
+    conf, target = calibration["confidence_level"], calibration["target_precision"]
+    overall = calibration.get("scope", "class") == "overall"
+    covered = "the whole green queue (all classes together)" if overall else "each class's green labels"
     if calibration["guarantee"] == "pac":
         notes.append(
-            f"Green (PAC): for each class with a green threshold, with probability >= "
-            f"{calibration['confidence_level']:.0%} over the draw of the verified labels, the precision "
-            f"of its green labels is >= {calibration['target_precision']:.0%}; assumes the verified "
-            "labels are a random sample of the triaged labels."
+            f"Green (PAC, {'overall' if overall else 'per class'}): with probability >= {conf:.0%} over the "
+            f"draw of the verified labels, the precision of {covered} is >= {target:.0%}; assumes the "
+            "verified labels are a random sample of the triaged labels."
+            + (" A single class inside it may be below the target." if overall else "")
         )
     else:
         notes.append(
-            f"Green (expected): the expected share of wrong labels among each class's green labels is "
-            f"<= {1 - calibration['target_precision']:.0%} (conformal selection with Benjamini-Hochberg). "
-            "This bounds the average over calibration draws, not each draw: weaker than PAC, and it "
-            "selects more."
+            f"Green (expected, {'overall' if overall else 'per class'}): the expected share of wrong labels "
+            f"among {covered} is <= {1 - target:.0%} (conformal selection with Benjamini-Hochberg). This "
+            "bounds the average over calibration draws, not each draw: weaker than PAC, and it selects more."
         )
-    for c, info in calibration["per_class"].items():
+    if calibration.get("num_from_reviews"):
+        notes.append(
+            f"{calibration['num_from_reviews']} of the verified labels are reviews (use_reviews): the guarantee "
+            "assumes they are a random sample of the triaged labels, which reviews given in review order are not."
+        )
+    groups = [("The green queue", calibration["overall"])] if overall and "overall" in calibration else [
+        (f"Class '{c}'", info) for c, info in calibration["per_class"].items()]
+    for who, info in groups:
         if info.get("no_green_reason"):
-            more = info.get("more_labels_needed")
-            extra = f"; about {more} more verified labels needed" if more else ""
-            notes.append(f"Class '{c}' has no green: {info['no_green_reason']}{extra}.")
+            notes.append(f"{who} has no green: {info['no_green_reason']}.")
     return notes

@@ -10,7 +10,7 @@ that listing backends stays cheap when the App rebuilds its registry.
 import importlib
 import pkgutil
 
-from .base import Predictions, ZeroShotDetector, _REGISTRY, register
+from .base import Predictions, ZeroShotDetector, register, registered
 
 _discovered = False
 
@@ -28,7 +28,7 @@ def _discover() -> None:
 def available_backends() -> list[str]:
     """The names accepted by the ``backend`` parameter, sorted."""
     _discover()
-    return sorted(_REGISTRY)
+    return sorted(registered())
 
 
 def get_backend(name: str) -> type[ZeroShotDetector]:
@@ -39,7 +39,7 @@ def get_backend(name: str) -> type[ZeroShotDetector]:
     """
     _discover()
     try:
-        return _REGISTRY[name]
+        return registered()[name]
     except KeyError:
         raise ValueError(
             f"Unknown backend {name!r}; choose one of "

@@ -251,6 +251,11 @@ class HFDetector(ZeroShotDetector):
 
     #: accepted ``config.model_type`` values of checkpoints
     model_types: ClassVar[tuple[str, ...]]
+    #: transformers class that loads the model; ``None``:
+    #: ``AutoModelForZeroShotObjectDetection``
+    model_class: ClassVar[str | None] = None
+    #: transformers class that loads the processor; ``None``: ``AutoProcessor``
+    processor_class: ClassVar[str | None] = None
     #: option names and defaults this backend accepts
     default_options: ClassVar[dict[str, Any]] = {"min_score": 0.001, "trust_remote_code": False}
 
@@ -271,10 +276,16 @@ class HFDetector(ZeroShotDetector):
             raise ValueError("Option 'trust_remote_code' must be True or False")
         self.processor, self.model = self._load(self.options["trust_remote_code"])
 
+    def _model_config(self, config):
+        """The config to build the model from (a hook: a checkpoint may hold
+        several models, e.g. SAM 3's detector next to its video tracker)."""
+        return config
+
     def _load(self, trust_remote_code: bool):
         """Loads processor and model; hub ids and local dirs take one path."""
         import torch
-        from transformers import AutoConfig, AutoModelForZeroShotObjectDetection, AutoProcessor
+        import transformers
+        from transformers import AutoConfig
 
         checkpoint, is_local = resolve_checkpoint(self.checkpoint)
         self.checkpoint = checkpoint
@@ -286,15 +297,22 @@ class HFDetector(ZeroShotDetector):
                 f"Parameter 'checkpoint': {checkpoint!r} is a {config.model_type!r} "
                 f"model; backend {self.name!r} needs one of {', '.join(self.model_types)}"
             )
-        processor = AutoProcessor.from_pretrained(checkpoint, **kwargs)
+        config = self._model_config(config)
+        # a named class is this package's choice, never the checkpoint's
+        # code: the Auto classes alone take trust_remote_code
+        processor_cls = getattr(transformers, self.processor_class or "AutoProcessor")
+        processor = processor_cls.from_pretrained(
+            checkpoint, **({} if self.processor_class else kwargs)
+        )
+        model_cls = getattr(transformers, self.model_class or "AutoModelForZeroShotObjectDetection")
+        if self.model_class:
+            kwargs = {}
         if is_local and any(f.endswith(".safetensors") for f in os.listdir(checkpoint)):
             # never unpickle weights when safetensors are there
             kwargs["use_safetensors"] = True
         try:
             # pickled weights (pytorch_model.bin) load with weights_only=True
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(
-                checkpoint, config=config, **kwargs
-            )
+            model = model_cls.from_pretrained(checkpoint, config=config, **kwargs)
         except pickle.UnpicklingError as e:
             # torch's message ends with the refused global, e.g. posix.system
             reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)

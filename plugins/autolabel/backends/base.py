@@ -2,8 +2,9 @@
 
 A backend turns a batch of decoded RGB images and a list of text prompts into
 boxes in absolute ``xyxy`` pixel coordinates of each *original* image, with
-one score per prompt. Everything else (ontology mapping, thresholds, NMS,
-normalization, FiftyOne I/O) is done once, by the pipeline.
+one score per prompt, and optionally an instance mask per box (segmenting
+backends such as SAM 3). Everything else (ontology mapping, thresholds, NMS,
+normalization, mask cropping, FiftyOne I/O) is done once, by the pipeline.
 
 Adding a backend means adding one module to this package that subclasses
 :class:`ZeroShotDetector` and decorates it with :func:`register`.
@@ -34,11 +35,19 @@ class Predictions:
             set ``has_score_vector=False``.
         has_score_vector: whether ``prompt_scores`` holds real scores for
             every prompt (written to labels as ``class_scores``).
+        masks: ``None`` (boxes only), or an ``(N, h, w)`` float array: one
+            soft mask per box over the *whole* original image at any
+            resolution ``h x w`` (the model's own), values in ``[0, 1]``.
+            The pipeline resizes it to the image bilinearly
+            (``align_corners=False``), keeps pixels ``> 0.5`` and stores the
+            part inside the written box as the label's FiftyOne instance
+            ``mask`` (see :func:`plugins.common.masks.crop_mask`).
     """
 
     boxes: np.ndarray
     prompt_scores: np.ndarray
     has_score_vector: bool = True
+    masks: np.ndarray | None = None
 
     def __post_init__(self):
         self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
@@ -49,6 +58,13 @@ class Predictions:
                 "prompt_scores must have shape (num_boxes, num_prompts); got "
                 f"{self.prompt_scores.shape} for {n} boxes"
             )
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks)
+            if self.masks.ndim != 3 or len(self.masks) != n:
+                raise ValueError(
+                    "masks must have shape (num_boxes, height, width); got "
+                    f"{self.masks.shape} for {n} boxes"
+                )
 
     @classmethod
     def empty(cls, num_prompts: int) -> "Predictions":
@@ -81,6 +97,8 @@ class ZeroShotDetector(abc.ABC):
     default_options: ClassVar[dict[str, Any]] = {}
     #: whether predictions carry a score for every prompt
     exposes_score_vector: ClassVar[bool] = True
+    #: whether predictions carry an instance mask per box (``Predictions.masks``)
+    produces_masks: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -145,6 +163,11 @@ def register(cls: type[ZeroShotDetector]) -> type[ZeroShotDetector]:
     """Class decorator that makes a backend available by its ``name``."""
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def registered() -> dict[str, type[ZeroShotDetector]]:
+    """The backends registered so far, by name (a copy)."""
+    return dict(_REGISTRY)
 
 
 def is_local_path(checkpoint: str) -> bool:

@@ -180,6 +180,9 @@ class GroundingDinoDetector(HFDetector):
     default_checkpoint = "IDEA-Research/grounding-dino-tiny"
     model_types = ("grounding-dino",)
     default_options: ClassVar[dict[str, Any]] = {**HFDetector.default_options, "token_score": "max"}
+    # transformers class names of random checkpoints, resolved lazily
+    _config_cls: ClassVar[str] = "GroundingDinoConfig"
+    _model_cls: ClassVar[str] = "GroundingDinoForObjectDetection"
 
     def __init__(
         self,
@@ -265,17 +268,15 @@ class GroundingDinoDetector(HFDetector):
         grounding-dino-tiny's architecture (Swin-T, BERT-base, 900 queries,
         6+6 layers) at the published 800-1333 pixel input size.
         """
-        from transformers import (
-            GroundingDinoConfig,
-            GroundingDinoForObjectDetection,
-            GroundingDinoImageProcessor,
-            GroundingDinoProcessor,
-        )
+        import transformers
+        from transformers import GroundingDinoImageProcessor, GroundingDinoProcessor
 
+        config_cls = getattr(transformers, cls._config_cls)
+        model_cls = getattr(transformers, cls._model_cls)
         check_size(size)
         tokenizer = bert_tokenizer()
         if size == "tiny":
-            config = GroundingDinoConfig(
+            config = config_cls(
                 backbone_config=dict(
                     model_type="swin", embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                     window_size=4, out_features=["stage2", "stage3", "stage4"],
@@ -292,8 +293,8 @@ class GroundingDinoDetector(HFDetector):
                 size={"shortest_edge": 64, "longest_edge": 96}
             )
         else:
-            config = GroundingDinoConfig()
+            config = config_cls()
             image_processor = GroundingDinoImageProcessor()
-        model = seeded(lambda: GroundingDinoForObjectDetection(config).eval())
+        model = seeded(lambda: model_cls(config).eval())
         processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
         return save_checkpoint(model, processor, directory)

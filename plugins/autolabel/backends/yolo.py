@@ -25,392 +25,30 @@ thresholding and NMS. Facts checked in ultralytics 8.4's sources:
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import logging
 import math
-import os
-import pickle
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .. import boxes as B
+from ...common.ultralytics_env import import_ultralytics, safe_loading
+
 from .base import Predictions, ZeroShotDetector, register
+from ..letterbox import LetterboxedBatch, decode_raw, letterbox
+from ._yolo_random import CALIBRATION_PROMPTS, calibrate_random_head, head_embed_dim
+from ._yolo_text import (
+    MODEL_FILE,
+    TEXT_ENCODER_DIR,
+    TextEncoder,
+    load_text_embeddings,
+    open_clip_source,
+    resolve_checkpoint,
+    save_random_text_encoder,
+)
 
 logger = logging.getLogger(__name__)
-
-#: ultralytics' letterbox padding value
-PAD_VALUE = 114
-#: inside a checkpoint directory: the ultralytics model and the text encoder
-MODEL_FILE = "model.pt"
-TEXT_ENCODER_DIR = "text_encoder"
-#: open_clip's local-dir layout (what ``create_model("local-dir:...")`` reads)
-OPEN_CLIP_CONFIG = "open_clip_config.json"
-OPEN_CLIP_WEIGHTS = "open_clip_model.safetensors"
-_MODEL_SUFFIXES = (".pt", ".yaml", ".yml")
-_TEXT_BATCH = 256
-#: prompts whose (random) features calibrate random checkpoints
-_CALIBRATION_PROMPTS = ["person", "car", "dog", "bus", "bicycle", "chair", "cup", "tree"]
-
-
-# --------------------------------------------------------------------------
-# pure helpers (no model): letterbox and decoding
-
-
-def letterbox_params(
-    height: int, width: int, imgsz: int, stride: int = 32, rect: bool = False
-) -> tuple[tuple[int, int], tuple[float, float], tuple[int, int, int, int]]:
-    """Letterbox geometry of one image, exactly as ultralytics' ``LetterBox``.
-
-    Args:
-        height: original image height
-        width: original image width
-        imgsz: side of the square target
-        stride: the model's largest stride
-        rect: pad only to the next multiple of ``stride`` (ultralytics'
-            ``auto``) instead of to the full square
-
-    Returns:
-        ``(new_w, new_h)`` resized size, ``(gain_x, gain_y)`` per-axis resize
-        factors, and ``(left, top, right, bottom)`` padding in pixels
-    """
-    r = min(imgsz / height, imgsz / width)
-    # ultralytics keeps thin images at least one pixel wide
-    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
-    dw, dh = imgsz - new_w, imgsz - new_h
-    if rect:
-        dw, dh = dw % stride, dh % stride
-    dw, dh = dw / 2, dh / 2
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    return (new_w, new_h), (new_w / width, new_h / height), (left, top, right, bottom)
-
-
-def letterbox(
-    image: np.ndarray, imgsz: int = 640, stride: int = 32, rect: bool = False
-) -> tuple[np.ndarray, tuple[float, float], tuple[int, int]]:
-    """Resizes (aspect kept) and pads an image like ultralytics does.
-
-    Args:
-        image: ``HxWx3`` uint8 image
-        imgsz: side of the square target
-        stride: the model's largest stride
-        rect: pad only to the next multiple of ``stride``
-
-    Returns:
-        the letterboxed image, ``(gain_x, gain_y)`` and ``(pad_left,
-        pad_top)``, the values :func:`decode_raw` needs to map boxes back
-    """
-    import cv2
-
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"Expected an HxWx3 image; got shape {image.shape}")
-    h, w = image.shape[:2]
-    (new_w, new_h), gain, (left, top, right, bottom) = letterbox_params(h, w, imgsz, stride, rect)
-    if (w, h) != (new_w, new_h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    image = cv2.copyMakeBorder(
-        image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
-    )
-    return image, gain, (left, top)
-
-
-def decode_raw(
-    raw: np.ndarray,
-    gain: float | tuple[float, float],
-    pad: tuple[float, float],
-    num_prompts: int,
-    min_score: float = 0.001,
-    max_candidates: int = 1000,
-) -> Predictions:
-    """Decodes one image's raw head output into original-image boxes.
-
-    Args:
-        raw: ``(4 + nc [+ extra], anchors)``: letterboxed ``cx, cy, w, h``
-            pixels, then per-prompt sigmoid scores (any further rows, e.g.
-            mask coefficients, are ignored)
-        gain: the letterbox resize factor, one for both axes or
-            ``(gain_x, gain_y)``
-        pad: ``(pad_left, pad_top)`` of the letterbox
-        num_prompts: number of score rows ``P``
-        min_score: anchors whose best prompt score is below are dropped
-        max_candidates: at most this many anchors are kept, by best score
-
-    Returns:
-        boxes in original-image ``xyxy`` pixels (not clipped) sorted by best
-        score, and the ``(N, P)`` per-prompt scores
-    """
-    raw = np.asarray(raw, dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[0] < 4 + num_prompts:
-        raise ValueError(
-            f"raw must have shape (4 + {num_prompts} [+ extra], anchors); got {raw.shape}"
-        )
-    scores = raw[4 : 4 + num_prompts].T
-    best = scores.max(axis=1, initial=-np.inf)
-    keep = np.flatnonzero(best >= min_score)  # NaN scores compare False: dropped
-    keep = keep[np.argsort(-best[keep], kind="stable")][:max_candidates]
-    gx, gy = (gain, gain) if np.isscalar(gain) else gain
-    xyxy = B.cxcywh_to_xyxy(raw[:4, keep].T)
-    # B.unletterbox takes one gain; ultralytics maps back with one per axis
-    xyxy = B.unletterbox(xyxy, 1.0, pad) / np.array([gx, gy, gx, gy], dtype=np.float64)
-    return Predictions(xyxy, np.clip(scores[keep], 0.0, 1.0), has_score_vector=True)
-
-
-@dataclasses.dataclass
-class LetterboxedBatch:
-    """What :meth:`YOLOWorldDetector.prepare` hands to ``predict``.
-
-    Attributes:
-        pixels: ``(B, H, W, 3)`` uint8 RGB tensor. Kept as uint8 so the
-            host-to-device copy is 4x smaller; it becomes ``[0, 1]`` floats
-            on the device, as in ultralytics' own predictor
-        gains: ``(gain_x, gain_y)`` per image
-        pads: ``(pad_left, pad_top)`` per image
-    """
-
-    pixels: Any
-    gains: list[tuple[float, float]]
-    pads: list[tuple[int, int]]
-
-
-# --------------------------------------------------------------------------
-# checkpoints and text encoders
-
-
-def resolve_checkpoint(checkpoint: str) -> tuple[str, str | None]:
-    """Splits a ``checkpoint`` value into a model source and a text encoder.
-
-    Returns:
-        ``(model, text_encoder_dir)``: ``model`` is a local ``.pt``/``.yaml``
-        path or an ultralytics name; ``text_encoder_dir`` is the
-        ``text_encoder/`` folder of a checkpoint directory, or ``None``
-
-    Raises:
-        ValueError: naming the ``checkpoint`` parameter, for URLs, missing
-            local paths, directories without a model and unknown suffixes
-    """
-    value = str(checkpoint).strip()
-    if "://" in value:
-        raise ValueError(
-            f"Parameter 'checkpoint': URLs are not supported ({value!r}); download the file "
-            "and pass its path, or pass an ultralytics weight name such as 'yoloe-11l-seg.pt'"
-        )
-    path = Path(os.path.expanduser(value))
-    if path.is_dir():
-        model = path / MODEL_FILE
-        if not model.is_file():
-            pts = sorted(path.glob("*.pt"))
-            if len(pts) != 1:
-                raise ValueError(
-                    f"Parameter 'checkpoint': directory {value!r} must contain '{MODEL_FILE}' "
-                    f"(or exactly one .pt file); found {sorted(p.name for p in path.iterdir())}"
-                )
-            model = pts[0]
-        te = path / TEXT_ENCODER_DIR
-        return str(model), str(te) if te.is_dir() else None
-    if path.is_file():
-        if path.suffix.lower() not in _MODEL_SUFFIXES:
-            raise ValueError(
-                f"Parameter 'checkpoint': {value!r} is not an ultralytics .pt checkpoint "
-                "or a model .yaml"
-            )
-        return str(path), None
-    if "/" in value or os.sep in value or value.startswith(("~", ".")):
-        raise ValueError(f"Parameter 'checkpoint': no such file or directory: {value!r}")
-    if not value.lower().endswith(_MODEL_SUFFIXES):
-        raise ValueError(
-            f"Parameter 'checkpoint': {value!r} is neither a local path nor an ultralytics "
-            "model name ending in .pt (weights, downloaded by ultralytics) or .yaml "
-            "(architecture with random weights)"
-        )
-    return value, None
-
-
-def _open_clip_source(text_encoder: str, checkpoint: str | None) -> tuple[str, str | None]:
-    """Validates an open_clip text encoder spec; returns create_model args."""
-    path = Path(os.path.expanduser(text_encoder))
-    if text_encoder.startswith("local-dir:"):
-        path = Path(os.path.expanduser(text_encoder[len("local-dir:") :]))
-    if path.is_dir() or text_encoder.startswith("local-dir:"):
-        if checkpoint:
-            raise ValueError(
-                "Option 'text_encoder_checkpoint' applies to open_clip architecture names; "
-                f"the folder {text_encoder!r} carries its own weights"
-            )
-    else:
-        # a built-in open_clip architecture name: weights must be a local
-        # file, because a pretrained tag would be downloaded
-        if not checkpoint:
-            raise ValueError(
-                f"Option 'text_encoder' {text_encoder!r} needs 'text_encoder_checkpoint', a "
-                "local weights file (open_clip pretrained tags are not downloaded)"
-            )
-        import open_clip
-
-        if open_clip.get_model_config(text_encoder) is None:
-            raise ValueError(
-                f"Option 'text_encoder': {text_encoder!r} is neither an open_clip model name "
-                "nor a folder in open_clip's local-dir layout"
-            )
-        ckpt = os.path.expanduser(checkpoint)
-        if not os.path.isfile(ckpt):
-            raise ValueError(f"Option 'text_encoder_checkpoint': no such file: {checkpoint!r}")
-        return text_encoder, ckpt
-    if not (path / OPEN_CLIP_CONFIG).is_file():
-        raise ValueError(
-            f"Text encoder directory {str(path)!r} must contain {OPEN_CLIP_CONFIG} "
-            "(open_clip's local-dir layout)"
-        )
-    if not any(path.glob(f"*{ext}") for ext in (".safetensors", ".bin", ".pth")):
-        # open_clip would silently fall back to random weights
-        raise ValueError(f"Text encoder directory {str(path)!r} holds no weights file")
-    return f"local-dir:{path}", None
-
-
-@contextlib.contextmanager
-def _no_pickles(path: str):
-    """numpy's refusal of object arrays, as an error naming the option."""
-    try:
-        yield
-    except ValueError as e:
-        if "allow_pickle" not in str(e):
-            raise
-        raise ValueError(
-            f"Option 'text_embeddings': {path!r} holds pickled Python objects, which are "
-            "never loaded (they could run code); save plain float arrays"
-        ) from None
-
-
-def _load_text_embeddings(value: Any) -> dict[str, np.ndarray]:
-    """Reads the ``text_embeddings`` option into ``{prompt: vector}``."""
-    if isinstance(value, (str, os.PathLike)):
-        path = os.path.expanduser(str(value))
-        if not os.path.isfile(path):
-            raise ValueError(f"Option 'text_embeddings': no such file: {str(value)!r}")
-        with _no_pickles(path):
-            with np.load(path, allow_pickle=False) as data:
-                if "prompts" not in data or "embeddings" not in data:
-                    raise ValueError(
-                        "Option 'text_embeddings': a .npz file needs arrays 'prompts' (P,) "
-                        "and 'embeddings' (P, D)"
-                    )
-                prompts, emb = data["prompts"], data["embeddings"]
-        if emb.ndim != 2 or len(emb) != len(prompts):
-            raise ValueError(
-                f"Option 'text_embeddings': 'embeddings' must be (P, D) with P = "
-                f"{len(prompts)}; got {emb.shape}"
-            )
-        return {str(p): np.asarray(e, dtype=np.float32) for p, e in zip(prompts, emb)}
-    if isinstance(value, Mapping):
-        out = {}
-        for prompt, vec in value.items():
-            if isinstance(vec, (str, os.PathLike)):
-                with _no_pickles(str(vec)):
-                    vec = np.load(os.path.expanduser(str(vec)), allow_pickle=False)
-            vec = np.asarray(vec, dtype=np.float32)
-            if vec.ndim != 1:
-                raise ValueError(
-                    f"Option 'text_embeddings': the vector of {prompt!r} must be 1-D; "
-                    f"got shape {vec.shape}"
-                )
-            out[str(prompt)] = vec
-        return out
-    raise ValueError(
-        "Option 'text_embeddings' must be {prompt: vector or .npy path} or a .npz path; "
-        f"got {type(value).__name__}"
-    )
-
-
-class _TextEncoder:
-    """An open_clip text tower that returns unit text features."""
-
-    def __init__(self, name: str, checkpoint: str | None, device: str):
-        import open_clip
-        import torch
-
-        try:
-            # open_clip reads .bin/.pth weights with torch.load(weights_only=True)
-            model = open_clip.create_model(
-                name,
-                pretrained=checkpoint,
-                device="cpu",
-                # never fetch tower weights: only the given file is loaded
-                pretrained_image=False,
-                pretrained_text=False,
-            )
-        except pickle.UnpicklingError as e:
-            reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
-            raise ValueError(
-                f"Text encoder {name!r}: its weights are a pickle that references code, "
-                f"refused by weights_only loading (nothing was run): {reason.rstrip('.')}. "
-                "Use weights saved with safetensors"
-            ) from e
-        if getattr(model, "visual", None) is not None:
-            model.visual = None  # only the text tower is used: free its memory
-        self.model = model.to(device).eval()
-        self.tokenizer = open_clip.get_tokenizer(name)
-        self.device = device
-        self._torch = torch
-
-    def __call__(self, prompts: Sequence[str]):
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(prompts), _TEXT_BATCH):
-                tokens = self.tokenizer(list(prompts[i : i + _TEXT_BATCH])).to(self.device)
-                out.append(self.model.encode_text(tokens).float().cpu())
-        return torch.cat(out)
-
-
-def save_random_text_encoder(
-    directory: str | os.PathLike, embed_dim: int = 512, seed: int = 0
-) -> str:
-    """Writes a tiny random open_clip CLIP in open_clip's local-dir layout.
-
-    Its text tower is 1 layer of width 32 (the vocabulary is open_clip's
-    bundled CLIP BPE, so tokenizing needs no download); its outputs are
-    ``embed_dim``-dimensional, the size the YOLO heads expect.
-
-    Returns:
-        the directory
-    """
-    import torch
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
-
-    cfg = {
-        "embed_dim": int(embed_dim),
-        "vision_cfg": {
-            "image_size": 32,
-            "layers": 1,
-            "width": 32,
-            "patch_size": 16,
-            "head_width": 32,
-        },
-        "text_cfg": {
-            "context_length": 77,
-            "vocab_size": 49408,
-            "width": 32,
-            "heads": 1,
-            "layers": 1,
-        },
-    }
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = CLIP(**cfg)
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()}, str(out / OPEN_CLIP_WEIGHTS)
-    )
-    with open(out / OPEN_CLIP_CONFIG, "w") as f:
-        json.dump({"model_cfg": cfg, "preprocess_cfg": {}}, f, indent=2)
-    return str(out)
 
 
 class _NoProto:
@@ -430,10 +68,6 @@ def _unwrap_output(out):
     while isinstance(out, (tuple, list)):
         out = out[0]
     return out
-
-
-# --------------------------------------------------------------------------
-# backends
 
 
 @register
@@ -510,7 +144,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         fp16: bool | None = None,
         **options: Any,
     ):
-        _no_ultralytics_network()
+        import_ultralytics()
         super().__init__(checkpoint, device=device, fp16=fp16, **options)
         opts = self.options
         self.min_score = float(_check_number("min_score", opts["min_score"], 0.0, 1.0))
@@ -522,12 +156,12 @@ class YOLOWorldDetector(ZeroShotDetector):
 
         # text sources are validated before the (slower) model load
         self._embeddings = (
-            _load_text_embeddings(opts["text_embeddings"])
+            load_text_embeddings(opts["text_embeddings"])
             if opts["text_embeddings"] is not None
             else {}
         )
         if opts["text_encoder"]:
-            self._encoder_source = _open_clip_source(
+            self._encoder_source = open_clip_source(
                 str(opts["text_encoder"]), opts["text_encoder_checkpoint"]
             )
         elif opts["text_encoder_checkpoint"]:
@@ -535,10 +169,10 @@ class YOLOWorldDetector(ZeroShotDetector):
                 "Option 'text_encoder_checkpoint' needs 'text_encoder' (an open_clip model name)"
             )
         elif te_dir:
-            self._encoder_source = _open_clip_source(te_dir, None)
+            self._encoder_source = open_clip_source(te_dir, None)
         else:
             self._encoder_source = None
-        self._encoder: _TextEncoder | None = None
+        self._encoder: TextEncoder | None = None
         self._feature_cache: dict[str, np.ndarray] = {}
 
         import torch
@@ -550,7 +184,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         if not isinstance(allow_pickle, bool):
             # a string such as "false" must not switch unpickling on
             raise ValueError("Option 'allow_pickle' must be True or False")
-        with _ultralytics_load(safe=not allow_pickle, checkpoint=self.checkpoint):
+        with safe_loading(safe=not allow_pickle, checkpoint=self.checkpoint):
             self.wrapper = self._wrapper_class()(model_source)
         net = self.wrapper.model
         if not isinstance(net, torch.nn.Module):
@@ -597,7 +231,7 @@ class YOLOWorldDetector(ZeroShotDetector):
     @property
     def embed_dim(self) -> int:
         """Text feature size the head expects."""
-        return _head_embed_dim(self.model)
+        return head_embed_dim(self.model)
 
     def _ultralytics_text_features(self, prompts: list[str]):
         """Unit text features from ultralytics' own (downloaded) CLIP."""
@@ -635,7 +269,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         if rest:
             if self._encoder_source is not None:
                 if self._encoder is None:
-                    self._encoder = _TextEncoder(*self._encoder_source, device=self.device)
+                    self._encoder = TextEncoder(*self._encoder_source, device=self.device)
                 computed = self._encoder(rest)
             else:
                 computed = self._ultralytics_text_features(rest)
@@ -712,7 +346,7 @@ class YOLOWorldDetector(ZeroShotDetector):
 
         Batch-norm statistics are re-estimated and the heads' last layers
         rescaled on ultralytics' bundled photos (see
-        :func:`_calibrate_random_head`), so that boxes vary in size and
+        :func:`._yolo_random.calibrate_random_head`), so that boxes vary in size and
         scores spread like a detector's: with ultralytics' initialization
         every anchor predicts the same box with a score below 0.001, and
         nothing would reach thresholds, NMS or the database. The labels are
@@ -721,7 +355,7 @@ class YOLOWorldDetector(ZeroShotDetector):
         Returns:
             the directory, to pass as ``checkpoint``
         """
-        _no_ultralytics_network()
+        import_ultralytics()
         import torch
         import yaml
         from ultralytics.nn.tasks import yaml_model_load
@@ -744,11 +378,11 @@ class YOLOWorldDetector(ZeroShotDetector):
                 source = full
             wrapper = cls._wrapper_class()(str(source))
             te_dir = save_random_text_encoder(
-                out / TEXT_ENCODER_DIR, embed_dim=_head_embed_dim(wrapper.model)
+                out / TEXT_ENCODER_DIR, embed_dim=head_embed_dim(wrapper.model)
             )
-            feats = _TextEncoder(f"local-dir:{te_dir}", None, "cpu")(_CALIBRATION_PROMPTS)
+            feats = TextEncoder(f"local-dir:{te_dir}", None, "cpu")(CALIBRATION_PROMPTS)
             feats = torch.nn.functional.normalize(feats, dim=-1)[None]
-            _calibrate_random_head(wrapper.model, cls._install_random_prompts, feats)
+            calibrate_random_head(wrapper.model, cls._install_random_prompts, feats)
             wrapper.save(str(out / MODEL_FILE))
         return str(out)
 
@@ -827,63 +461,6 @@ class YOLOEDetector(YOLOWorldDetector):
 # internals
 
 
-def _no_ultralytics_network() -> None:
-    """Keeps ultralytics from going online on its own, before its import.
-
-    Importing ultralytics resolves ``one.one.one.one`` and ``dns.google``
-    (a DNS query from a machine that may be air-gapped, and a stall where
-    DNS times out), and when that succeeds it sends usage analytics. Its
-    ``YOLO_OFFLINE`` switch stops both; weight downloads the user asks for
-    by name do not depend on it. Set only when ultralytics is not imported
-    yet (later it would change nothing) and the user has not chosen.
-    """
-    import sys
-
-    if "ultralytics" not in sys.modules:
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-
-
-_SAFE_LOAD_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _ultralytics_load(safe: bool, checkpoint: str):
-    """Runs an ultralytics model load, restricted to plain tensors if ``safe``.
-
-    ultralytics reads its ``ULTRALYTICS_SAFE_LOAD`` flag once, at import, into
-    ``ultralytics.nn.tasks.SAFE_LOAD``; it is switched on only around this
-    load (under a lock), so the user's own ultralytics calls elsewhere in
-    the process keep their behavior. Refusals become a ``ValueError``
-    naming the ``checkpoint`` parameter.
-    """
-    if not safe:
-        yield
-        return
-    import ultralytics.nn.tasks as tasks
-
-    safe_load = getattr(tasks, "_SafeLoad", None)
-    if safe_load is None or not safe_load.SUPPORTED or not hasattr(tasks, "SAFE_LOAD"):
-        raise ValueError(
-            f"Parameter 'checkpoint': {checkpoint!r} cannot be loaded safely with this "
-            "ultralytics/torch (weights_only loading needs ultralytics >= 8.4 and "
-            "torch >= 2.6); upgrade them, or pass backend_options={'allow_pickle': True} "
-            "to unpickle a file you trust"
-        )
-    with _SAFE_LOAD_LOCK:
-        previous = tasks.SAFE_LOAD
-        tasks.SAFE_LOAD = True
-        try:
-            yield
-        except (TypeError, pickle.UnpicklingError) as e:
-            raise ValueError(
-                f"Parameter 'checkpoint': {checkpoint!r} was refused by weights_only loading "
-                f"(it references code outside ultralytics' model classes): {e}. Only if you "
-                "trust the file, pass backend_options={'allow_pickle': True}"
-            ) from e
-        finally:
-            tasks.SAFE_LOAD = previous
-
-
 def _check_number(name: str, value: Any, low: float, high: float | None, integer: bool = False):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and integer:
@@ -895,83 +472,3 @@ def _check_number(name: str, value: Any, low: float, high: float | None, integer
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"Option '{name}' must be {kind} {bound}; got {value!r}")
     return value
-
-
-def _head_embed_dim(net) -> int:
-    """YOLOE heads store it; YOLO-World's is the last cv3 conv's width."""
-    head = net.model[-1]
-    return int(getattr(head, "embed", None) or head.cv3[0][-1].out_channels)
-
-
-def _calibration_images(imgsz: int):
-    """ultralytics' bundled photos (and mirror images), letterboxed, ``[0, 1]``."""
-    import torch
-    import ultralytics
-    from PIL import Image
-
-    assets = Path(ultralytics.__file__).parent / "assets"
-    images = []
-    for name in ("bus.jpg", "zidane.jpg"):
-        with Image.open(assets / name) as im:
-            rgb = np.asarray(im.convert("RGB"))
-        images += [rgb, np.ascontiguousarray(rgb[:, ::-1])]
-    boxed = np.stack([letterbox(im, imgsz)[0] for im in images])
-    return torch.from_numpy(boxed).permute(0, 3, 1, 2).float().div(255)
-
-
-def _calibrate_random_head(net, install_prompts, feats, imgsz: int = 640) -> None:
-    """Makes a random-weight model's outputs look like a detector's.
-
-    With ultralytics' initialization, activations shrink layer after layer
-    (to ~1e-10 at the head), so every anchor predicts the same box and every
-    score is below 0.001. Two fixes, measured on ultralytics' two bundled
-    photos and their mirror images with the text features ``feats``
-    (``1 x P x D``, from the checkpoint's own text encoder):
-
-    1. batch-norm statistics are re-estimated (train-mode forwards with
-       cumulative averaging), so every layer's activations have unit scale;
-    2. per detection level, the last box convolution is scaled to logits of
-       std 1.5 (boxes of varied sizes) and each contrastive head's
-       ``logit_scale``/``bias`` are set so class logits are ~N(-4, 1.5):
-       about 4% of scores above 0.2, 0.4% above 0.5.
-    """
-    import torch
-
-    head = net.model[-1]
-    images = _calibration_images(imgsz)
-    with torch.no_grad():
-        install_prompts(net, feats)
-        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the calibration batches
-        net.train()
-        net(images)
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        net.eval()
-
-        stats: dict[str, list] = {"box": [], "cls": []}
-        hooks = [
-            conv.register_forward_hook(
-                lambda m, i, o: stats["box"].append(o - m.bias.view(1, -1, 1, 1))
-            )
-            for conv in (seq[-1] for seq in head.cv2)
-        ] + [
-            ch.register_forward_hook(
-                lambda m, i, o: stats["cls"].append((o - m.bias) / m.logit_scale.exp())
-            )
-            for ch in head.cv4
-        ]
-        try:
-            net(images)
-        finally:
-            for h in hooks:
-                h.remove()
-        for seq, box in zip(head.cv2, stats["box"]):
-            seq[-1].weight.mul_(1.5 / max(float(box.std()), 1e-3))
-        for ch, sim in zip(head.cv4, stats["cls"]):
-            scale = 1.5 / max(float(sim.std()), 1e-3)
-            ch.logit_scale.fill_(math.log(scale))
-            ch.bias.fill_(-4.0 - scale * float(sim.mean()))

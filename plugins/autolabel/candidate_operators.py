@@ -1,0 +1,69 @@
+"""App layer of missed-object candidates from other sources: the
+``find_missing`` operator (:mod:`.candidates`)."""
+
+from __future__ import annotations
+
+import inspect
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .candidates import add_candidates_from_field, add_candidates_from_verified
+
+#: the core functions' defaults (not restated)
+_DEFAULTS = {k: p.default for k, p in inspect.signature(add_candidates_from_verified).parameters.items()
+             if p.default is not inspect.Parameter.empty}
+SOURCES = ("field", "verified")
+
+
+class FindMissing(foo.Operator):
+    """Adds candidates of missed objects to the ``missing`` queue: the boxes
+    of another field (a second model or prompt set) or the verified objects
+    (``gt_field``) that no auto-label covers.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/find_missing",
+            ctx={"dataset": dataset,
+                 "params": {"source": "field", "source_field": "yoloe", "label_field": "autolabels"}},
+        )
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(name="find_missing", label="Stoplight: find missed objects", icon="search",
+                                  dynamic=True, allow_immediate_execution=True)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        radio = types.RadioGroup()
+        radio.add_choice("field", label="Another model's field")
+        radio.add_choice("verified", label="Verified objects nobody labeled")
+        inputs.enum("source", radio.values(), default="field", required=True, label="Source", view=radio)
+        if ctx.params.get("source", "field") == "field":
+            inputs.str("source_field", required=True, label="Other field", description="fo.Detections")
+        else:
+            inputs.str("gt_field", default=_DEFAULTS["gt_field"], label="Verified labels field")
+        inputs.str("label_field", default=_DEFAULTS["label_field"], label="Auto-labels field")
+        inputs.str("candidates_field", label="Candidates field", description="Empty: <label field>_candidates")
+        inputs.float("iou", default=_DEFAULTS["iou"], min=0.0, max=1.0, label="IoU of a match")
+        inputs.bool("classwise", default=_DEFAULTS["classwise"], label="Match only the same class")
+        return types.Property(inputs, view=types.View(label="Find missed objects"))
+
+    def execute(self, ctx):
+        p = ctx.params
+        source = p.get("source", "field")
+        if source not in SOURCES:
+            raise ValueError(f"Parameter 'source' must be one of {SOURCES}; got {source!r}")
+        kwargs = dict(label_field=p.get("label_field") or _DEFAULTS["label_field"],
+                      candidates_field=p.get("candidates_field") or None,
+                      iou=p.get("iou", _DEFAULTS["iou"]), classwise=bool(p.get("classwise", _DEFAULTS["classwise"])))
+        if source == "field":
+            out = add_candidates_from_field(ctx.view, p.get("source_field"), **kwargs)
+        else:
+            out = add_candidates_from_verified(ctx.view, p.get("gt_field") or _DEFAULTS["gt_field"], **kwargs)
+        ctx.ops.reload_dataset()
+        return out

@@ -1,0 +1,193 @@
+"""App layer of masks and video tracks: ``segment_labels``, ``track_labels``.
+
+Each operator only translates ``ctx`` into a call of its core generator
+(:func:`.segment.iter_segment_labels`, :func:`.tracking.iter_track_labels`)
+and forwards its progress. Defaults come from the core functions'
+signatures, so the form, the SDK and HTTP callers get the same ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.kept_labels import INCLUDE
+from .sam import get_segmenter, segmenter_names
+from .sam_video import get_tracker, tracker_names
+from .segment import iter_segment_labels
+from .tracking import iter_track_labels
+
+TARGETS = ("VIEW", "SELECTED_LABELS")
+
+
+def _default(fn, name: str):
+    return inspect.signature(fn).parameters[name].default
+
+
+def _get(ctx, fn, name: str):
+    """``ctx.params[name]``, or the core function's default when absent or
+    empty (the App sends ``None``/``""`` for cleared fields)."""
+    value = ctx.params.get(name)
+    return _default(fn, name) if value is None or value == "" else value
+
+
+def _selected_label_ids(ctx, field: str) -> list[str]:
+    return [s["label_id"] for s in (ctx.selected_labels or []) if s.get("field") == field]
+
+
+def _target(ctx) -> str:
+    target = ctx.params.get("target") or ("SELECTED_LABELS" if ctx.selected_labels else "VIEW")
+    if target not in TARGETS:
+        raise ValueError(f"Parameter 'target' must be one of {TARGETS}; got {target!r}")
+    return target
+
+
+def _target_inputs(ctx, inputs, what: str) -> None:
+    choices = types.RadioGroup()
+    choices.add_choice("VIEW", label=f"{what} of the current view")
+    if ctx.selected_labels:
+        choices.add_choice("SELECTED_LABELS", label=f"The {len(ctx.selected_labels)} selected labels")
+    inputs.enum("target", choices.values(), default="SELECTED_LABELS" if ctx.selected_labels else "VIEW",
+                label="Labels", view=choices)
+
+
+def _model_inputs(ctx, inputs, fn, names, get_cls) -> None:
+    models = types.Dropdown(label="Model")
+    for name in names:
+        models.add_choice(name, label=name, description=f"default: {get_cls(name).default_checkpoint}")
+    inputs.enum("model", models.values(), default=_default(fn, "model"), label="Model", view=models)
+    try:
+        default_ckpt = get_cls(_get(ctx, fn, "model")).default_checkpoint
+    except ValueError:
+        default_ckpt = ""
+    inputs.str("checkpoint", label="Checkpoint",
+               description=f"Hub id or a local folder written by save_pretrained. Empty uses {default_ckpt}")
+
+
+def _common_inputs(inputs, fn) -> None:
+    include = types.RadioGroup()
+    include.add_choice("accepted+green", label="Accepted and green (nobody rejected)")
+    include.add_choice("accepted", label="Accepted only")
+    include.add_choice("all", label="All labels")
+    inputs.enum("include", list(INCLUDE), default=_default(fn, "include"), label="Which labels",
+                description="Ignored for selected labels", view=include)
+    inputs.str("device", label="Device", description="e.g. cuda, cuda:1, cpu. Empty uses CUDA when available")
+    inputs.bool("delegate", default=False, label="Delegate",
+                description="Run in a delegated-operation worker (for large datasets)")
+
+
+class SegmentLabels(LongRunningOperator, foo.Operator):
+    """Instance masks for chosen labels with box-prompted SAM 2 / SAM.
+
+    Writes ``mask``, ``mask_iou`` and ``mask_stability`` onto each label
+    (never its box, class or review). Default labels: accepted and green.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/segment_labels",
+            ctx={"dataset": dataset, "view": dataset.view()},
+            params={"label_field": "autolabels", "model": "sam2"},
+        )
+    """
+
+    op_name = "segment_labels"
+    op_label = "Stoplight: masks from labels (SAM)"
+    op_icon = "texture"
+    form_title = "Instance masks from labels"
+
+    def _inputs(self, ctx, inputs):
+        fn = iter_segment_labels
+        _target_inputs(ctx, inputs, "Accepted / green labels")
+        inputs.str("label_field", default=_default(fn, "label_field"), label="Label field")
+        _model_inputs(ctx, inputs, fn, segmenter_names(), get_segmenter)
+        _common_inputs(inputs, fn)
+        inputs.bool("overwrite", default=_default(fn, "overwrite"), label="Overwrite",
+                    description="Recompute masks that exist (default: skip them, so runs resume)")
+        inputs.int("batch_size", min=1, default=_default(fn, "batch_size"), label="Batch size (images)")
+
+    def execute(self, ctx):
+        fn = iter_segment_labels
+        field = _get(ctx, fn, "label_field")
+        label_ids = _selected_label_ids(ctx, field) if _target(ctx) == "SELECTED_LABELS" else None
+        gen = iter_segment_labels(
+            ctx.target_view() if label_ids is None else ctx.dataset,
+            label_field=field, model=_get(ctx, fn, "model"), checkpoint=_get(ctx, fn, "checkpoint"),
+            include=_get(ctx, fn, "include"), label_ids=label_ids, overwrite=bool(_get(ctx, fn, "overwrite")),
+            batch_size=_get(ctx, fn, "batch_size"), device=_get(ctx, fn, "device"),
+            run_key=_get(ctx, fn, "run_key"), num_workers=None if ctx.delegated else 0,
+        )
+        summary = yield from run_with_progress(ctx, gen, "Segmenting")
+        outputs = types.Object()
+        for key, label in (("run_key", "Run key"), ("num_segmented", "Masks written"),
+                           ("num_skipped", "Skipped (already masked)"), ("num_box_changed", "Box edited meanwhile"),
+                           ("num_failed_samples", "Images that failed")):
+            (outputs.str if key == "run_key" else outputs.int)(key, label=label)
+        yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))
+
+
+class TrackLabels(LongRunningOperator, foo.Operator):
+    """Propagates accepted or green frame labels along each video with
+    SAM 2 video (or SAM 3's tracker) into tracks: frame-level detections
+    with an ``index`` per track, masks, and a ``track_jump`` flag.
+
+    Example usage::
+
+        import fiftyone.operators as foo
+
+        foo.execute_operator(
+            "@stoplight/autolabel/track_labels",
+            ctx={"dataset": video_dataset, "view": video_dataset.view()},
+            params={"label_field": "frames.autolabels", "track_field": "tracks"},
+        )
+    """
+
+    op_name = "track_labels"
+    op_label = "Stoplight: track labels through videos (SAM 2)"
+    op_icon = "timeline"
+    form_title = "Track labels through videos"
+
+    def _inputs(self, ctx, inputs):
+        fn = iter_track_labels
+        _target_inputs(ctx, inputs, "Accepted / green frame labels")
+        inputs.str("label_field", default=_default(fn, "label_field"), label="Frame label field",
+                   description="The frame-level detections whose labels seed the tracks")
+        inputs.str("track_field", default=_default(fn, "track_field"), label="Track field",
+                   description="Frame-level field to write the tracks to")
+        _model_inputs(ctx, inputs, fn, tracker_names(), get_tracker)
+        _common_inputs(inputs, fn)
+        inputs.int("frame_step", min=1, default=_default(fn, "frame_step"), label="Track every k-th frame",
+                   description="1 tracks every frame; seed frames are always tracked")
+        inputs.bool("overwrite", default=_default(fn, "overwrite"), label="Overwrite",
+                    description="Track videos that have tracks again (tracks a person decided are kept)")
+        inputs.bool("adopt_field", default=_default(fn, "adopt_field"), label="Take over an existing field",
+                    description="Write into a frame field Stoplight did not create for tracks (e.g. human "
+                                "labels; their undecided labels are replaced). Off: such a field is refused")
+
+    def execute(self, ctx):
+        fn = iter_track_labels
+        field = _get(ctx, fn, "label_field")
+        short = field[len("frames."):] if field.startswith("frames.") else field
+        label_ids = None
+        if _target(ctx) == "SELECTED_LABELS":
+            label_ids = _selected_label_ids(ctx, f"frames.{short}") + _selected_label_ids(ctx, short)
+        gen = iter_track_labels(
+            ctx.target_view(), label_field=field, track_field=_get(ctx, fn, "track_field"),
+            model=_get(ctx, fn, "model"), checkpoint=_get(ctx, fn, "checkpoint"),
+            include=_get(ctx, fn, "include"), label_ids=label_ids, frame_step=_get(ctx, fn, "frame_step"),
+            overwrite=bool(_get(ctx, fn, "overwrite")), device=_get(ctx, fn, "device"),
+            run_key=_get(ctx, fn, "run_key"), adopt_field=_get(ctx, fn, "adopt_field"),
+        )
+        summary = yield from run_with_progress(ctx, gen, "Tracking")
+        outputs = types.Object()
+        for key, label in (("run_key", "Run key"), ("num_tracks", "Tracks written"),
+                           ("num_track_labels", "Frame labels written"), ("num_jumping_tracks", "Tracks that jump"),
+                           ("num_skipped_videos", "Videos skipped (already tracked)"),
+                           ("num_failed_videos", "Videos that failed")):
+            (outputs.str if key == "run_key" else outputs.int)(key, label=label)
+        yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))

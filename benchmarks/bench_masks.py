@@ -64,7 +64,7 @@ def _boxes(n: int, width: int, height: int):
 
 def _segment(seg, images, boxes, batch_size) -> tuple[float, float, int]:
     """One pass: ``(wall s, process CPU s, masks)``."""
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
     from stoplight.plugins.autolabel.segment import mask_and_stability
 
     t, c, n = time.perf_counter(), time.process_time(), 0
@@ -126,7 +126,7 @@ def measure_masks(size: str, workdir: Path, num_images: int, num_boxes: int, bat
 
 
 def photo_for(path: str):
-    from stoplight.plugins.autolabel.images import load_image
+    from stoplight.plugins.common.images import load_image
 
     return load_image(path)
 

@@ -22,6 +22,8 @@ Runs record frame fields by their full path too.
 
 from __future__ import annotations
 
+from . import provenance
+
 #: purpose -> (run methods that write such a field, their config attribute)
 PURPOSES = {
     "autolabels": (("zero_shot_detect", "zero_shot_detect_shard"), "label_field"),
@@ -67,12 +69,8 @@ def field_purpose(dataset, field: str) -> str | None:
     mark = (getattr(f, "info", None) or {}).get(INFO_KEY)
     if isinstance(mark, dict) and mark.get("purpose") in PURPOSES:
         return mark["purpose"]
-    for key in dataset.list_runs():
-        try:
-            config = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - not one of ours, or unreadable
-            continue
-        method = getattr(config, "stoplight_method", None)
+    for _, config in provenance.stoplight_runs(dataset):
+        method = config.stoplight_method
         for purpose, (methods, attr) in PURPOSES.items():
             if method in methods and getattr(config, attr, None) == field:
                 return purpose

@@ -99,6 +99,50 @@ def start_run(dataset, run_key: str, method: str, **params: Any) -> dict:
     return record
 
 
+_UNSET = object()
+
+
+def stoplight_runs(dataset, method: str | tuple[str, ...] | None = None, **match: Any) -> list[tuple[str, Any]]:
+    """Stoplight's runs on ``dataset``, oldest first, as ``(key, config)``.
+
+    Runs of other tools, and records FiftyOne cannot read, are skipped.
+
+    Args:
+        dataset: a FiftyOne dataset
+        method: only runs of this ``stoplight_method`` (or of one of these);
+            None for every Stoplight run
+        **match: only runs whose config has these attribute values (e.g.
+            ``label_field="autolabels", status="completed"``); a config
+            without the attribute does not match
+
+    Returns:
+        ``(run_key, config)`` pairs sorted by ``started_at`` (then key)
+    """
+    methods = (method,) if isinstance(method, str) else method
+    found = []
+    for key in dataset.list_runs():
+        try:
+            config = dataset.get_run_info(key).config
+        except Exception:  # noqa: BLE001 - a run of another tool, or unreadable
+            continue
+        m = getattr(config, "stoplight_method", None)
+        if m is None or (methods is not None and m not in methods):
+            continue
+        if all(getattr(config, name, _UNSET) == value for name, value in match.items()):
+            found.append((getattr(config, "started_at", "") or "", key, config))
+    return [(key, config) for _, key, config in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def newest_run_key(runs: list[tuple[str, Any]], preferred: tuple[str | None, ...] = ()) -> str | None:
+    """The key among ``runs`` (from :func:`stoplight_runs`) named first in
+    ``preferred``, else the newest; None when ``runs`` is empty."""
+    keys = [key for key, _ in runs]
+    for wanted in preferred:
+        if wanted is not None and wanted in keys:
+            return wanted
+    return keys[-1] if keys else None
+
+
 def mark_dead_runs(dataset) -> list[str]:
     """Marks the runs still ``running`` that stopped without recording their end.
 
@@ -123,14 +167,7 @@ def mark_dead_runs(dataset) -> list[str]:
     """
     marked = []
     dataset.reload()  # the dead run registered itself from another process
-    running = {}
-    for key in dataset.list_runs():
-        try:
-            config = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - not one of ours, or unreadable
-            continue
-        if getattr(config, "stoplight_method", None) is not None and getattr(config, "status", None) == "running":
-            running[key] = config
+    running = dict(stoplight_runs(dataset, status="running"))
     if not running:
         return marked
     beats = heartbeats.last_beats(dataset, running)

@@ -510,18 +510,8 @@ def apply_certificate(dataset, label_field: str) -> bool:
 
 def find_audit(dataset, label_field: str) -> str | None:
     """Key of the newest audit of ``label_field`` (``"audit"`` first)."""
-    found = []
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - a run of another tool
-            continue
-        if getattr(cfg, "stoplight_method", None) == METHOD and getattr(cfg, "label_field", None) == label_field:
-            found.append((getattr(cfg, "started_at", "") or "", key))
-    if not found:
-        return None
-    keys = [k for _, k in found]
-    return "audit" if "audit" in keys else max(found)[1]
+    return provenance.newest_run_key(provenance.stoplight_runs(dataset, METHOD, label_field=label_field),
+                                     preferred=("audit",))
 
 
 def certified_label_ids(dataset, label_field: str, calibration_key: str) -> set[str]:
@@ -533,15 +523,9 @@ def certified_label_ids(dataset, label_field: str, calibration_key: str) -> set[
         return set()
     started = getattr(dataset.get_run_info(calibration_key).config, "started_at", None)
     out: set[str] = set()
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - a run of another tool
-            continue
-        if (getattr(cfg, "stoplight_method", None) != METHOD or getattr(cfg, "label_field", None) != label_field
-                or getattr(cfg, "calibration_key", None) != calibration_key
-                or getattr(cfg, "calibration_started_at", None) != started):
-            continue
+    audits = provenance.stoplight_runs(dataset, METHOD, label_field=label_field, calibration_key=calibration_key,
+                                       calibration_started_at=started)
+    for key, cfg in audits:
         level = getattr(cfg, "certified_set", None)
         if level is None:
             continue

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import split_scan
+from ..common import provenance, split_scan
 from ..common.label_vocab import ADDED_FROM_ATTR, HUMAN_DECISIONS, KEPT_DECISIONS, QUEUES
 from . import recall as core
 
@@ -137,19 +137,9 @@ def found_objects_cached(verified_view, gt_field: str, label_fields: Sequence[tu
 def labeling_threshold(dataset, label_field: str) -> float | None:
     """The confidence threshold the field's labels were kept at: the highest
     of its completed ``zero_shot_detect`` runs (None when there is none)."""
-    best = None
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - a run of another tool
-            continue
-        if (getattr(cfg, "stoplight_method", None) == "zero_shot_detect"
-                and getattr(cfg, "label_field", None) == label_field
-                and getattr(cfg, "status", None) == "completed"):
-            t = getattr(cfg, "confidence_threshold", None)
-            if isinstance(t, (int, float)):
-                best = t if best is None else max(best, t)
-    return best
+    thresholds = [getattr(cfg, "confidence_threshold", None) for _, cfg in provenance.stoplight_runs(
+        dataset, "zero_shot_detect", label_field=label_field, status="completed")]
+    return max((t for t in thresholds if isinstance(t, (int, float))), default=None)
 
 
 def counts_at_or_above(sample_collection, label_field: str, thresholds: list[float]) -> tuple[list, list, int]:

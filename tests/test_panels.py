@@ -15,9 +15,10 @@ import pytest
 from digits_dataset import build_digits_dataset
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from stoplight.plugins.panels import app_context, charts, count_cache, label_map, queue_stats
-from stoplight.plugins.panels.label_map_panel import LabelMapPanel
-from stoplight.plugins.panels.verification_queues import VerificationQueues
+from stoplight.plugins.panels.label_map import LabelMapPanel
+from stoplight.plugins.panels.label_map import core as label_map
+from stoplight.plugins.panels.shared import app_context, count_cache, queue_stats
+from stoplight.plugins.panels.verification_queues import VerificationQueues, charts
 from stoplight.plugins.review.decisions import review_labels, undo_last
 from stoplight.plugins.triage import workflow
 

@@ -28,7 +28,7 @@ import numpy as np
 from ...review.decisions import HUMAN_DECISIONS, label_list_path
 from ...triage import explain, model
 from ...triage.workflow import load_calibration
-from .. import count_cache
+from ..shared import count_cache
 
 #: most ids a request may ask to leave out (the surface's own labels)
 MAX_EXCLUDE = 5_000
@@ -43,7 +43,7 @@ def yellow_by_review_rank(view, label_field: str, limit: int, exclude: Iterable[
     first; ties by label id), leaving out ``exclude``.
 
     The whole dataset's list is stored and kept up to date from the
-    samples written since (:func:`..count_cache.next_yellow_cached`), so
+    samples written since (:func:`..shared.count_cache.next_yellow_cached`), so
     asking again after each batch of answers costs little; any other view
     (a drill-down, App filters) runs the query.
     """
@@ -221,7 +221,7 @@ def review_stats(view, label_field: str) -> dict:
     ``decided`` (labels of the view a person accepted or rejected).
 
     One aggregation (stored for the whole dataset,
-    :func:`..count_cache.label_cells_cached`).
+    :func:`..shared.count_cache.label_cells_cached`).
     """
     cells = count_cache.label_cells_cached(view, label_field)
     open_cells = [c for c in cells if c["queue"] == "yellow" and c["review"] == "pending"]

@@ -5,7 +5,7 @@ numbers come from database aggregations over the view's own pipeline (one
 ``$unwind`` + ``$group`` for all counts, shared with the triage report; one
 sorted ``$limit`` for the next yellow labels), never from a Python loop over
 labels. On a large whole dataset each runs as concurrent aggregations over
-``_id`` ranges (:mod:`..common.split_scan`) whose few result rows are
+``_id`` ranges (:mod:`...common.split_scan`) whose few result rows are
 merged. The functions that turn those rows into tables are pure.
 
 Review states: a label whose ``review`` is missing, None or anything other
@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..review.decisions import label_list_path
-from ..common import split_scan
-from ..common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
-from ..common.label_cells import label_cells
+from ...review.decisions import label_list_path
+from ...common import split_scan
+from ...common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
+from ...common.label_cells import label_cells
 
 
 def count_labels(sample_collection, label_field: str, parts: int | None = None) -> list[dict]:
     """Number of labels per (class, queue, review state) in the collection.
 
-    The rows of :func:`..common.label_cells.label_cells` (one aggregation over
+    The rows of :func:`...common.label_cells.label_cells` (one aggregation over
     the collection's pipeline, so views, label filters and App sidebar
     filters apply; concurrent ``_id`` ranges on a large whole dataset),
     as counts (:func:`rows_from_cells`).
@@ -51,7 +51,7 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
 
 
 def rows_from_cells(cells: Sequence[dict]) -> list[dict]:
-    """:func:`count_labels` rows from :func:`..common.label_cells.label_cells`
+    """:func:`count_labels` rows from :func:`...common.label_cells.label_cells`
     rows: a missing or unknown queue counts as ``"unassigned"``."""
     counts: dict[tuple, int] = {}
     for c in cells:

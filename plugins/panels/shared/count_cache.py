@@ -2,12 +2,12 @@
 while its samples are unchanged.
 
 The verification panel asks for the counts of every label by class, queue
-and review state (:func:`..common.label_cells.label_cells`, which the triage
+and review state (:func:`...common.label_cells.label_cells`, which the triage
 report shares) and for the next yellow labels
 (:func:`.queue_stats.next_yellow`) on every view change, drill-down click
 and decision, mostly for the whole dataset. Both read every label (at 1M
 labels on 2 cores: 0.54 s and 0.30 s as concurrent range aggregations,
-:mod:`..common.split_scan`). So the whole dataset's results are stored, one
+:mod:`...common.split_scan`). So the whole dataset's results are stored, one
 document per ``(dataset, label field, result)`` in the
 ``stoplight_panel_counts`` collection of FiftyOne's database, together with
 a *token* of the samples they were computed from::
@@ -64,11 +64,11 @@ import logging
 
 import pymongo.errors
 
-from ..review.decisions import label_list_path
-from ..common import split_scan
-from ..common.db_clock import db_now
-from ..common.fo_private import dataset_id
-from ..common.label_cells import cells_from_groups, cells_pipeline, label_cells, merge_cells
+from ...review.decisions import label_list_path
+from ...common import split_scan
+from ...common.db_clock import db_now
+from ...common.fo_private import dataset_id
+from ...common.label_cells import cells_from_groups, cells_pipeline, label_cells, merge_cells
 from .queue_stats import next_yellow, rows_from_cells
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
 
 
 def label_cells_cached(sample_collection, label_field: str, settle_s: float = SETTLE_S) -> list[dict]:
-    """:func:`..common.label_cells.label_cells` (the counts and the triage
+    """:func:`...common.label_cells.label_cells` (the counts and the triage
     report's sums in one aggregation) of a whole dataset, stored and
     brought up to date by ``_id`` range.
 

@@ -25,10 +25,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import bulk, provenance
-from ..common.fo_private import dataset_id
-from ..common.label_vocab import QUEUE_COLORS, REVIEW_COLORS, review_state
-from ..review.decisions import label_list_path
+from ...common import bulk, provenance
+from ...common.fo_private import dataset_id
+from ...common.label_vocab import QUEUE_COLORS, QUEUES, REVIEW_COLORS, UNASSIGNED, review_state
+from ...review.decisions import label_list_path
 
 logger = logging.getLogger(__name__)
 
@@ -239,14 +239,12 @@ def load_label_map(dataset, label_field: str) -> dict | None:
 def label_states(sample_collection, label_field: str) -> dict[str, np.ndarray]:
     """Id, class, queue and review state of every label in the collection
     (one aggregation; queue None as ``"unassigned"``, review as in
-    :func:`.queue_stats.count_labels`).
+    :func:`..shared.queue_stats.count_labels`).
 
     Returns:
         dict of aligned ``(N,)`` object arrays ``label_id``, ``label``,
         ``queue``, ``review``
     """
-    from .queue_stats import QUEUES, UNASSIGNED
-
     list_path = label_list_path(sample_collection, label_field)
     lab = f"$_l.{list_path.split('.', 1)[1]}"
     pipeline = [

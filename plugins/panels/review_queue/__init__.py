@@ -6,7 +6,17 @@
 """
 
 from . import questions
-from .panel import ANSWERS, BATCH, COMPONENT, MAX_GROUP_SHOWN, ReviewQueue, answers_errors, reviewer, reviewer_identity, view_key
+from .panel import (
+    ANSWERS,
+    BATCH,
+    COMPONENT,
+    MAX_GROUP_SHOWN,
+    ReviewQueue,
+    answers_errors,
+    reviewer,
+    reviewer_identity,
+    view_key,
+)
 
 __all__ = [
     "ANSWERS",

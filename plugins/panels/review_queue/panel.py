@@ -48,6 +48,7 @@ import logging
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ...common.fo_private import view_stages
 from ...common.identity import Identity
 from ...common.field_owner import candidates_label_field
 from ...review.decisions import HUMAN_DECISIONS, review_labels, undo_last
@@ -268,7 +269,7 @@ def view_key(view) -> str:
     import hashlib
     import json
 
-    stages = view._serialize(include_uuids=False) if view is not None else []
+    stages = view_stages(view) if view is not None else []
     return hashlib.sha1(json.dumps(stages, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

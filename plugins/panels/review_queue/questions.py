@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ...common.fo_private import root_dataset, view_dataset
 from ...review.decisions import HUMAN_DECISIONS, label_list_path
 from ...triage import explain, model
 from ...triage.workflow import load_calibration
@@ -63,7 +64,7 @@ def audit_questions(view, label_field: str, limit: int, exclude: Iterable[str] =
     Their answers certify a green set: they come before anything else."""
     from ...triage.green_audit import find_audit, peek_audit
 
-    dataset = view._dataset
+    dataset = view_dataset(view)
     key = find_audit(dataset, label_field)
     state = peek_audit(dataset, key) if key else None
     if not state or state["status"] != "needs_answers":
@@ -87,7 +88,7 @@ def missing_candidates(view, label_field: str, limit: int, exclude: Iterable[str
     by ``p_correct`` when scored and triaged, else by ``confidence``
     (candidates without either last; ties by label id)."""
     exclude = set(exclude)
-    list_path = label_list_path(view._root_dataset, label_field)
+    list_path = label_list_path(root_dataset(view), label_field)
     sids, *cols = view.values(["id", *[f"{list_path}.{a}" for a in ("id", "review", "p_correct", "confidence")]])
     rows = []
     for sid, ids, review, p, conf in zip(sids, *cols):
@@ -108,7 +109,7 @@ def missing_stats(view, label_field: str) -> dict:
     open candidates (what the surface asks about), ``expected_wrong`` the
     sum of ``1 - confidence`` over them (none for candidates without one:
     verified objects), ``decided`` the answered ones."""
-    list_path = label_list_path(view._root_dataset, label_field)
+    list_path = label_list_path(root_dataset(view), label_field)
     review, conf = view.values([f"{list_path}.review", f"{list_path}.confidence"], unwind=True)
     open_ = [c for r, c in zip(review, conf) if r not in HUMAN_DECISIONS]
     return dict(open_yellow=len(open_), expected_wrong=round(float(sum(1 - _num(c) for c in open_ if _num(c) is not None)), 2),

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from ...review.decisions import label_list_path
 from ...common import split_scan
+from ...common.fo_private import build_view, root_dataset, view_stages
 from ...common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
 from ...common.label_cells import label_cells
 
@@ -247,22 +248,20 @@ def strip_drilldown(view, label_field: str, drill: dict | None):
         was there (False: the user changed the view since; the view is
         returned as is)
     """
-    import fiftyone.core.view as fov
-
     if not drill:
         return view, False
     try:
-        ref = drill_view(view._root_dataset, label_field, drill)
+        ref = drill_view(root_dataset(view), label_field, drill)
     except ValueError:
         return view, False
     # stage filters are serialized after validation (field-prefixed), so the
     # reference is built on the dataset and compared without stage uuids
-    target = ref._serialize(include_uuids=False)[-1]
-    stages = view._serialize(include_uuids=True)
-    plain = view._serialize(include_uuids=False)
+    target = view_stages(ref)[-1]
+    stages = view_stages(view, include_uuids=True)
+    plain = view_stages(view)
     for i in range(len(plain) - 1, -1, -1):
         if plain[i] == target:
-            return fov.DatasetView._build(view._root_dataset, stages[:i] + stages[i + 1 :]), True
+            return build_view(root_dataset(view), stages[:i] + stages[i + 1 :]), True
     return view, False
 
 

@@ -45,6 +45,7 @@ from ...review.decisions import review_labels, undo_last
 from ...review.operators import context_user
 from ...review.pace import review_pace
 from ...triage.green_audit import apply_certificate, audit_green
+from ...common.fo_private import view_stages
 from ..shared import app_context, count_cache, crops, queue_stats
 from . import layout
 from .layout import CLASS_COLUMNS, NEXT_YELLOW
@@ -355,7 +356,7 @@ class VerificationQueues(foo.Panel):
         view = queue_stats.drill_view(base, field, drill)
         ctx.panel.state.drill = drill
         self._show_only_field(ctx, field)
-        if view._serialize(include_uuids=False) == ctx.view._serialize(include_uuids=False):
+        if view_stages(view) == view_stages(ctx.view):
             return False
         ctx.ops.set_view(view)
         return True

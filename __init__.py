@@ -18,7 +18,7 @@ from .plugins.scoring.operators import ComputeLabelEmbeddings, ScoreLabels
 from .plugins.triage.operators import AssignQueues, AuditGreen, AuditTracks, CalibrateTriage, TriageReport
 from .plugins.review.operators import FinalizeLabels, LoadReviewAnswers, ReviewLabels, SendForReview
 from .plugins.training.operators import TrainOnAccepted
-from .plugins.panels.label_map_panel import LabelMapPanel
+from .plugins.panels.label_map import LabelMapPanel
 from .plugins.panels.review_queue import ReviewQueue
 from .plugins.panels.verification_queues import VerificationQueues
 

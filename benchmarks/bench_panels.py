@@ -198,9 +198,10 @@ def measure(n: int, with_map: bool = False, accept: bool = True, repeat: int = 3
     """
     import_stoplight()
     from stoplight.plugins.common import split_scan
-    from stoplight.plugins.panels import charts, count_cache, label_map, queue_stats
-    from stoplight.plugins.panels.label_map_panel import LabelMapPanel
-    from stoplight.plugins.panels.verification_queues import VerificationQueues
+    from stoplight.plugins.panels.label_map import LabelMapPanel
+    from stoplight.plugins.panels.label_map import core as label_map
+    from stoplight.plugins.panels.shared import count_cache, queue_stats
+    from stoplight.plugins.panels.verification_queues import VerificationQueues, charts
     from stoplight.plugins.review.decisions import review_labels
 
     t0 = time.perf_counter()

@@ -210,7 +210,7 @@ def run_old_flow(page, url: str, ds, kinds: dict, decisions: int) -> dict:
     import re
 
     from playwright.sync_api import expect
-    from stoplight.plugins.panels import queue_stats
+    from stoplight.plugins.panels.shared import queue_stats
 
     open_dataset(page, url)
     page.locator('[data-cy="btn-clear-view-bar"]').click()

@@ -123,7 +123,7 @@ def reset(ds, ranks: dict) -> None:
 
 def simulate(ds, order: str, truth: dict, budget: int, seed: int) -> dict:
     """One reviewer's session of at most ``budget`` answers."""
-    from stoplight.plugins.panels.queue_stats import next_yellow
+    from stoplight.plugins.panels.shared.queue_stats import next_yellow
     from stoplight.plugins.review import decisions, propagation
 
     start = open_yellow(ds)

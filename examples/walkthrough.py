@@ -404,7 +404,7 @@ def outcomes(ds, args, label_ids: list[str]) -> dict[str, bool]:
 def review(ds, args) -> None:
     """Step 6: ``review_labels`` on the first ``--review`` open yellow labels, decided
     from the ground truth (a simulated reviewer); without it, lists them."""
-    from stoplight.plugins.panels.queue_stats import next_yellow
+    from stoplight.plugins.panels.shared.queue_stats import next_yellow
 
     todo = next_yellow(ds, args.label_field, args.review) if args.review else []
     if not todo:

@@ -15,9 +15,11 @@ import pytest
 from digits_dataset import build_digits_dataset
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from stoplight.plugins.panels import app_context, charts, count_cache, label_map, queue_stats
-from stoplight.plugins.panels.label_map_panel import LabelMapPanel
-from stoplight.plugins.panels.verification_queues import VerificationQueues
+from stoplight.plugins.common import stored_results
+from stoplight.plugins.panels.label_map import LabelMapPanel
+from stoplight.plugins.panels.label_map import core as label_map
+from stoplight.plugins.panels.shared import app_context, count_cache, queue_stats
+from stoplight.plugins.panels.verification_queues import VerificationQueues, charts
 from stoplight.plugins.review.decisions import review_labels, undo_last
 from stoplight.plugins.triage import workflow
 
@@ -99,7 +101,7 @@ def _cached(view, field=FIELD):
 
 
 def _stored(ds, field=FIELD, what="cells"):
-    return count_cache._coll().find_one({"_id": f"{ds._doc.id}/{field}/{what}"})
+    return stored_results.collection(count_cache.COLLECTION).find_one({"_id": f"{ds._doc.id}/{field}/{what}"})
 
 
 def test_stored_counts_equal_the_aggregation_through_writes(fresh, tmp_root):
@@ -140,7 +142,7 @@ def test_stored_counts_equal_the_aggregation_through_writes(fresh, tmp_root):
 
 def test_stored_counts_are_used_only_while_the_samples_are_unchanged(fresh):
     truth = _plain(fresh)
-    coll = count_cache._coll()
+    coll = stored_results.collection(count_cache.COLLECTION)
 
     def tamper():
         _cached(fresh)
@@ -195,7 +197,7 @@ def test_stored_next_yellow_follows_decisions(fresh):
     assert first == queue_stats.next_yellow(fresh, FIELD, 5) and len(first) == 5
     stored = _stored(fresh, what="next_yellow")
     assert [str(e["label_id"]) for e in stored["entries"][:5]] == [r["label_id"] for r in first]
-    coll = count_cache._coll()
+    coll = stored_results.collection(count_cache.COLLECTION)
     coll.update_one({"_id": stored["_id"]}, {"$set": {"entries": stored["entries"][4::-1]}})
     assert nxt(fresh) == first[::-1]  # served while the samples are unchanged
     coll.replace_one({"_id": stored["_id"]}, stored)

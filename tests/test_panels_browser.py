@@ -39,7 +39,8 @@ import pytest
 from digits_dataset import build_digits_dataset
 
 from appkit import screenshot
-from stoplight.plugins.panels import label_map, queue_stats
+from stoplight.plugins.panels.label_map import core as label_map
+from stoplight.plugins.panels.shared import queue_stats
 from stoplight.plugins.triage import workflow
 
 pytest_plugins = ["appkit"]

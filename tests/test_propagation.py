@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stoplight.plugins.common import label_graph
-from stoplight.plugins.panels.queue_stats import next_yellow
+from stoplight.plugins.panels.shared.queue_stats import next_yellow
 from stoplight.plugins.common import audit
 from stoplight.plugins.review import decisions as D
 from stoplight.plugins.review import propagation as P

@@ -38,7 +38,7 @@ import pytest
 
 from appkit import AppServer, screenshot
 from conftest import REPO, TESTS, free_port
-from stoplight.plugins.panels import queue_stats
+from stoplight.plugins.panels.shared import queue_stats
 
 pytest_plugins = ["appkit"]
 pytestmark = pytest.mark.slow

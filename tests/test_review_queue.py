@@ -15,7 +15,7 @@ import pytest
 from digits_dataset import build_digits_dataset
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from stoplight.plugins.panels import count_cache, queue_stats
+from stoplight.plugins.panels.shared import count_cache, queue_stats
 from stoplight.plugins.panels.review_queue import ReviewQueue, view_key
 from stoplight.plugins.panels.review_queue import questions as qs
 from stoplight.plugins.common import audit

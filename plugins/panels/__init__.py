@@ -1,21 +1,44 @@
-"""The App's panels: verification queues and the label map.
+"""The App's panels, one folder each (as FiftyOne's own
+``plugins/panels/similarity_search/``):
 
-- :mod:`.queue_stats`: counts by queue / class / review state (MongoDB
-  aggregations), next yellow labels, drill-down views
-- :mod:`.count_cache`: a whole dataset's counts and next yellow labels,
-  stored while its samples are unchanged
-- :mod:`.label_map`: 2-D projection of label embeddings, cached as a run,
-  sampled per colour
-- :mod:`.charts`: table rows and Plotly traces (pure)
-- :mod:`.app_context`: label fields, selection, calibration run
-- :mod:`.verification_queues`, :mod:`.label_map_panel`: the App layer
+- :mod:`.verification_queues`: counts by queue and class, decisions, the
+  green audit
+- :mod:`.label_map`: a 2-D map of the label embeddings
+- :mod:`.review_queue`: one question at a time, answered from a key
+- :mod:`.shared`: what several panels use (App context, counts and their
+  stored copy, crops)
+
+The entry ``__init__.py`` registers the panels.
 """
 
-from .count_cache import count_labels_cached, next_yellow_cached
-from .label_map import compute_label_map, load_label_map, project_2d
-from .queue_stats import count_labels, next_yellow, summarize_counts
+import sys
+
+from .label_map import LabelMapPanel, compute_label_map, load_label_map, project_2d
+from .review_queue import ReviewQueue
+from .shared import app_context, count_cache, crops, queue_stats
+from .shared.count_cache import count_labels_cached, next_yellow_cached
+from .shared.queue_stats import count_labels, next_yellow, summarize_counts
+from .verification_queues import VerificationQueues, audit_section, charts
+from .label_map import panel as label_map_panel
+
+# the modules' paths before the folders (``panels.queue_stats``, ...) stay
+# importable, as the same module objects, for code written against them
+for _old, _module in {
+    "app_context": app_context,
+    "audit_section": audit_section,
+    "charts": charts,
+    "count_cache": count_cache,
+    "crops": crops,
+    "label_map_panel": label_map_panel,
+    "queue_stats": queue_stats,
+}.items():
+    sys.modules[f"{__name__}.{_old}"] = _module
+del _old, _module
 
 __all__ = [
+    "LabelMapPanel",
+    "ReviewQueue",
+    "VerificationQueues",
     "compute_label_map",
     "count_labels",
     "count_labels_cached",

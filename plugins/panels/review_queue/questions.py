@@ -25,10 +25,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ...common.fo_private import root_dataset, view_dataset
 from ...review.decisions import HUMAN_DECISIONS, label_list_path
 from ...triage import explain, model
 from ...triage.workflow import load_calibration
-from .. import count_cache
+from ..shared import count_cache
 
 #: most ids a request may ask to leave out (the surface's own labels)
 MAX_EXCLUDE = 5_000
@@ -43,7 +44,7 @@ def yellow_by_review_rank(view, label_field: str, limit: int, exclude: Iterable[
     first; ties by label id), leaving out ``exclude``.
 
     The whole dataset's list is stored and kept up to date from the
-    samples written since (:func:`..count_cache.next_yellow_cached`), so
+    samples written since (:func:`..shared.count_cache.next_yellow_cached`), so
     asking again after each batch of answers costs little; any other view
     (a drill-down, App filters) runs the query.
     """
@@ -63,7 +64,7 @@ def audit_questions(view, label_field: str, limit: int, exclude: Iterable[str] =
     Their answers certify a green set: they come before anything else."""
     from ...triage.green_audit import find_audit, peek_audit
 
-    dataset = view._dataset
+    dataset = view_dataset(view)
     key = find_audit(dataset, label_field)
     state = peek_audit(dataset, key) if key else None
     if not state or state["status"] != "needs_answers":
@@ -87,7 +88,7 @@ def missing_candidates(view, label_field: str, limit: int, exclude: Iterable[str
     by ``p_correct`` when scored and triaged, else by ``confidence``
     (candidates without either last; ties by label id)."""
     exclude = set(exclude)
-    list_path = label_list_path(view._root_dataset, label_field)
+    list_path = label_list_path(root_dataset(view), label_field)
     sids, *cols = view.values(["id", *[f"{list_path}.{a}" for a in ("id", "review", "p_correct", "confidence")]])
     rows = []
     for sid, ids, review, p, conf in zip(sids, *cols):
@@ -108,7 +109,7 @@ def missing_stats(view, label_field: str) -> dict:
     open candidates (what the surface asks about), ``expected_wrong`` the
     sum of ``1 - confidence`` over them (none for candidates without one:
     verified objects), ``decided`` the answered ones."""
-    list_path = label_list_path(view._root_dataset, label_field)
+    list_path = label_list_path(root_dataset(view), label_field)
     review, conf = view.values([f"{list_path}.review", f"{list_path}.confidence"], unwind=True)
     open_ = [c for r, c in zip(review, conf) if r not in HUMAN_DECISIONS]
     return dict(open_yellow=len(open_), expected_wrong=round(float(sum(1 - _num(c) for c in open_ if _num(c) is not None)), 2),
@@ -221,7 +222,7 @@ def review_stats(view, label_field: str) -> dict:
     ``decided`` (labels of the view a person accepted or rejected).
 
     One aggregation (stored for the whole dataset,
-    :func:`..count_cache.label_cells_cached`).
+    :func:`..shared.count_cache.label_cells_cached`).
     """
     cells = count_cache.label_cells_cached(view, label_field)
     open_cells = [c for c in cells if c["queue"] == "yellow" and c["review"] == "pending"]

@@ -2,12 +2,12 @@
 while its samples are unchanged.
 
 The verification panel asks for the counts of every label by class, queue
-and review state (:func:`..common.label_cells.label_cells`, which the triage
+and review state (:func:`...common.label_cells.label_cells`, which the triage
 report shares) and for the next yellow labels
 (:func:`.queue_stats.next_yellow`) on every view change, drill-down click
 and decision, mostly for the whole dataset. Both read every label (at 1M
 labels on 2 cores: 0.54 s and 0.30 s as concurrent range aggregations,
-:mod:`..common.split_scan`). So the whole dataset's results are stored, one
+:mod:`...common.split_scan`). So the whole dataset's results are stored, one
 document per ``(dataset, label field, result)`` in the
 ``stoplight_panel_counts`` collection of FiftyOne's database, together with
 a *token* of the samples they were computed from::
@@ -51,6 +51,10 @@ Why no stale count can be shown:
   other view, grouped datasets and generated datasets (patches, frames,
   clips) always run the aggregation.
 
+The database is reached through :mod:`...common.sample_changes` (the
+token, the samples written since, counts and aggregations per range) and
+:mod:`...common.stored_results` (the stored documents).
+
 Writes that bypass FiftyOne (raw ``pymongo`` updates of sample documents
 without ``last_modified_at``) are not seen: FiftyOne itself assumes they
 do not happen.
@@ -60,18 +64,20 @@ from __future__ import annotations
 
 import bisect
 import datetime
-import logging
 
-import pymongo.errors
-
-from ..review.decisions import label_list_path
-from ..common import split_scan
-from ..common.db_clock import db_now
-from ..common.fo_private import dataset_id
-from ..common.label_cells import cells_from_groups, cells_pipeline, label_cells, merge_cells
+from ...review.decisions import label_list_path
+from ...common import split_scan, stored_results
+from ...common.db_clock import db_now
+from ...common.fo_private import dataset_id
+from ...common.label_cells import cells_from_groups, cells_pipeline, label_cells, merge_cells
+from ...common.sample_changes import (
+    aggregate_samples,
+    change_token,
+    changed_since,
+    count_samples,
+    existing_sample_ids,
+)
 from .queue_stats import next_yellow, rows_from_cells
-
-logger = logging.getLogger(__name__)
 
 COLLECTION = "stoplight_panel_counts"
 #: a result is stored only when the newest sample write is this old (s)
@@ -112,7 +118,7 @@ def count_labels_cached(sample_collection, label_field: str, settle_s: float = S
 
 
 def label_cells_cached(sample_collection, label_field: str, settle_s: float = SETTLE_S) -> list[dict]:
-    """:func:`..common.label_cells.label_cells` (the counts and the triage
+    """:func:`...common.label_cells.label_cells` (the counts and the triage
     report's sums in one aggregation) of a whole dataset, stored and
     brought up to date by ``_id`` range.
 
@@ -136,13 +142,12 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
     if dataset is None:
         return label_cells(sample_collection, label_field)
     key = f"{dataset_id(dataset)}/{label_field}/cells"
-    coll = _coll()
     # read before the samples: a write meanwhile leaves an older token
-    token = _token(dataset)
-    head = coll.find_one({"_id": key}, {"token": 1, "settled": 1, "rows": 1})
+    token = change_token(dataset)
+    head = stored_results.read(COLLECTION, key, {"token": 1, "settled": 1, "rows": 1})
     if head is not None and head.get("settled") and head.get("token") == token:
         return head["rows"]
-    stored = coll.find_one({"_id": key}) if head is not None else None
+    stored = stored_results.read(COLLECTION, key) if head is not None else None
     cuts, buckets = None, None
     if stored is not None and _delta_base(stored, token, "buckets"):
         cuts = stored["cuts"]
@@ -152,7 +157,7 @@ def label_cells_cached(sample_collection, label_field: str, settle_s: float = SE
         buckets = _count_buckets(dataset, label_field, cuts, range(len(cuts) + 1), [None] * (len(cuts) + 1))
     rows = merge_cells(_cell(c) for b in buckets for c in b["cells"])
     if sum(len(b["cells"]) for b in buckets) <= MAX_STORED_ROWS:
-        _store(coll, key, token, settle_s, rows=rows, cuts=cuts, buckets=buckets)
+        _store(key, token, settle_s, rows=rows, cuts=cuts, buckets=buckets)
     return rows
 
 
@@ -166,12 +171,11 @@ def _count_buckets(dataset, label_field: str, cuts: list, which, buckets: list) 
     which = list(which)
     matches = split_scan.range_matches(cuts)
     pipeline = cells_pipeline(label_field)
-    coll = dataset._sample_collection
 
     def count(i):
         # samples first: one deleted meanwhile is then seen by the next look
-        samples = coll.count_documents(matches[i])
-        cells = merge_cells(cells_from_groups(coll.aggregate([{"$match": matches[i]}, *pipeline])))
+        samples = count_samples(dataset, matches[i])
+        cells = merge_cells(cells_from_groups(aggregate_samples(dataset, [{"$match": matches[i]}, *pipeline])))
         return dict(samples=samples, cells=[_compact(c) for c in cells])
 
     out = list(buckets)
@@ -189,7 +193,7 @@ def _update_buckets(dataset, label_field: str, stored: dict, token: dict) -> lis
     # times a range's share it would be counted on every look
     if max(b["samples"] for b in buckets) > 4 * max(BUCKET_SAMPLES, token["samples"] / MAX_BUCKETS):
         return None
-    changed = _changed_samples(dataset, stored, with_created=True)
+    changed = changed_since(dataset, stored["since"], MAX_DELTA_SAMPLES, with_created=True)
     if changed is None:
         return None
     dirty = {bisect.bisect_right(cuts, d["_id"]) for d in changed}
@@ -199,25 +203,13 @@ def _update_buckets(dataset, label_field: str, stored: dict, token: dict) -> lis
     # count is checked
     added = sum(1 for d in changed if d.get("created_at") is not None and d["created_at"] > stored["since"])
     if token["samples"] != stored["token"]["samples"] + added:
-        coll = dataset._sample_collection
         matches = split_scan.range_matches(cuts)
         for i, b in enumerate(buckets):
-            if i not in dirty and coll.count_documents(matches[i]) != b["samples"]:
+            if i not in dirty and count_samples(dataset, matches[i]) != b["samples"]:
                 dirty.add(i)
     if len(dirty) > len(buckets) // 2:
         return None
     return _count_buckets(dataset, label_field, cuts, sorted(dirty), buckets)
-
-
-def _changed_samples(dataset, stored: dict, with_created: bool = False) -> list | None:
-    """Ids of the samples written after the stored ``since`` (see
-    :func:`_store`), or ``{_id, created_at}`` documents; None when more
-    than :data:`MAX_DELTA_SAMPLES`."""
-    coll = dataset._sample_collection
-    fields = {"_id": 1, "created_at": 1} if with_created else {"_id": 1}
-    with coll.find({"last_modified_at": {"$gt": stored["since"]}}, fields).limit(MAX_DELTA_SAMPLES + 1) as cursor:
-        changed = list(cursor) if with_created else [d["_id"] for d in cursor]
-    return None if len(changed) > MAX_DELTA_SAMPLES else changed
 
 
 _CELL_KEYS = ("label", "queue", "review", "n", "p_sum", "p_n", "p_min", "bulk")
@@ -261,10 +253,9 @@ def next_yellow_cached(
     if dataset is None:
         return next_yellow(sample_collection, label_field, limit)
     key = f"{dataset_id(dataset)}/{label_field}/next_yellow"
-    coll = _coll()
     # read before the samples: a write meanwhile leaves an older token
-    token = _token(dataset)
-    stored = coll.find_one({"_id": key})
+    token = change_token(dataset)
+    stored = stored_results.read(COLLECTION, key)
     if stored is not None and stored.get("settled") and stored.get("token") == token:
         entries = stored["entries"]
         if stored.get("threshold") is None or len(entries) >= limit:
@@ -273,13 +264,13 @@ def next_yellow_cached(
     if stored is not None and _delta_base(stored, token, "entries"):
         entries = _apply_delta(dataset, label_field, stored)
     if entries is not None and (stored.get("threshold") is None or len(entries) >= limit):
-        _store(coll, key, token, settle_s, entries=entries, threshold=stored.get("threshold"))
+        _store(key, token, settle_s, entries=entries, threshold=stored.get("threshold"))
         return [_row(e) for e in entries[:limit]]
     depth = max(NEXT_DEPTH, limit)
     rows = next_yellow(dataset, label_field, depth)
     entries = [_entry(r) for r in rows]
     threshold = [entries[-1]["rank"], entries[-1]["label_id"]] if len(entries) == depth else None
-    _store(coll, key, token, settle_s, entries=entries, threshold=threshold)
+    _store(key, token, settle_s, entries=entries, threshold=threshold)
     return rows[:limit]
 
 
@@ -293,8 +284,7 @@ def forget_counts(dataset) -> int:
     Returns:
         the number of documents deleted
     """
-    prefix = f"{dataset_id(dataset)}/"
-    return _coll().delete_many({"_id": {"$regex": f"^{prefix}"}}).deleted_count
+    return stored_results.forget(COLLECTION, f"{dataset_id(dataset)}/")
 
 
 def _check_settle(settle_s) -> None:
@@ -302,7 +292,7 @@ def _check_settle(settle_s) -> None:
         raise ValueError(f"Parameter 'settle_s' must be a number >= 0; got {settle_s!r}")
 
 
-def _store(coll, key: str, token: dict, settle_s: float, **fields) -> None:
+def _store(key: str, token: dict, settle_s: float, **fields) -> None:
     """Stores ``fields`` under ``key`` with ``token`` and ``since``, the
     ``last_modified_at`` after which samples are read again next time.
 
@@ -317,12 +307,9 @@ def _store(coll, key: str, token: dict, settle_s: float, **fields) -> None:
     now = _now()
     settled = newest is None or (now - newest).total_seconds() >= settle_s
     since = newest if settled else min(newest, now - datetime.timedelta(seconds=settle_s))
-    try:
-        coll.replace_one({"_id": key}, {"token": token, "settled": settled, "since": since, "computed_at": now,
-                                        **fields}, upsert=True)
-    except pymongo.errors.PyMongoError as e:
-        # storing only saves time later (e.g. a read-only database user)
-        logger.warning("Panel results '%s' not stored: %s", key, e)
+    # storing only saves time later: a failure (e.g. a read-only database
+    # user) is logged by stored_results
+    stored_results.write(COLLECTION, key, dict(token=token, settled=settled, since=since, computed_at=now, **fields))
 
 
 def _delta_base(stored: dict, token: dict, part: str) -> bool:
@@ -338,15 +325,13 @@ def _apply_delta(dataset, label_field: str, stored: dict) -> list[dict] | None:
     :data:`MAX_DELTA_SAMPLES` samples changed."""
     from .queue_stats import open_yellow_expr
 
-    coll = dataset._sample_collection
-    changed = _changed_samples(dataset, stored)
+    changed = changed_since(dataset, stored["since"], MAX_DELTA_SAMPLES)
     if changed is None:
         return None
     changed_set = set(changed)
     kept = [e for e in stored["entries"] if e["sample_id"] not in changed_set]
     # deletions leave no last_modified_at: entries of gone samples are dropped
-    ids = list({e["sample_id"] for e in kept})
-    existing = {d["_id"] for d in coll.find({"_id": {"$in": ids}}, {"_id": 1})} if ids else set()
+    existing = existing_sample_ids(dataset, list({e["sample_id"] for e in kept}))
     entries = [e for e in kept if e["sample_id"] in existing]
     if changed:
         list_path = label_list_path(dataset, label_field)
@@ -356,7 +341,7 @@ def _apply_delta(dataset, label_field: str, stored: dict) -> list[dict] | None:
             {"$unwind": "$_l"},
         ]
         threshold = stored.get("threshold")
-        for d in coll.aggregate(pipeline):
+        for d in aggregate_samples(dataset, pipeline):
             lab = d["_l"]
             e = dict(rank=lab["review_rank"], label_id=lab["_id"], sample_id=d["_id"],
                      label=lab.get("label"), p_correct=lab.get("p_correct"))
@@ -377,24 +362,6 @@ def _entry(row: dict) -> dict:
 def _row(entry: dict) -> dict:
     return dict(rank=int(entry["rank"]), label_id=str(entry["label_id"]), sample_id=str(entry["sample_id"]),
                 label=entry.get("label"), p_correct=entry.get("p_correct"))
-
-
-def _token(dataset) -> dict:
-    """The number of samples and the newest ``last_modified_at`` (both from
-    FiftyOne's default indexes)."""
-    coll = dataset._sample_collection
-    with coll.find({}, {"last_modified_at": 1}).sort("last_modified_at", -1).limit(1) as cursor:
-        newest = next(cursor, None)
-    return dict(
-        samples=coll.count_documents({}),
-        last_modified_at=None if newest is None else newest.get("last_modified_at"),
-    )
-
-
-def _coll():
-    from fiftyone.core.odm.database import get_db_conn
-
-    return get_db_conn()[COLLECTION]
 
 
 def _now() -> datetime.datetime:

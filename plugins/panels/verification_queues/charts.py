@@ -4,8 +4,7 @@ and the calibration. Pure: dicts and lists in, JSON-ready dicts out."""
 
 from __future__ import annotations
 
-from .label_map import QUEUE_COLORS
-from .queue_stats import QUEUES, UNASSIGNED
+from ...common.label_vocab import QUEUE_COLORS, QUEUES, UNASSIGNED
 
 
 def _pct(v) -> str:

@@ -1,14 +1,14 @@
 """App layer: the ``label_map`` panel.
 
-A 2-D map of the label embeddings (:mod:`.label_map`), coloured by queue,
+A 2-D map of the label embeddings (:mod:`.core`), coloured by queue,
 class or review state. A lasso or box selection answers at once (the panel
 says it is showing the selection while the grid loads), highlights the
 selected points on the map (the others dimmed, also after redraws) and
 sets the App's view to exactly the selected labels (``select_labels`` on the base view; see
-:mod:`.verification_queues` for how the base view is kept); a selection
+:mod:`..verification_queues` for how the base view is kept); a selection
 without points changes nothing (Plotly sends such events by itself), *Show
 all* goes back to the base view; a click on a point opens its sample. The projection is computed once, by the *Compute
-map* button (or :func:`.label_map.compute_label_map` from Python), stored
+map* button (or :func:`.core.compute_label_map` from Python), stored
 as a run on the dataset and only read on redraws.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import app_context, label_map, queue_stats
+from ..shared import app_context, queue_stats
+from . import core as label_map
 
 _COLOR_COLUMN = {"queue": "queue", "class": "label", "review": "review"}
 

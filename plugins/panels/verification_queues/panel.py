@@ -4,13 +4,15 @@ Counts by queue and class (tables and a stacked bar chart), review
 progress, expected precision, workload and cost from the triage report, the
 calibration curves, buttons to decide labels, and the next yellow labels in
 ``review_rank`` order. Every method only translates ``ctx`` into calls of
-:mod:`.queue_stats` (:mod:`.count_cache` for the counts), :mod:`.charts`, the triage report and the review core
-(:mod:`..review.decisions`).
+:mod:`..shared.queue_stats` (:mod:`..shared.count_cache` for the counts), the
+triage report and the review core (:mod:`...review.decisions`); what it
+shows is built by :mod:`.panel_content` (tables and traces from
+:mod:`.charts` and :mod:`.audit_section`) and drawn by :mod:`.layout`.
 
 Drill-down: a click on a queue, a class cell or a bar sets the App's view
 to the *base view* filtered to exactly those labels (``filter_labels``). The
 base view is the App's view without that one stage (found again by
-:func:`.queue_stats.strip_drilldown`), so the counts keep describing what
+:func:`..shared.queue_stats.strip_drilldown`), so the counts keep describing what
 the user chose to look at, and the next click replaces the filter instead
 of narrowing it. Any other view change makes the new view the base. While
 drilled down the grid draws only the field under review (the App's active
@@ -18,11 +20,11 @@ fields; *Show all* puts the user's back).
 
 At the top: the next labels to review, as crops (click one to open it).
 Bulk decisions (*Accept all green*, *Reject all red*) ask for confirmation
-and are recorded as bulk (see :mod:`..review.decisions`). The workload
+and are recorded as bulk (see :mod:`...review.decisions`). The workload
 uses the pace measured in review sessions once there is one
-(:func:`..review.pace.review_pace`). Edits made in the sample modal's
+(:func:`...review.pace.review_pace`). Edits made in the sample modal's
 Annotate tab are logged as corrections on every refresh
-(:func:`..review.corrections.sync_label_edits`).
+(:func:`...review.corrections.sync_label_edits`).
 
 State (small, read back on each event): ``label_field``,
 ``calibration_key``, ``drill``, ``classes``, ``queue_order``, ``next``
@@ -37,27 +39,22 @@ from __future__ import annotations
 import logging
 
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 
-from ..review.corrections import sync_label_edits
-from ..review.decisions import review_labels, undo_last
-from ..review.operators import context_user
-from ..review.pace import review_pace
-from ..triage.green_audit import apply_certificate, audit_green
-from . import app_context, audit_section, charts, count_cache, crops, queue_stats
+from ...review.corrections import sync_label_edits
+from ...review.decisions import review_labels, undo_last
+from ...review.operators import context_user
+from ...review.pace import review_pace
+from ...triage.green_audit import apply_certificate, audit_green
+from ...common.fo_private import view_stages
+from ..shared import app_context, count_cache, crops, queue_stats
+from . import layout
+from .layout import CLASS_COLUMNS, NEXT_YELLOW
+from .panel_content import panel_data, panel_state
 
 logger = logging.getLogger(__name__)
 
-NEXT_YELLOW = 10
 #: crops shown in the strip of next questions
 NEXT_CROPS = 8
-_CLASS_COLUMNS = ("label", "green", "yellow", "red", "total", "pending", "accepted", "rejected", "corrected", "bulk")
-_QUEUE_COLUMNS = (
-    ("queue", "Queue"), ("count", "Labels"), ("pending", "Pending"), ("accepted", "Accepted"),
-    ("rejected", "Rejected"), ("corrected", "Corrected"), ("bulk", "Decided in bulk"),
-    ("expected_precision", "Expected precision"),
-    ("verified_precision", "Verified precision [interval]"),
-)
 
 
 class VerificationQueues(foo.Panel):
@@ -119,7 +116,7 @@ class VerificationQueues(foo.Panel):
         row, col = ctx.params.get("row"), ctx.params.get("column")
         if not (isinstance(row, int) and 0 <= row < len(classes)):
             return
-        column = _CLASS_COLUMNS[col] if isinstance(col, int) and 0 <= col < len(_CLASS_COLUMNS) else None
+        column = CLASS_COLUMNS[col] if isinstance(col, int) and 0 <= col < len(CLASS_COLUMNS) else None
         drill = dict(label=classes[row])
         if column in (*queue_stats.QUEUES, queue_stats.UNASSIGNED):
             drill["queue"] = column
@@ -359,7 +356,7 @@ class VerificationQueues(foo.Panel):
         view = queue_stats.drill_view(base, field, drill)
         ctx.panel.state.drill = drill
         self._show_only_field(ctx, field)
-        if view._serialize(include_uuids=False) == ctx.view._serialize(include_uuids=False):
+        if view_stages(view) == view_stages(ctx.view):
             return False
         ctx.ops.set_view(view)
         return True
@@ -385,7 +382,7 @@ class VerificationQueues(foo.Panel):
 
     def _refresh(self, ctx):
         """Recomputes every number and chart for the current base view."""
-        from ..triage.workflow import load_calibration, triage_report
+        from ...triage.workflow import load_calibration, triage_report
 
         dataset = ctx.dataset
         field = app_context.choose_label_field(dataset, ctx.panel.state.label_field)
@@ -415,177 +412,10 @@ class VerificationQueues(foo.Panel):
                 logger.warning("Triage report unavailable: %s", e)
         upcoming = count_cache.next_yellow_cached(base, field, NEXT_YELLOW)
         self._set_next_strip(ctx, dataset, field, upcoming)
-        qrows = charts.queue_rows(summary, report)
-        audit = (report or {}).get("audit") or {}
-        audit_next = (audit.get("pending") or [None])[0]
-        ctx.panel.state.set(
-            dict(
-                calibration_key=key,
-                summary={k: summary[k] for k in ("total", "accepted", "rejected", "corrected", "bulk", "pending",
-                                                 "decided", "yellow_open")},
-                queue_counts={q: summary["queues"][q]["pending"] for q in queue_stats.QUEUES},
-                classes=summary["classes"],
-                queue_order=[r["queue"] for r in qrows],
-                report_lines=charts.report_lines(summary, report) + charts.recall_lines(report),
-                target_precision=(calibration or {}).get("target_precision"),
-                has_curves=bool(calibration and calibration.get("curves")),
-                has_recall_curve=bool(((report or {}).get("recall") or {}).get("curve")),
-                next=[[r["label_id"], r["sample_id"]] for r in upcoming],
-                audit_lines=audit_section.audit_lines(report),
-                audit_key=audit.get("audit_key"),
-                audit_status=audit.get("status"),
-                audit_next=[audit_next["label_id"], audit_next["sample_id"]] if audit_next else None,
-                audit_plan_sample=((report or {}).get("audit_plan") or {}).get("sample"),
-                has_audit_plot=bool(audit.get("sets")),
-            )
-        )
-        ctx.panel.data.set(
-            dict(
-                queue_table=qrows,
-                class_table=charts.class_rows(summary),
-                counts_plot=charts.counts_bar_traces(summary),
-                curves_plot=charts.curve_traces(calibration) if calibration else [],
-                recall_plot=charts.recall_traces(report),
-                audit_plot=audit_section.audit_traces(report),
-                next_table=[
-                    dict(rank=r["rank"], label=r["label"],
-                         p_correct="—" if r["p_correct"] is None else f"{r['p_correct']:.3f}",
-                         label_id=r["label_id"])
-                    for r in upcoming
-                ],
-            )
-        )
+        ctx.panel.state.set(panel_state(summary, report, calibration, upcoming, key))
+        ctx.panel.data.set(panel_data(summary, report, calibration, upcoming))
 
     # -- layout -------------------------------------------------------------------
 
     def render(self, ctx):
-        s = ctx.panel.state
-        panel = types.Object()
-        if s.error:
-            panel.md(f"**{s.error}**", name="error_md")
-            return types.Property(panel, view=_layout())
-        field = s.label_field
-        top = panel.h_stack("top", align_y="center", gap=2)
-        top.enum(
-            "label_field", s.fields or [field], default=field, label="Label field",
-            on_change=self.on_change_label_field, view=types.DropdownView(),
-        )
-        key = s.calibration_key
-        top.md(f"Calibration: `{key}`" if key else "No calibration yet (run *calibrate_triage*)", name="cal_md")
-
-        self._render_next(panel, s)
-        lines = list(s.report_lines or [])
-        drill = s.drill
-        if drill:
-            lines.append(f"**Showing** {_describe(drill)} in the grid (only the `{field}` field drawn)")
-        panel.md("\n\n".join(lines), name="summary_md")
-
-        counts = s.queue_counts or {}
-        n_lab, n_smp = s.num_selected_labels or 0, s.num_selected_samples or 0
-        selected = f"{n_lab} label(s)" if n_lab or not n_smp else f"{n_smp} sample(s)"
-        btns = panel.h_stack("actions", gap=1)
-        btns.btn("accept_green", label=f"Accept all green ({counts.get('green', 0):,})", icon="done_all",
-                 on_click=self.accept_green, variant="outlined", disabled=not counts.get("green"))
-        btns.btn("reject_red", label=f"Reject all red ({counts.get('red', 0):,})", icon="block",
-                 on_click=self.reject_red, variant="outlined", disabled=not counts.get("red"))
-        btns.btn("accept_selected", label=f"Accept selected ({selected})", icon="check",
-                 on_click=self.accept_selected, variant="outlined", disabled=not (n_lab or n_smp))
-        btns.btn("reject_selected", label=f"Reject selected ({selected})", icon="close",
-                 on_click=self.reject_selected, variant="outlined", disabled=not (n_lab or n_smp))
-        btns.btn("undo", label="Undo", icon="undo", on_click=self.undo, variant="outlined")
-        btns.btn("show_all", label="Show all", icon="filter_alt_off", on_click=self.show_all,
-                 variant="outlined", disabled=not drill)
-        if s.confirm:
-            self._render_confirm(panel, s.confirm)
-        if s.message:
-            panel.md(s.message, name="message_md")
-
-        self._render_audit(panel, s)
-
-        qtable = types.TableView(on_click_cell=self.on_queue_cell)
-        for key_, label in _QUEUE_COLUMNS:
-            qtable.add_column(key_, label=label)
-        panel.list("queue_table", types.Object(), view=qtable, label="Queues (click one to show its labels)")
-
-        panel.plot(
-            "counts_plot", layout=charts.counts_bar_layout(), on_click=self.on_bar_click,
-            config=dict(displayModeBar=False), height=300,
-        )
-
-        ctable = types.TableView(on_click_cell=self.on_class_cell)
-        for col in _CLASS_COLUMNS:
-            ctable.add_column(col, label="Class" if col == "label" else col.capitalize())
-        panel.list("class_table", types.Object(), view=ctable,
-                   label="Classes (click a cell: that class, queue or review state)")
-
-        if s.has_curves:
-            panel.plot(
-                "curves_plot", layout=charts.curve_layout(s.target_precision),
-                config=dict(displayModeBar=False), height=320,
-            )
-        if s.has_recall_curve:
-            panel.plot("recall_plot", layout=charts.recall_layout(), config=dict(displayModeBar=False), height=320)
-        return types.Property(panel, view=_layout())
-
-    def _render_audit(self, panel, s):
-        if not s.calibration_key:
-            return
-        panel.md("\n\n".join(s.audit_lines or []), name="audit_md")
-        if s.has_audit_plot:
-            panel.plot("audit_plot", layout=audit_section.audit_layout(), config=dict(displayModeBar=False),
-                       height=130)
-        row = panel.h_stack("audit_actions", gap=1)
-        running = s.audit_status == "needs_answers"
-        if not running:
-            n = s.audit_plan_sample
-            label = "Start a new audit" if s.audit_key else (f"Start audit ({n} questions)" if n else "Start audit")
-            row.btn("start_audit", label=label, icon="fact_check", on_click=self.start_audit, variant="outlined")
-            return
-        row.btn("next_audit", label="Next audit label", icon="skip_next", on_click=self.next_audit_label,
-                variant="outlined", disabled=not s.audit_next)
-        row.btn("accept_audit", label="It is right (accept)", icon="check", on_click=self.accept_audit_label,
-                variant="outlined", disabled=not s.audit_shown)
-        row.btn("reject_audit", label="It is wrong (reject)", icon="close", on_click=self.reject_audit_label,
-                variant="outlined", disabled=not s.audit_shown)
-
-
-    def _render_next(self, panel, s):
-        """The next questions at the top: their crops, then the table."""
-        strip = s.next_strip or {}
-        if strip:
-            row = panel.h_stack("next_strip", gap=1, align_y="top")
-            for key in sorted(strip, key=lambda k: int(k[1:])):
-                cell = row.v_stack(key, gap=0)
-                cell.img("img", on_click=self.on_next_crop, params=dict(row=int(key[1:])), height="72px",
-                         width="72px", alt_text=strip[key]["cap"])
-                cell.md(strip[key]["cap"], name="cap")
-        ntable = types.TableView(on_click_cell=self.on_next_cell)
-        for col, label in (("rank", "Rank"), ("label", "Class"), ("p_correct", "P(correct)"), ("label_id", "Label id")):
-            ntable.add_column(col, label=label)
-        panel.list("next_table", types.Object(), view=ntable,
-                   label=f"Next {NEXT_YELLOW} yellow labels to review, in the order answers keep updating "
-                         "(click one to open it)")
-
-    def _render_confirm(self, panel, ask: dict):
-        verb = "Accept" if ask["action"] == "accept" else "Reject"
-        panel.md(
-            f"**{verb} all {ask['count']:,} pending {ask['queue']} labels without looking at each?** "
-            "They are recorded as a bulk decision: the report keeps them apart from labels people checked "
-            "(at their expected precision) and calibration never counts them as verified.",
-            name="confirm_md",
-        )
-        row = panel.h_stack("confirm_row", gap=1)
-        row.btn("confirm_bulk", label=f"Yes, {verb.lower()} {ask['count']:,} {ask['queue']} labels",
-                icon="done_all", on_click=self.confirm_bulk, variant="contained")
-        row.btn("cancel_bulk", label="Cancel", icon="close", on_click=self.cancel_bulk, variant="outlined")
-
-
-def _describe(drill: dict) -> str:
-    if drill.get("label_ids") is not None:
-        return f"{len(drill['label_ids'])} chosen label(s)"
-    parts = [f"{k} **{v}**" for k, v in drill.items() if v is not None]
-    return ", ".join(parts) + " labels"
-
-
-def _layout():
-    return types.GridView(orientation="vertical", gap=2, padding=1)
+        return layout.render(self, ctx.panel.state)

@@ -15,6 +15,8 @@ import logging
 from collections import OrderedDict
 from typing import Sequence
 
+from ...common.sample_docs import read_sample_docs
+
 logger = logging.getLogger(__name__)
 
 #: thumbnail side in pixels
@@ -74,8 +76,7 @@ def label_crops(dataset, label_field: str, rows: Sequence[dict], size: int = SIZ
     path = f"{label_field}.{list_name}"
     sids = list({ObjectId(r["sample_id"]) for r in rows})
     where = {}
-    for doc in dataset._sample_collection.find({"_id": {"$in": sids}},
-                                                {"filepath": 1, f"{path}._id": 1, f"{path}.bounding_box": 1}):
+    for doc in read_sample_docs(dataset, sids, {"filepath": 1, f"{path}._id": 1, f"{path}.bounding_box": 1}):
         for lab in (doc.get(label_field) or {}).get(list_name) or []:
             where[str(lab["_id"])] = (doc["filepath"], lab.get("bounding_box"))
     out = []

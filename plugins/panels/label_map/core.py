@@ -25,10 +25,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import bulk, provenance
-from ..common.fo_private import dataset_id
-from ..common.label_vocab import QUEUE_COLORS, REVIEW_COLORS, review_state
-from ..review.decisions import label_list_path
+from ...common import bulk, provenance
+from ...common.fo_private import aggregate_view, dataset_id, root_dataset
+from ...common.label_vocab import QUEUE_COLORS, QUEUES, REVIEW_COLORS, UNASSIGNED, review_state
+from ...review.decisions import label_list_path
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def compute_label_map(
             "compute_label_embeddings first"
         )
     xy, used = project_2d(X, method=method, seed=seed)
-    dataset = sample_collection._root_dataset
+    dataset = root_dataset(sample_collection)
     key = map_key(label_field)
     if dataset.has_run(key):
         dataset.delete_run(key)
@@ -239,14 +239,12 @@ def load_label_map(dataset, label_field: str) -> dict | None:
 def label_states(sample_collection, label_field: str) -> dict[str, np.ndarray]:
     """Id, class, queue and review state of every label in the collection
     (one aggregation; queue None as ``"unassigned"``, review as in
-    :func:`.queue_stats.count_labels`).
+    :func:`..shared.queue_stats.count_labels`).
 
     Returns:
         dict of aligned ``(N,)`` object arrays ``label_id``, ``label``,
         ``queue``, ``review``
     """
-    from .queue_stats import QUEUES, UNASSIGNED
-
     list_path = label_list_path(sample_collection, label_field)
     lab = f"$_l.{list_path.split('.', 1)[1]}"
     pipeline = [
@@ -255,7 +253,7 @@ def label_states(sample_collection, label_field: str) -> dict[str, np.ndarray]:
         {"$project": {"_id": 0, "i": f"{lab}._id", "l": f"{lab}.label", "q": f"{lab}.queue", "r": f"{lab}.review"}},
     ]
     ids, labels, queues, reviews = [], [], [], []
-    for d in sample_collection._aggregate(pipeline=pipeline):
+    for d in aggregate_view(sample_collection, pipeline):
         ids.append(str(d["i"]))
         labels.append(d.get("l"))
         q = d.get("q")

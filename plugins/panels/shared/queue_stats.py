@@ -5,7 +5,7 @@ numbers come from database aggregations over the view's own pipeline (one
 ``$unwind`` + ``$group`` for all counts, shared with the triage report; one
 sorted ``$limit`` for the next yellow labels), never from a Python loop over
 labels. On a large whole dataset each runs as concurrent aggregations over
-``_id`` ranges (:mod:`..common.split_scan`) whose few result rows are
+``_id`` ranges (:mod:`...common.split_scan`) whose few result rows are
 merged. The functions that turn those rows into tables are pure.
 
 Review states: a label whose ``review`` is missing, None or anything other
@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..review.decisions import label_list_path
-from ..common import split_scan
-from ..common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
-from ..common.label_cells import label_cells
+from ...review.decisions import label_list_path
+from ...common import split_scan
+from ...common.fo_private import build_view, root_dataset, view_stages
+from ...common.label_vocab import HUMAN_DECISIONS, QUEUES, REVIEW_STATES, UNASSIGNED
+from ...common.label_cells import label_cells
 
 
 def count_labels(sample_collection, label_field: str, parts: int | None = None) -> list[dict]:
     """Number of labels per (class, queue, review state) in the collection.
 
-    The rows of :func:`..common.label_cells.label_cells` (one aggregation over
+    The rows of :func:`...common.label_cells.label_cells` (one aggregation over
     the collection's pipeline, so views, label filters and App sidebar
     filters apply; concurrent ``_id`` ranges on a large whole dataset),
     as counts (:func:`rows_from_cells`).
@@ -51,7 +52,7 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
 
 
 def rows_from_cells(cells: Sequence[dict]) -> list[dict]:
-    """:func:`count_labels` rows from :func:`..common.label_cells.label_cells`
+    """:func:`count_labels` rows from :func:`...common.label_cells.label_cells`
     rows: a missing or unknown queue counts as ``"unassigned"``."""
     counts: dict[tuple, int] = {}
     for c in cells:
@@ -247,22 +248,20 @@ def strip_drilldown(view, label_field: str, drill: dict | None):
         was there (False: the user changed the view since; the view is
         returned as is)
     """
-    import fiftyone.core.view as fov
-
     if not drill:
         return view, False
     try:
-        ref = drill_view(view._root_dataset, label_field, drill)
+        ref = drill_view(root_dataset(view), label_field, drill)
     except ValueError:
         return view, False
     # stage filters are serialized after validation (field-prefixed), so the
     # reference is built on the dataset and compared without stage uuids
-    target = ref._serialize(include_uuids=False)[-1]
-    stages = view._serialize(include_uuids=True)
-    plain = view._serialize(include_uuids=False)
+    target = view_stages(ref)[-1]
+    stages = view_stages(view, include_uuids=True)
+    plain = view_stages(view)
     for i in range(len(plain) - 1, -1, -1):
         if plain[i] == target:
-            return fov.DatasetView._build(view._root_dataset, stages[:i] + stages[i + 1 :]), True
+            return build_view(root_dataset(view), stages[:i] + stages[i + 1 :]), True
     return view, False
 
 

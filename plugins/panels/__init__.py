@@ -11,29 +11,12 @@
 The entry ``__init__.py`` registers the panels.
 """
 
-import sys
-
 from .label_map import LabelMapPanel, compute_label_map, load_label_map, project_2d
 from .review_queue import ReviewQueue
 from .shared import app_context, count_cache, crops, queue_stats
 from .shared.count_cache import count_labels_cached, next_yellow_cached
 from .shared.queue_stats import count_labels, next_yellow, summarize_counts
 from .verification_queues import VerificationQueues, audit_section, charts
-from .label_map import panel as label_map_panel
-
-# the modules' paths before the folders (``panels.queue_stats``, ...) stay
-# importable, as the same module objects, for code written against them
-for _old, _module in {
-    "app_context": app_context,
-    "audit_section": audit_section,
-    "charts": charts,
-    "count_cache": count_cache,
-    "crops": crops,
-    "label_map_panel": label_map_panel,
-    "queue_stats": queue_stats,
-}.items():
-    sys.modules[f"{__name__}.{_old}"] = _module
-del _old, _module
 
 __all__ = [
     "LabelMapPanel",

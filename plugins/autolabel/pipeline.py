@@ -466,6 +466,23 @@ class _Tally:
         )
 
 
+def _detect_video(sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
+                  **params) -> Iterator[Progress]:
+    """The video branch of :func:`iter_zero_shot_detect` (:mod:`.video_detect`)."""
+    from .models import load_detector
+    from .video_detect import claim_video_field, iter_zero_shot_detect_video
+
+    sample_collection._dataset.reload()
+    # before the model loads: a refused field costs no loading time
+    claim_video_field(sample_collection, params["label_field"], params["adopt_field"])
+    if detector is None:
+        detector = load_detector(backend, checkpoint, device=device, fp16=fp16, options=backend_options)
+    detector.set_prompts(list(onto.prompts))
+    return (yield from iter_zero_shot_detect_video(
+        sample_collection, onto, detector, run_params=dict(class_agnostic_nms=params["class_agnostic_nms"],
+                                                           nms_iou=params["nms_iou"]), **params))
+
+
 def _check_candidates(threshold, candidates_threshold, candidates_field, label_field, sample_collection,
                       ray_executor) -> str:
     """Checks the candidates parameters; the candidates field to write."""

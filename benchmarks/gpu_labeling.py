@@ -12,7 +12,7 @@ in fp16 on CUDA, at several batch sizes:
   ``pairs_per_pass`` (image, prompt) pairs) it is all of them, undecoded
   (their ``iter_forward``).
 - **end to end**: the pipeline's real code path without FiftyOne:
-  ``pipeline._prefetch`` (``num_workers`` threads running ``load_batch``:
+  ``pipeline.prefetch_batches`` (``num_workers`` threads running ``load_batch``:
   JPEG decode with ``images.load_image`` + ``detector.prepare``),
   ``batches.predict_isolating_failures`` (= ``detector.predict``),
   ``detections.postprocess`` and ``detections.detections_doc``. Only the
@@ -194,12 +194,8 @@ def _end_to_end(detector, onto, paths, batch_size, num_workers, threshold, make_
     ids = [f"{i:024x}" for i in range(len(paths))]
     path_of = dict(zip(ids, paths))
     failures = []
-    batches = [
-        (ids[i : i + batch_size], paths[i : i + batch_size])
-        for i in range(0, len(ids), batch_size)
-    ]
     num_labels = num_done = 0
-    for batch in pipeline._prefetch(batches, detector, num_workers):
+    for batch in pipeline.prefetch_batches(ids, paths, detector, batch_size, num_workers):
         for f in batch.failures:
             failures.append(f)
         if not batch.ids:
@@ -406,7 +402,7 @@ def main(argv=None) -> int:
     print()
     print(table(rows, args, device_name))
     print()
-    print("RANDOM WEIGHTS: speed only. e2e = _prefetch(decode+prepare threads) + predict + "
+    print("RANDOM WEIGHTS: speed only. e2e = prefetch_batches(decode+prepare threads) + predict + "
           f"postprocess{' + detections_doc' if make_docs else ' (detections_doc SKIPPED: no bson)'}; "
           "no database writes.")
     print(f"fiftyone imported: {fo_loaded}")

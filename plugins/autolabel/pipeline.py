@@ -13,11 +13,10 @@ process, or a pool of Ray actors (``executor="ray"``, :mod:`.ray_labeling`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
-
+from typing import Iterator, Mapping, Sequence
 
 from ..common import bulk, provenance
 from ..common import db_errors, heartbeats
@@ -27,11 +26,11 @@ from ..common.limits import check_count, check_int
 from .backends import ZeroShotDetector
 from ..common.prefetch import prefetch
 from ..common.ray_executor import RayExecutor, executor_from
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from ..common.provenance import MAX_RECORDED_FAILURES
-from .batches import LoadedBatch, decided_boxes, label_batch, load_batch, write_labels
+from .batches import BatchLabels, LoadedBatch, decided_boxes, label_batch, load_batch
 from .detections import CLASS_SCORES_ATTR
+from .label_writer import LabelWriter
 from .ontology import Ontology
 
 logger = logging.getLogger(__name__)
@@ -89,292 +88,12 @@ def iter_zero_shot_detect(
     candidates_threshold: float | None = None,
     candidates_field: str | None = None,
 ) -> Iterator[Progress]:
-    """Generator form of :func:`zero_shot_detect`.
-
-    Yields :class:`Progress` events and returns the run summary (the
-    ``StopIteration`` value), so that operators can forward progress to the
-    App. Arguments are those of :func:`zero_shot_detect`; with
-    ``record_run=False`` no run record is written (the caller keeps one).
-    """
-    from .models import load_detector
-
-    ray_executor = executor_from(executor)
-    if ray_executor is not None and detector is not None:
-        raise ValueError("Parameter 'detector' cannot be used with the Ray executor: each Ray "
-                         "actor loads its own model from 'backend' and 'checkpoint'")
-    onto = Ontology.from_params(classes=classes, ontology=ontology)
-    check_count(len(onto.prompts), "prompts", "classes" if classes is not None else "ontology")
-    if num_workers is None:
-        num_workers = min(8, os.cpu_count() or 1)
-    _check_params(confidence_threshold, batch_size, nms_iou, num_workers, write_every)
-    if candidates_threshold is not None:
-        candidates_field = _check_candidates(confidence_threshold, candidates_threshold, candidates_field,
-                                             label_field, sample_collection, ray_executor)
-    if sample_collection.media_type == "video":
-        if ray_executor is not None:
-            raise ValueError("Parameter 'executor': videos are labeled by the local executor; "
-                             "the Ray executor labels images")
-        return (yield from _detect_video(
-            sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
-            label_field=label_field, confidence_threshold=confidence_threshold, batch_size=batch_size,
-            overwrite=overwrite, class_agnostic_nms=class_agnostic_nms, nms_iou=nms_iou,
-            num_workers=num_workers, write_every=write_every, frame_step=frame_step, run_key=run_key,
-            record_run=record_run, adopt_field=adopt_field,
-        ))
-    if sample_collection.media_type != "image":
-        raise ValueError(
-            f"zero_shot_detect works on image and video datasets; "
-            f"'{sample_collection._dataset.name}' has media type "
-            f"{sample_collection.media_type!r}"
-        )
-    # Another process (a killed or delegated run, the App) may have declared
-    # the field since this dataset object was loaded. With the stale schema
-    # every sample would look unlabeled, and a resume would relabel them all,
-    # replacing the labels (and reviews) stored meanwhile.
-    sample_collection._dataset.reload()
-    validate_label_field(sample_collection, label_field)
-    # never into a field of someone else's labels (e.g. ground_truth)
-    # unless the caller takes it over explicitly
-    check_field_claim(sample_collection._dataset, label_field, "autolabels", adopt_field, "label_field")
-    if candidates_threshold is not None:
-        validate_label_field(sample_collection, candidates_field)
-        check_field_claim(sample_collection._dataset, candidates_field, "candidates", adopt_field, "candidates_field")
-
-    total_target = len(sample_collection)
-    todo = sample_collection
-    if not overwrite and sample_collection.has_field(label_field):
-        todo = sample_collection.exists(label_field, False)
-    ids, paths = todo.values(["id", "filepath"])
-    skipped = total_target - len(ids)
-    if ray_executor is not None:
-        from .ray_labeling import iter_label_on_ray
-
-        settings = dict(
-            backend=backend, checkpoint=checkpoint, device=device, fp16=fp16,
-            backend_options=backend_options, ontology=onto.to_dict(), label_field=label_field,
-            confidence_threshold=confidence_threshold, class_agnostic_nms=class_agnostic_nms,
-            nms_iou=nms_iou, batch_size=batch_size, overwrite=overwrite,
-        )
-        return (yield from iter_label_on_ray(
-            sample_collection, ray_executor, ids, paths, settings, run_key=run_key,
-            num_target_samples=total_target, num_skipped_samples=skipped, record_run=record_run,
-        ))
-    decided = decided_boxes(todo, label_field) if overwrite else {}
-    # candidates repeating a person's answer (a decided label, an added or
-    # dismissed candidate) are not asked again
-    cand_decided = {}
-    if candidates_threshold is not None:
-        cand_decided = {sid: list(decided.get(sid, [])) for sid in decided}
-        for sid, boxes in decided_boxes(todo, candidates_field).items():
-            cand_decided.setdefault(sid, []).extend(boxes)
-
-    if detector is None:
-        detector = load_detector(
-            backend, checkpoint, device=device, fp16=fp16, options=backend_options
-        )
-    detector.set_prompts(list(onto.prompts))
-
-    dataset = sample_collection._dataset
-    run_key = run_key or provenance.new_run_key(label_field)
-    record = None if not record_run else provenance.start_run(
-        dataset,
-        run_key,
-        method="zero_shot_detect",
-        backend=detector.name,
-        checkpoint=detector.checkpoint,
-        ontology=onto.to_dict(),
-        classes=list(onto.classes),
-        label_field=label_field,
-        confidence_threshold=confidence_threshold,
-        class_agnostic_nms=class_agnostic_nms,
-        nms_iou=nms_iou,
-        batch_size=batch_size,
-        device=detector.device,
-        fp16=detector.fp16,
-        overwrite=overwrite,
-        num_target_samples=total_target,
-        num_skipped_samples=skipped,
-        candidates_threshold=candidates_threshold,
-        candidates_field=candidates_field if candidates_threshold is not None else None,
-    )
-
-    timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
-    failures: list[dict] = []
-    warnings: list[dict] = []
-    counts = dict(failed=0, processed=0, labels=0, invalid=0, written=0, candidates=0)
-    pending: dict[str, Any] = {}
-    pending_candidates: dict[str, Any] = {}
-    path_of = dict(zip(ids, paths))
-    resume_hint = (
-        "Labels written before are kept ({written} samples in this run); once the "
-        "database is back, re-run with overwrite=False to label the remaining samples"
-    )
-
-    def fail(sample_id, filepath, error):
-        counts["failed"] += 1
-        logger.warning("Sample %s (%s): %s", sample_id, filepath, error)
-        if len(failures) < MAX_RECORDED_FAILURES:
-            failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
-
-    def write(docs: Mapping[str, Any]) -> None:
-        try:
-            # human decisions stay on an overwrite: no run replaces a
-            # person's work (new labels repeating them were dropped below)
-            write_labels(sample_collection, label_field, docs)
-        except Exception as e:  # noqa: BLE001 - classified below
-            if db_errors.is_connection_error(e):
-                raise db_errors.unavailable(
-                    e,
-                    f"writing the labels of {len(docs)} samples to field '{label_field}' "
-                    f"of dataset '{dataset.name}'",
-                    resume_hint.format(written=counts["written"]),
-                ) from e
-            if len(docs) == 1:
-                raise
-            # one refused document (e.g. over MongoDB's 16 MB limit) must not
-            # cost its chunk-mates their labels: write them one by one
-            logger.warning("Bulk write failed (%s); writing samples one by one", e)
-            for sid, doc in docs.items():
-                try:
-                    write({sid: doc})
-                except db_errors.DatabaseUnavailableError:
-                    raise
-                except Exception as e1:  # noqa: BLE001 - recorded per sample
-                    counts["processed"] -= 1
-                    counts["labels"] -= len(doc["detections"])
-                    fail(sid, path_of[sid], f"The database refused the labels of this sample: "
-                         f"{type(e1).__name__}: {e1}")
-            return
-        counts["written"] += len(docs)
-
-    def flush():
-        if pending:
-            t0 = time.perf_counter()
-            try:
-                with bulk.gc_paused():
-                    if pending_candidates:
-                        # first: a resume relabels (and re-finds candidates
-                        # of) exactly the samples whose labels are missing
-                        write_labels(sample_collection, candidates_field, pending_candidates)
-                        pending_candidates.clear()
-                    write(pending)
-            finally:
-                timings["write_s"] += time.perf_counter() - t0
-            pending.clear()
-
-    import fiftyone as fo
-
-    bulk.declare_field(dataset, label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
-                       info=purpose_info("autolabels"))
-    if candidates_threshold is not None:
-        bulk.declare_field(dataset, candidates_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
-                           info=candidates_info(label_field))
-    if adopt_field:
-        mark_field(dataset, label_field, "autolabels")
-    batches = [
-        (ids[i : i + batch_size], paths[i : i + batch_size])
-        for i in range(0, len(ids), batch_size)
-    ]
-    yield Progress(0, len(ids), f"Labeling {len(ids)} samples with {detector.name}")
-    status = "failed"
-    error: BaseException | None = None
-    try:
-        for batch in _prefetch(batches, detector, num_workers):
-            timings["decode_s"] += batch.decode_s
-            timings["prepare_s"] += batch.prepare_s
-            for f in batch.failures:
-                fail(f["sample_id"], f["filepath"], f["error"])
-            if batch.prepare_error is not None and counts["processed"] == 0:
-                # every image failed alone and none ever succeeded: the
-                # backend, not the data, is broken
-                raise batch.prepare_error
-            if batch.ids:
-                labels = label_batch(
-                    detector, batch, onto, confidence_threshold, class_agnostic_nms, nms_iou,
-                    decided=decided, systematic_if_all=counts["processed"] == 0,
-                    candidates_threshold=candidates_threshold, candidates_decided=cand_decided,
-                )
-                timings["predict_s"] += labels.predict_s
-                timings["postprocess_s"] += labels.postprocess_s
-                for f in labels.failures:
-                    fail(f["sample_id"], f["filepath"], f["error"])
-                counts["invalid"] += labels.num_invalid
-                warnings.extend(labels.warnings[: MAX_RECORDED_FAILURES - len(warnings)])
-                for sid, doc in labels.candidate_docs.items():
-                    pending_candidates[sid] = doc
-                    counts["candidates"] += len(doc["detections"])
-                for sid, doc in labels.docs.items():
-                    pending[sid] = doc
-                    counts["labels"] += len(doc["detections"])
-                    counts["processed"] += 1
-            if len(pending) >= write_every:
-                flush()
-            done = counts["processed"] + counts["failed"]
-            yield Progress(done, len(ids), f"Labeled {done}/{len(ids)} samples")
-        flush()
-        status = "completed"
-    except (GeneratorExit, KeyboardInterrupt) as e:
-        status, error = "interrupted", e
-        raise
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        summary = _finish(
-            dataset,
-            run_key,
-            record,
-            flush=None if isinstance(error, db_errors.DatabaseUnavailableError) else flush,
-            error=error,
-            summary=lambda: dict(
-                run_key=run_key,
-                label_field=label_field,
-                backend=detector.name,
-                checkpoint=detector.checkpoint,
-                status=status,
-                num_target_samples=total_target,
-                num_skipped_samples=skipped,
-                num_processed_samples=counts["processed"],
-                num_failed_samples=counts["failed"],
-                num_labels=counts["labels"],
-                num_candidates=counts["candidates"],
-                num_invalid_predictions=counts["invalid"],
-                num_kept_decisions=sum(len(v) for v in decided.values()),
-                failures=failures,
-                warnings=warnings,
-                timings={k: round(v, 4) for k, v in timings.items()},
-            ),
-        )
-    return summary
-
-
-def zero_shot_detect(
-    sample_collection,
-    backend: str = "owlv2",
-    classes: Sequence[str] | str | None = None,
-    ontology: Mapping[str, str] | str | None = None,
-    checkpoint: str | None = None,
-    label_field: str = "autolabels",
-    confidence_threshold: float = 0.2,
-    batch_size: int = 8,
-    device: str | None = None,
-    overwrite: bool = False,
-    class_agnostic_nms: bool = False,
-    nms_iou: float = 0.5,
-    num_workers: int | None = None,
-    write_every: int = 256,
-    fp16: bool | None = None,
-    backend_options: dict | None = None,
-    run_key: str | None = None,
-    progress: bool | Callable[[Progress], None] = True,
-    detector: ZeroShotDetector | None = None,
-    executor: str | RayExecutor | None = "local",
-    adopt_field: bool = False,
-    frame_step: int = 1,
-    candidates_threshold: float | None = None,
-    candidates_field: str | None = None,
-) -> dict:
     """Auto-labels the images of a collection with a zero-shot detector.
+
+    Written once as a generator: ``iter_zero_shot_detect`` yields
+    :class:`Progress` events (operators forward them to the App) and returns
+    the summary; ``zero_shot_detect`` runs it to its end with a progress bar
+    and returns the summary (:func:`..common.progress.sdk_function`).
 
     Each written ``fo.Detection`` has a relative ``[x, y, w, h]`` box, the
     class as ``label``, ``confidence``, and where the backend exposes it a
@@ -421,8 +140,6 @@ def zero_shot_detect(
         fp16: half precision; ``None`` means on CUDA only
         backend_options: backend-specific options (see each backend)
         run_key: key of the run record; ``None`` generates one
-        progress: show a progress bar (``True``), nothing (``False``), or a
-            callable receiving :class:`Progress` events
         detector: an already loaded detector to use instead of loading one
             (local executor only)
         executor: ``"local"`` (this process), ``"ray"``, or a
@@ -446,6 +163,11 @@ def zero_shot_detect(
             queue (:mod:`..review.missing`). Local executor, images only
         candidates_field: where the candidates go; default
             ``<label_field>_candidates``
+        record_run: ``iter_zero_shot_detect`` only: with ``False`` no run
+            record is written (the caller keeps one)
+        progress: ``zero_shot_detect`` only: show a progress bar
+            (``True``), nothing (``False``), or a callable receiving
+            :class:`Progress` events
 
     Returns:
         the run summary: counts of samples (target, skipped, processed,
@@ -453,32 +175,295 @@ def zero_shot_detect(
         (with Ray also the actors, worker processes and nodes that took part),
         and ``num_candidates`` (missed-object candidates written)
     """
-    gen = iter_zero_shot_detect(
-        sample_collection,
-        backend=backend,
-        classes=classes,
-        ontology=ontology,
-        checkpoint=checkpoint,
-        label_field=label_field,
-        confidence_threshold=confidence_threshold,
-        batch_size=batch_size,
-        device=device,
-        overwrite=overwrite,
-        class_agnostic_nms=class_agnostic_nms,
-        nms_iou=nms_iou,
-        num_workers=num_workers,
-        write_every=write_every,
-        fp16=fp16,
-        backend_options=backend_options,
-        run_key=run_key,
-        detector=detector,
-        executor=executor,
-        adopt_field=adopt_field,
-        frame_step=frame_step,
-        candidates_threshold=candidates_threshold,
-        candidates_field=candidates_field,
+    ray_executor = executor_from(executor)
+    if ray_executor is not None and detector is not None:
+        raise ValueError("Parameter 'detector' cannot be used with the Ray executor: each Ray "
+                         "actor loads its own model from 'backend' and 'checkpoint'")
+    onto = Ontology.from_params(classes=classes, ontology=ontology)
+    check_count(len(onto.prompts), "prompts", "classes" if classes is not None else "ontology")
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
+    _check_params(confidence_threshold, batch_size, nms_iou, num_workers, write_every)
+    if candidates_threshold is not None:
+        candidates_field = _check_candidates(confidence_threshold, candidates_threshold, candidates_field,
+                                             label_field, sample_collection, ray_executor)
+    else:
+        candidates_field = None  # unused: no candidates are kept
+    if sample_collection.media_type == "video":
+        if ray_executor is not None:
+            raise ValueError("Parameter 'executor': videos are labeled by the local executor; "
+                             "the Ray executor labels images")
+        return (yield from _detect_video(
+            sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
+            label_field=label_field, confidence_threshold=confidence_threshold, batch_size=batch_size,
+            overwrite=overwrite, class_agnostic_nms=class_agnostic_nms, nms_iou=nms_iou,
+            num_workers=num_workers, write_every=write_every, frame_step=frame_step, run_key=run_key,
+            record_run=record_run, adopt_field=adopt_field,
+        ))
+    settings = ImageRunSettings(
+        label_field=label_field, onto=onto, confidence_threshold=confidence_threshold,
+        class_agnostic_nms=class_agnostic_nms, nms_iou=nms_iou, batch_size=batch_size, overwrite=overwrite,
+        num_workers=num_workers, write_every=write_every, candidates_threshold=candidates_threshold,
+        candidates_field=candidates_field, run_key=run_key, record_run=record_run, adopt_field=adopt_field,
     )
-    return run_progress(gen, progress)
+    model = dict(backend=backend, checkpoint=checkpoint, device=device, fp16=fp16, options=backend_options)
+    return (yield from _label_images(sample_collection, settings, model, detector, ray_executor))
+
+
+zero_shot_detect = sdk_function(iter_zero_shot_detect, "zero_shot_detect", hidden=("record_run",))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRunSettings:
+    """The checked arguments of a labeling run over images (those of
+    :func:`iter_zero_shot_detect`, less the model's)."""
+
+    label_field: str
+    onto: Ontology
+    confidence_threshold: float
+    class_agnostic_nms: bool
+    nms_iou: float
+    batch_size: int
+    overwrite: bool
+    num_workers: int
+    write_every: int
+    #: ``None``: no candidates are kept (and ``candidates_field`` is ``None``)
+    candidates_threshold: float | None
+    candidates_field: str | None
+    run_key: str | None
+    record_run: bool
+    adopt_field: bool
+
+
+def _label_images(
+    sample_collection, s: ImageRunSettings, model: dict, detector, ray_executor
+) -> Iterator[Progress]:
+    """The image branch of :func:`iter_zero_shot_detect`: claims the fields,
+    picks the samples to label and labels them here or on Ray."""
+    if sample_collection.media_type != "image":
+        raise ValueError(
+            f"zero_shot_detect works on image and video datasets; "
+            f"'{sample_collection._dataset.name}' has media type "
+            f"{sample_collection.media_type!r}"
+        )
+    _claim_fields(sample_collection, s)
+    total_target = len(sample_collection)
+    todo = sample_collection
+    if not s.overwrite and sample_collection.has_field(s.label_field):
+        todo = sample_collection.exists(s.label_field, False)
+    ids, paths = todo.values(["id", "filepath"])
+    if ray_executor is not None:
+        from .ray_labeling import iter_label_on_ray
+
+        settings = dict(
+            backend=model["backend"], checkpoint=model["checkpoint"], device=model["device"], fp16=model["fp16"],
+            backend_options=model["options"], ontology=s.onto.to_dict(), label_field=s.label_field,
+            confidence_threshold=s.confidence_threshold, class_agnostic_nms=s.class_agnostic_nms,
+            nms_iou=s.nms_iou, batch_size=s.batch_size, overwrite=s.overwrite,
+        )
+        return (yield from iter_label_on_ray(
+            sample_collection, ray_executor, ids, paths, settings, run_key=s.run_key,
+            num_target_samples=total_target, num_skipped_samples=total_target - len(ids),
+            record_run=s.record_run,
+        ))
+    return (yield from _label_here(sample_collection, todo, ids, paths, total_target, s, model, detector))
+
+
+def _claim_fields(sample_collection, s: ImageRunSettings) -> None:
+    """Checks that the run may write its fields (raises ``ValueError``)."""
+    # Another process (a killed or delegated run, the App) may have declared
+    # the field since this dataset object was loaded. With the stale schema
+    # every sample would look unlabeled, and a resume would relabel them all,
+    # replacing the labels (and reviews) stored meanwhile.
+    sample_collection._dataset.reload()
+    validate_label_field(sample_collection, s.label_field)
+    # never into a field of someone else's labels (e.g. ground_truth)
+    # unless the caller takes it over explicitly
+    check_field_claim(sample_collection._dataset, s.label_field, "autolabels", s.adopt_field, "label_field")
+    if s.candidates_field is not None:
+        validate_label_field(sample_collection, s.candidates_field)
+        check_field_claim(sample_collection._dataset, s.candidates_field, "candidates", s.adopt_field,
+                          "candidates_field")
+
+
+def _label_here(sample_collection, todo, ids, paths, total_target, s: ImageRunSettings, model: dict,
+                detector) -> Iterator[Progress]:
+    """Labels ``ids`` in this process: decoding threads ahead of the model,
+    bulk writes; the run record ends whatever happens (:func:`_finish`)."""
+    from .models import load_detector
+
+    decided = decided_boxes(todo, s.label_field) if s.overwrite else {}
+    # candidates repeating a person's answer (a decided label, an added or
+    # dismissed candidate) are not asked again
+    cand_decided = {}
+    if s.candidates_threshold is not None:
+        cand_decided = {sid: list(decided.get(sid, [])) for sid in decided}
+        for sid, boxes in decided_boxes(todo, s.candidates_field).items():
+            cand_decided.setdefault(sid, []).extend(boxes)
+    if detector is None:
+        detector = load_detector(**model)
+    detector.set_prompts(list(s.onto.prompts))
+    dataset = sample_collection._dataset
+    run_key = s.run_key or provenance.new_run_key(s.label_field)
+    skipped = total_target - len(ids)
+    record = _start_record(dataset, run_key, detector, s, total_target, skipped) if s.record_run else None
+    tally = _Tally(dict(zip(ids, paths)))
+    writer = LabelWriter(sample_collection, s.label_field, s.write_every, tally.refused, s.candidates_field)
+    _declare_fields(dataset, s)
+    yield Progress(0, len(ids), f"Labeling {len(ids)} samples with {detector.name}")
+    status = "failed"
+    error: BaseException | None = None
+    try:
+        yield from _label_batches(detector, ids, paths, s, decided, cand_decided, tally, writer)
+        writer.flush()
+        status = "completed"
+    except (GeneratorExit, KeyboardInterrupt) as e:
+        status, error = "interrupted", e
+        raise
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        summary = _finish(
+            dataset,
+            run_key,
+            record,
+            flush=None if isinstance(error, db_errors.DatabaseUnavailableError) else writer.flush,
+            error=error,
+            summary=lambda: dict(
+                run_key=run_key,
+                label_field=s.label_field,
+                backend=detector.name,
+                checkpoint=detector.checkpoint,
+                status=status,
+                num_target_samples=total_target,
+                num_skipped_samples=skipped,
+                **tally.counts(writer),
+                num_kept_decisions=sum(len(v) for v in decided.values()),
+                failures=tally.failures,
+                warnings=tally.warnings,
+                timings={k: round(v, 4) for k, v in dict(tally.timings, write_s=writer.write_s).items()},
+            ),
+        )
+    return summary
+
+
+def _label_batches(detector, ids, paths, s: ImageRunSettings, decided, cand_decided, tally: _Tally,
+                   writer: LabelWriter) -> Iterator[Progress]:
+    """The labeling loop: each loaded batch through the model into the writer."""
+    for batch in prefetch_batches(ids, paths, detector, s.batch_size, s.num_workers):
+        tally.loaded(batch)
+        if batch.prepare_error is not None and writer.num_samples == 0:
+            # every image failed alone and none ever succeeded: the
+            # backend, not the data, is broken
+            raise batch.prepare_error
+        if batch.ids:
+            labels = label_batch(
+                detector, batch, s.onto, s.confidence_threshold, s.class_agnostic_nms, s.nms_iou,
+                decided=decided, systematic_if_all=writer.num_samples == 0,
+                candidates_threshold=s.candidates_threshold, candidates_decided=cand_decided,
+            )
+            tally.labeled(labels)
+            writer.add(labels.docs, labels.candidate_docs)
+        done = writer.num_samples + tally.failed
+        yield Progress(done, len(ids), f"Labeled {done}/{len(ids)} samples")
+
+
+def prefetch_batches(ids: Sequence[str], paths: Sequence[str], detector, batch_size: int,
+                     num_workers: int) -> Iterator[LoadedBatch]:
+    """The samples in batches of ``batch_size``, loaded in order
+    (:func:`.batches.load_batch`: decoded and prepared for ``detector``) by
+    ``num_workers`` threads, up to ``num_workers`` batches ahead."""
+    jobs = (
+        (detector, ids[i : i + batch_size], paths[i : i + batch_size]) for i in range(0, len(ids), batch_size)
+    )
+    return prefetch(jobs, load_batch, num_workers)
+
+
+def _start_record(dataset, run_key: str, detector, s: ImageRunSettings, total_target: int, skipped: int):
+    """Starts the run record (:func:`..common.provenance.start_run`)."""
+    return provenance.start_run(
+        dataset,
+        run_key,
+        method="zero_shot_detect",
+        backend=detector.name,
+        checkpoint=detector.checkpoint,
+        ontology=s.onto.to_dict(),
+        classes=list(s.onto.classes),
+        label_field=s.label_field,
+        confidence_threshold=s.confidence_threshold,
+        class_agnostic_nms=s.class_agnostic_nms,
+        nms_iou=s.nms_iou,
+        batch_size=s.batch_size,
+        device=detector.device,
+        fp16=detector.fp16,
+        overwrite=s.overwrite,
+        num_target_samples=total_target,
+        num_skipped_samples=skipped,
+        candidates_threshold=s.candidates_threshold,
+        candidates_field=s.candidates_field,
+    )
+
+
+def _declare_fields(dataset, s: ImageRunSettings) -> None:
+    import fiftyone as fo
+
+    bulk.declare_field(dataset, s.label_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
+                       info=purpose_info("autolabels"))
+    if s.candidates_field is not None:
+        bulk.declare_field(dataset, s.candidates_field, fo.Detections, {CLASS_SCORES_ATTR: fo.FloatField},
+                           info=candidates_info(s.label_field))
+    if s.adopt_field:
+        mark_field(dataset, s.label_field, "autolabels")
+
+
+class _Tally:
+    """A local run's failures, warnings and stage timings (the writer counts
+    the labels)."""
+
+    def __init__(self, path_of: dict[str, str]) -> None:
+        self.path_of = path_of
+        self.failed = 0
+        self.invalid = 0
+        self.failures: list[dict] = []
+        self.warnings: list[dict] = []
+        # write_s is the writer's (LabelWriter.write_s); kept here for the
+        # summary's key order
+        self.timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
+
+    def fail(self, sample_id: str, filepath: str, error) -> None:
+        self.failed += 1
+        logger.warning("Sample %s (%s): %s", sample_id, filepath, error)
+        if len(self.failures) < MAX_RECORDED_FAILURES:
+            self.failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
+
+    def refused(self, sample_id: str, error: str) -> None:
+        """A sample whose labels the database refused (``LabelWriter``)."""
+        self.fail(sample_id, self.path_of[sample_id], error)
+
+    def loaded(self, batch: LoadedBatch) -> None:
+        self.timings["decode_s"] += batch.decode_s
+        self.timings["prepare_s"] += batch.prepare_s
+        for f in batch.failures:
+            self.fail(f["sample_id"], f["filepath"], f["error"])
+
+    def labeled(self, labels: BatchLabels) -> None:
+        self.timings["predict_s"] += labels.predict_s
+        self.timings["postprocess_s"] += labels.postprocess_s
+        for f in labels.failures:
+            self.fail(f["sample_id"], f["filepath"], f["error"])
+        self.invalid += labels.num_invalid
+        self.warnings.extend(labels.warnings[: MAX_RECORDED_FAILURES - len(self.warnings)])
+
+    def counts(self, writer: LabelWriter) -> dict:
+        """The summary's counts, in its order."""
+        return dict(
+            num_processed_samples=writer.num_samples,
+            num_failed_samples=self.failed,
+            num_labels=writer.num_labels,
+            num_candidates=writer.num_candidates,
+            num_invalid_predictions=self.invalid,
+        )
 
 
 def _detect_video(sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,
@@ -568,9 +553,3 @@ def _finish(dataset, run_key, record, flush, error, summary) -> dict:
             raise
         logger.warning("Could not record the end of run %s after %r: %s", run_key, error, e)
     return out
-
-
-def _prefetch(batches, detector, num_workers) -> Iterator[LoadedBatch]:
-    """Loaded batches in order, up to ``num_workers`` batches ahead."""
-    jobs = ((detector, ids, paths) for ids, paths in batches)
-    return prefetch(jobs, load_batch, num_workers)

@@ -45,7 +45,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -53,8 +53,7 @@ from ..common import provenance
 from ..common.kept_labels import check_include, is_kept
 from ..common.masks import box_pixel_bounds, mask_to_mongo, resize_crop
 from ..common.prefetch import prefetch
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from ..common.images import ImageLoadError, load_image
 from ..common.provenance import MAX_RECORDED_FAILURES
 
@@ -280,8 +279,53 @@ def iter_segment_labels(
     run_key: str | None = None,
     segmenter=None,
 ) -> Iterator[Progress]:
-    """Generator form of :func:`segment_labels` (yields :class:`Progress`,
-    returns the summary); arguments are those of :func:`segment_labels`."""
+    """Computes instance masks for chosen labels with box-prompted SAM / SAM 2.
+
+    Written once as a generator: ``iter_segment_labels`` yields
+    :class:`Progress` events (operators forward them to the App) and returns
+    the summary; ``segment_labels`` runs it to its end with a progress bar
+    and returns the summary (:func:`..common.progress.sdk_function`).
+
+    Each label's box prompts the segmenter; the mask (cropped to the box,
+    FiftyOne's ``Detection.mask``), ``mask_iou`` and ``mask_stability`` are
+    written onto the same label (module docstring). Box, class, scores and
+    review decisions are never written.
+
+    Example usage::
+
+        from stoplight.plugins.autolabel.segment import segment_labels
+
+        summary = segment_labels(dataset, "autolabels", model="sam2")
+        dataset.filter_labels("autolabels", F("mask_iou") < 0.7)  # doubtful masks
+
+    Args:
+        sample_collection: a dataset or view of images (label filters apply)
+        label_field: the ``fo.Detections`` field
+        model: ``"sam2"`` (SAM 2.1) or ``"sam"``
+        checkpoint: hub id or local folder; ``None`` uses the model's
+            default (``facebook/sam2.1-hiera-tiny``, ``facebook/sam-vit-base``)
+        include: ``accepted+green`` (default), ``accepted`` or ``all``
+        label_ids: segment exactly these labels instead
+        overwrite: also labels that already have a mask (default: skip
+            them, so interrupted runs resume)
+        batch_size: images per vision pass
+        boxes_per_pass: boxes of one image per mask-decoder pass
+        device: torch device; ``None`` uses CUDA when available
+        fp16: half precision; ``None`` means on CUDA only
+        num_workers: threads decoding and preparing upcoming batches
+        write_every: masks buffered between bulk writes
+        run_key: key of the run record; ``None`` generates one
+        segmenter: an already loaded segmenter (:func:`.sam.load_segmenter`)
+        progress: ``segment_labels`` only: progress bar (``True``), none, or a
+            callable receiving :class:`Progress` events
+
+    Returns:
+        the run summary: ``num_candidates`` (labels chosen),
+        ``num_skipped`` (already masked), ``num_segmented``,
+        ``num_box_changed`` (box edited during the run: not written),
+        ``num_failed_samples`` / ``num_failed_labels`` (images that failed
+        to decode), ``failures``, ``timings``, ``run_key``
+    """
     from .sam import load_segmenter
 
     if num_workers is None:
@@ -348,6 +392,9 @@ def iter_segment_labels(
     return run.summary
 
 
+segment_labels = sdk_function(iter_segment_labels, "segment_labels")
+
+
 def _segment_batch(segmenter, loaded: _Loaded, pending: list, timings: dict) -> int:
     """Predicts one loaded batch and queues its masks for writing."""
     t0 = time.perf_counter()
@@ -362,71 +409,3 @@ def _segment_batch(segmenter, loaded: _Loaded, pending: list, timings: dict) -> 
     timings["predict_s"] += t1 - t0
     timings["masks_s"] += time.perf_counter() - t1
     return n
-
-
-def segment_labels(
-    sample_collection,
-    label_field: str = "autolabels",
-    model: str = "sam2",
-    checkpoint: str | None = None,
-    include: str = "accepted+green",
-    label_ids: Sequence[str] | None = None,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    boxes_per_pass: int = 64,
-    device: str | None = None,
-    fp16: bool | None = None,
-    num_workers: int | None = None,
-    write_every: int = 64,
-    run_key: str | None = None,
-    segmenter=None,
-    progress: bool | Callable[[Progress], None] = True,
-) -> dict:
-    """Computes instance masks for chosen labels with box-prompted SAM / SAM 2.
-
-    Each label's box prompts the segmenter; the mask (cropped to the box,
-    FiftyOne's ``Detection.mask``), ``mask_iou`` and ``mask_stability`` are
-    written onto the same label (module docstring). Box, class, scores and
-    review decisions are never written.
-
-    Example usage::
-
-        from stoplight.plugins.autolabel.segment import segment_labels
-
-        summary = segment_labels(dataset, "autolabels", model="sam2")
-        dataset.filter_labels("autolabels", F("mask_iou") < 0.7)  # doubtful masks
-
-    Args:
-        sample_collection: a dataset or view of images (label filters apply)
-        label_field: the ``fo.Detections`` field
-        model: ``"sam2"`` (SAM 2.1) or ``"sam"``
-        checkpoint: hub id or local folder; ``None`` uses the model's
-            default (``facebook/sam2.1-hiera-tiny``, ``facebook/sam-vit-base``)
-        include: ``accepted+green`` (default), ``accepted`` or ``all``
-        label_ids: segment exactly these labels instead
-        overwrite: also labels that already have a mask (default: skip
-            them, so interrupted runs resume)
-        batch_size: images per vision pass
-        boxes_per_pass: boxes of one image per mask-decoder pass
-        device: torch device; ``None`` uses CUDA when available
-        fp16: half precision; ``None`` means on CUDA only
-        num_workers: threads decoding and preparing upcoming batches
-        write_every: masks buffered between bulk writes
-        run_key: key of the run record; ``None`` generates one
-        segmenter: an already loaded segmenter (:func:`.sam.load_segmenter`)
-        progress: progress bar (``True``), none, or a callable
-
-    Returns:
-        the run summary: ``num_candidates`` (labels chosen),
-        ``num_skipped`` (already masked), ``num_segmented``,
-        ``num_box_changed`` (box edited during the run: not written),
-        ``num_failed_samples`` / ``num_failed_labels`` (images that failed
-        to decode), ``failures``, ``timings``, ``run_key``
-    """
-    gen = iter_segment_labels(
-        sample_collection, label_field=label_field, model=model, checkpoint=checkpoint, include=include,
-        label_ids=label_ids, overwrite=overwrite, batch_size=batch_size, boxes_per_pass=boxes_per_pass,
-        device=device, fp16=fp16, num_workers=num_workers, write_every=write_every, run_key=run_key,
-        segmenter=segmenter,
-    )
-    return run_progress(gen, progress)

@@ -43,7 +43,7 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -51,8 +51,7 @@ from ..common import provenance
 from ..common.field_owner import check_field_claim, mark_field, purpose_info
 from ..common.kept_labels import HUMAN_DECISIONS, check_include, is_kept
 from ..common.masks import crop_mask, mask_to_mongo
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from .boxes import iou_xywh
 from .track_quality import MAX_AREA_RATIO, MAX_SHIFT, jump_flags
 from .video_frames import (VideoReadError, declare_frame_field, frame_field_name, labeled_frames, read_frames,
@@ -283,8 +282,58 @@ def iter_track_labels(
     tracker=None,
     adopt_field: bool = False,
 ) -> Iterator[Progress]:
-    """Generator form of :func:`track_labels` (yields :class:`Progress` per
-    video, returns the summary); arguments are those of :func:`track_labels`."""
+    """Propagates accepted or green frame labels along each video into tracks.
+
+    Written once as a generator: ``iter_track_labels`` yields
+    :class:`Progress` events, one per video (operators forward them to the
+    App), and returns the summary; ``track_labels`` runs it to its end with
+    a progress bar and returns the summary
+    (:func:`..common.progress.sdk_function`).
+
+    See the module docstring for what is written and how seeds become
+    tracks; the jump rule is in :mod:`.track_quality`.
+
+    Example usage::
+
+        from stoplight.plugins.autolabel.tracking import track_labels
+
+        zero_shot_detect(videos, classes=["person"], frame_step=10)  # frames.autolabels
+        ...  # triage / review some frame labels
+        summary = track_labels(videos, "frames.autolabels", "tracks")
+        videos.filter_labels("frames.tracks", F("track_jump") == True)
+
+    Args:
+        sample_collection: a dataset or view of videos (frame-label filters
+            of the view apply to the seeds)
+        label_field: the frame-level detections holding the seeds
+        track_field: the frame-level field to write (``frames.`` optional)
+        model: ``"sam2"`` (SAM 2.1 video) or ``"sam3"`` (SAM 3's tracker)
+        checkpoint: hub id or local folder; ``None``: the model's default
+            (``facebook/sam2.1-hiera-tiny``, ``facebook/sam3``)
+        include: ``accepted+green`` (default), ``accepted`` or ``all``
+        label_ids: seed with exactly these frame labels instead
+        frame_step: track every k-th frame (seed frames always): k times
+            fewer frames to run, larger motion between them
+        overwrite: track videos that have tracks again (tracks a person
+            decided on are kept whole)
+        link_iou: box IoU at which a track covers a later seed of its class
+        max_area_ratio: jump rule, size change (:mod:`.track_quality`)
+        max_shift: jump rule, centre shift in box sizes per frame
+        device: torch device; ``None`` uses CUDA when available
+        fp16: half precision; ``None`` means on CUDA only
+        run_key: key of the run record; ``None`` generates one
+        tracker: an already loaded tracker (:func:`.sam_video.load_tracker`)
+        adopt_field: write ``track_field`` even though it exists and
+            Stoplight did not create it for tracks (takes it over)
+        progress: ``track_labels`` only: progress bar (``True``), none, or a
+            callable receiving :class:`Progress` events
+
+    Returns:
+        the run summary: counts of videos (tracked, skipped, without
+        seeds, failed), seeds (covered by a track, outside the video),
+        tracks (new, kept), track labels, jumping tracks, rounds, tracked
+        frames; ``failures``, ``timings``, ``run_key``
+    """
     import fiftyone as fo
 
     from .sam_video import load_tracker
@@ -346,6 +395,9 @@ def iter_track_labels(
     return run.summary
 
 
+track_labels = sdk_function(iter_track_labels, "track_labels")
+
+
 def _one_video(dataset, tracker, sid, path, seeds, out_field, overwrite, frame_step, link_iou,
                max_area_ratio, max_shift, counts, failures, timings) -> None:
     """Tracks and writes one video, updating ``counts`` (a failure to
@@ -384,77 +436,3 @@ def _one_video(dataset, tracker, sid, path, seeds, out_field, overwrite, frame_s
     for key in ("num_rounds", "num_seeds_covered", "num_seeds_outside"):
         counts[key] += stats[key]
     counts["num_tracked_frames"] += stats["num_frames"]
-
-
-def track_labels(
-    sample_collection,
-    label_field: str = "frames.autolabels",
-    track_field: str = "tracks",
-    model: str = "sam2",
-    checkpoint: str | None = None,
-    include: str = "accepted+green",
-    label_ids: Sequence[str] | None = None,
-    frame_step: int = 1,
-    overwrite: bool = False,
-    link_iou: float = 0.5,
-    max_area_ratio: float = MAX_AREA_RATIO,
-    max_shift: float = MAX_SHIFT,
-    device: str | None = None,
-    fp16: bool | None = None,
-    run_key: str | None = None,
-    tracker=None,
-    adopt_field: bool = False,
-    progress: bool | Callable[[Progress], None] = True,
-) -> dict:
-    """Propagates accepted or green frame labels along each video into tracks.
-
-    See the module docstring for what is written and how seeds become
-    tracks; the jump rule is in :mod:`.track_quality`.
-
-    Example usage::
-
-        from stoplight.plugins.autolabel.tracking import track_labels
-
-        zero_shot_detect(videos, classes=["person"], frame_step=10)  # frames.autolabels
-        ...  # triage / review some frame labels
-        summary = track_labels(videos, "frames.autolabels", "tracks")
-        videos.filter_labels("frames.tracks", F("track_jump") == True)
-
-    Args:
-        sample_collection: a dataset or view of videos (frame-label filters
-            of the view apply to the seeds)
-        label_field: the frame-level detections holding the seeds
-        track_field: the frame-level field to write (``frames.`` optional)
-        model: ``"sam2"`` (SAM 2.1 video) or ``"sam3"`` (SAM 3's tracker)
-        checkpoint: hub id or local folder; ``None``: the model's default
-            (``facebook/sam2.1-hiera-tiny``, ``facebook/sam3``)
-        include: ``accepted+green`` (default), ``accepted`` or ``all``
-        label_ids: seed with exactly these frame labels instead
-        frame_step: track every k-th frame (seed frames always): k times
-            fewer frames to run, larger motion between them
-        overwrite: track videos that have tracks again (tracks a person
-            decided on are kept whole)
-        link_iou: box IoU at which a track covers a later seed of its class
-        max_area_ratio: jump rule, size change (:mod:`.track_quality`)
-        max_shift: jump rule, centre shift in box sizes per frame
-        device: torch device; ``None`` uses CUDA when available
-        fp16: half precision; ``None`` means on CUDA only
-        run_key: key of the run record; ``None`` generates one
-        tracker: an already loaded tracker (:func:`.sam_video.load_tracker`)
-        adopt_field: write ``track_field`` even though it exists and
-            Stoplight did not create it for tracks (takes it over)
-        progress: progress bar (``True``), none, or a callable
-
-    Returns:
-        the run summary: counts of videos (tracked, skipped, without
-        seeds, failed), seeds (covered by a track, outside the video),
-        tracks (new, kept), track labels, jumping tracks, rounds, tracked
-        frames; ``failures``, ``timings``, ``run_key``
-    """
-    gen = iter_track_labels(
-        sample_collection, label_field=label_field, track_field=track_field, model=model, checkpoint=checkpoint,
-        include=include, label_ids=label_ids, frame_step=frame_step, overwrite=overwrite, link_iou=link_iou,
-        max_area_ratio=max_area_ratio, max_shift=max_shift, device=device, fp16=fp16, run_key=run_key,
-        tracker=tracker, adopt_field=adopt_field,
-    )
-    return run_progress(gen, progress)

@@ -101,7 +101,7 @@ logger = logging.getLogger(__name__)
 #: :mod:`..common.label_attrs`, with every attribute no writer may take)
 SCORE_ATTRS = label_attrs.SCORE_ATTRS
 
-#: progress steps of a run: reading, five signal stages, done
+#: progress steps of a run: reading, four signal stages, writing (then done)
 _STAGES = 6
 
 

@@ -4,35 +4,33 @@ Each ``fo.Detection`` of a ``Detections`` field gets a per-label attribute
 (``embedding`` by default): the L2-normalized CLIP image embedding of its
 box crop, padded by ``context`` times the box size on each side and then
 to a square with the image's mean color (so that CLIP's center crop keeps
-the whole of an elongated box), as a list of floats. Storing the vector on the label keeps it next to the box it
-describes: it follows the label through views, filters and clones, a run
-that is interrupted keeps every chunk written so far, and re-running with
-``overwrite=False`` embeds only the labels that have none yet.
+the whole of an elongated box), as a list of floats. Storing the vector on
+the label keeps it next to the box it describes: it follows the label
+through views, filters and clones, a run that is interrupted keeps every
+chunk written so far, and re-running with ``overwrite=False`` embeds only
+the labels that have none yet.
 
 The pipeline mirrors :mod:`..autolabel.pipeline`: ids, paths and boxes are
 read in one bulk ``values()`` call, background threads decode images, crop
 and preprocess upcoming samples while the model runs on the current batch
 of crops (crops from several images share a forward pass), and embeddings
 are written in bulk with ``set_label_values`` every ``write_every`` labels.
+
+This module holds the run; the model lives in :mod:`.clip`, the crops in
+:mod:`.crops` (both re-exported here), the Ray executor in
+:mod:`.ray_embeddings`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import json
 import logging
-import math
 import os
-import pickle
-import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..common.images import ImageLoadError, load_image
 from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
@@ -40,329 +38,26 @@ from ..common import bulk, db_errors, label_attrs, provenance
 from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
 from ..common.ray_executor import RayExecutor, executor_from
+from .clip import (  # noqa: F401  (re-exported: imported from here by callers)
+    CHECKPOINT_NAME,
+    TINY_MODEL_CONFIG,
+    TINY_MODEL_NAME,
+    ClipModel,
+    build_random_clip,
+    embedding_dim,
+    encode_crops,
+    load_clip,
+)
+from .crops import (  # noqa: F401  (re-exported: imported from here by callers)
+    CropQueue,
+    LabelCrops,
+    crop_box,
+    crop_boxes,
+    letterbox,
+    load_crops,
+)
 
 logger = logging.getLogger(__name__)
-
-#: the name of the tiny random CLIP config used by tests and offline demos
-TINY_MODEL_NAME = "stoplight-tiny-clip"
-
-#: a CLIP small enough to run in milliseconds on a CPU (same code paths)
-TINY_MODEL_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-
-CHECKPOINT_NAME = "open_clip_model.safetensors"
-
-
-@dataclasses.dataclass
-class ClipModel:
-    """A loaded open_clip model with its image preprocessing and tokenizer."""
-
-    model: Any
-    preprocess: Callable
-    tokenizer: Callable
-    model_name: str
-    pretrained: str | None
-    device: str
-    dim: int
-
-    def encode_images(self, pixels) -> np.ndarray:
-        """L2-normalized embeddings of a preprocessed ``(N, 3, S, S)`` batch."""
-        import torch
-
-        with torch.inference_mode():
-            feats = self.model.encode_image(pixels.to(self.device))
-            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return feats.cpu().numpy().astype(np.float32)
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalized text embeddings, one row per text."""
-        import torch
-
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode():
-            tokens = self.tokenizer(list(texts)).to(self.device)
-            feats = self.model.encode_text(tokens)
-            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-        return feats.cpu().numpy().astype(np.float32)
-
-
-_CACHE: dict[tuple, ClipModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _default_device(device: str | None) -> str:
-    if device:
-        return str(device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _register_local_config(model_name: str, checkpoint: str | None) -> None:
-    """Registers ``<model_name>.json`` next to a checkpoint if open_clip lacks it."""
-    import open_clip
-
-    if model_name in open_clip.list_models():
-        return
-    if checkpoint and os.path.isfile(checkpoint):
-        cfg = Path(checkpoint).resolve().parent / f"{model_name}.json"
-        if cfg.is_file():
-            open_clip.add_model_config(cfg)
-
-
-def _create(model_name: str, pretrained: str | None, device: str):
-    """``open_clip.create_model_and_transforms`` with checkpoint files loaded
-    as plain tensors only (never unpickled objects)."""
-    import open_clip
-    import torch
-
-    is_file = bool(pretrained) and os.path.isfile(pretrained)
-    takes_weights_only = (
-        "weights_only" in inspect.signature(open_clip.create_model_and_transforms).parameters
-    )
-    if not is_file or takes_weights_only or str(pretrained).endswith(".safetensors"):
-        kwargs = {"weights_only": True} if takes_weights_only else {}
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=pretrained or None, device=device, **kwargs
-        )
-        return model, preprocess
-    # an older open_clip would torch.load the file with pickle enabled
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        model_name, pretrained=None, device="cpu"
-    )
-    state = torch.load(pretrained, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-    model.load_state_dict(state)
-    return model.to(device), preprocess
-
-
-def load_clip(
-    model_name: str = "ViT-B-32", pretrained: str | None = "openai", device: str | None = None
-) -> ClipModel:
-    """Loads (once per process) an open_clip model, preprocessing and tokenizer.
-
-    Args:
-        model_name: an open_clip architecture (``open_clip.list_models()``),
-            or the name of a config saved by :func:`build_random_clip` next
-            to its checkpoint
-        pretrained: an open_clip pretrained tag (downloaded on first use), a
-            local checkpoint file (``.safetensors``, or a torch file read
-            with ``weights_only=True``), or ``None`` for random weights
-        device: torch device; ``None`` uses CUDA when available
-
-    Raises:
-        ValueError: for an unknown architecture, or a pretrained value that
-            is neither a known tag nor an existing file
-    """
-    import open_clip
-
-    device = _default_device(device)
-    if pretrained and os.path.isfile(pretrained):
-        pretrained = str(Path(pretrained).resolve())
-    key = (model_name, pretrained, device)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        _register_local_config(model_name, pretrained)
-        if model_name not in open_clip.list_models():
-            raise ValueError(
-                f"Unknown CLIP architecture {model_name!r}; choose one of "
-                "open_clip.list_models() (e.g. 'ViT-B-32')"
-            )
-        if pretrained and not os.path.isfile(pretrained):
-            tags = open_clip.list_pretrained_tags_by_model(model_name)
-            if pretrained not in tags:
-                raise ValueError(
-                    f"Parameter 'pretrained' must be a checkpoint file or one of {tags} "
-                    f"for {model_name!r}; got {pretrained!r}"
-                )
-        try:
-            model, preprocess = _create(model_name, pretrained, device)
-        except pickle.UnpicklingError as e:
-            # torch's weights_only refusal; its hint to retry unsafely is not ours
-            raise ValueError(
-                f"Parameter 'pretrained': {pretrained!r} is a pickled checkpoint holding more than "
-                "tensors, refused (loading it could run code). Use a .safetensors file or a plain "
-                "tensor state dict"
-            ) from e
-        model.eval()
-        tokenizer = open_clip.get_tokenizer(model_name)
-        dim = int(open_clip.get_model_config(model_name)["embed_dim"])
-        clip = ClipModel(model, preprocess, tokenizer, model_name, pretrained, device, dim)
-        _CACHE[key] = clip
-        return clip
-
-
-def build_random_clip(directory: str, model_name: str = TINY_MODEL_NAME, seed: int = 0) -> tuple[str, str]:
-    """Saves a random-weight CLIP checkpoint (tests, offline demos).
-
-    Args:
-        directory: where to write ``open_clip_model.safetensors`` (and, for
-            the tiny model, its config ``stoplight-tiny-clip.json``)
-        model_name: :data:`TINY_MODEL_NAME` or any open_clip architecture
-        seed: torch seed of the random weights
-
-    Returns:
-        ``(model_name, checkpoint_path)``, to pass to :func:`load_clip` or
-        :func:`compute_label_embeddings` as ``model_name`` / ``pretrained``
-    """
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    if model_name == TINY_MODEL_NAME:
-        cfg = out / f"{TINY_MODEL_NAME}.json"
-        cfg.write_text(json.dumps(TINY_MODEL_CONFIG, indent=2))
-        open_clip.add_model_config(cfg)
-    torch.manual_seed(seed)
-    model = open_clip.create_model(model_name, pretrained=None, device="cpu")
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    path = out / CHECKPOINT_NAME
-    save_file(state, str(path))
-    return model_name, str(path)
-
-
-def crop_box(image: np.ndarray, box, context: float = 0.1) -> tuple[int, int, int, int]:
-    """Pixel edges ``(left, top, right, bottom)`` of a padded, clipped box.
-
-    ``box`` is FiftyOne's relative ``[x, y, w, h]``. The box is grown by
-    ``context`` times its width (height) on the left and right (top and
-    bottom), then the smallest whole-pixel rectangle containing it (with a
-    1e-6 px tolerance for float error) is clipped to the image. The result
-    is at least 1 px wide and tall, even for empty or out-of-image boxes.
-    """
-    if context < 0:
-        raise ValueError(f"Parameter 'context' must be >= 0; got {context!r}")
-    height, width = image.shape[:2]
-    x, y, w, h = (float(v) if v is not None and math.isfinite(float(v)) else 0.0 for v in box)
-    w, h = max(w, 0.0), max(h, 0.0)
-    x0, x1 = (x - context * w) * width, (x + w + context * w) * width
-    y0, y1 = (y - context * h) * height, (y + h + context * h) * height
-    eps = 1e-6
-    left = min(max(math.floor(x0 + eps), 0), width - 1)
-    top = min(max(math.floor(y0 + eps), 0), height - 1)
-    right = max(min(math.ceil(x1 - eps), width), left + 1)
-    bottom = max(min(math.ceil(y1 - eps), height), top + 1)
-    return left, top, right, bottom
-
-
-def crop_boxes(image: np.ndarray, boxes_xywh_rel, context: float = 0.1) -> list[np.ndarray]:
-    """Crops of relative ``[x, y, w, h]`` boxes, padded by ``context``.
-
-    See :func:`crop_box` for the pixel math. Crops are views of ``image``.
-    """
-    out = []
-    for box in boxes_xywh_rel:
-        left, top, right, bottom = crop_box(image, box, context)
-        out.append(image[top:bottom, left:right])
-    return out
-
-
-def letterbox(crop: np.ndarray, fill) -> np.ndarray:
-    """``crop`` centered on a square canvas of ``fill`` color.
-
-    CLIP's preprocessing resizes the short side and center-crops the long
-    one: a 1:5 box would lose 80 % of its length, often the part that says
-    what it is (a bus's front, a person's feet). Padding to a square first
-    keeps the whole box; the fill (callers pass the image's mean color)
-    adds no edge a model would read as content.
-
-    Args:
-        crop: ``(h, w, 3)`` uint8 pixels
-        fill: 3 channel values
-
-    Returns:
-        ``(s, s, 3)`` uint8, ``s = max(h, w)``; the crop itself if square
-    """
-    h, w = crop.shape[:2]
-    if h == w:
-        return crop
-    side = max(h, w)
-    out = np.empty((side, side) + crop.shape[2:], dtype=crop.dtype)
-    out[...] = np.asarray(fill, dtype=np.float64).round().astype(crop.dtype)
-    top, left = (side - h) // 2, (side - w) // 2
-    out[top : top + h, left : left + w] = crop
-    return out
-
-
-@dataclasses.dataclass
-class LabelCrops:
-    """The preprocessed crops of one sample's labels (see :func:`load_crops`)."""
-
-    sample_id: str
-    filepath: str
-    label_ids: list[str]
-    pixels: Any  # (n, 3, S, S) tensor or None
-    error: str | None
-    decode_s: float
-    prepare_s: float
-
-
-def load_crops(
-    clip: ClipModel, sample_id, filepath, label_ids, boxes, context, square: bool = True
-) -> LabelCrops:
-    """Decodes one image and preprocesses the crops of its labels for ``clip``.
-
-    Crops are padded by ``context`` (:func:`crop_boxes`) and, with
-    ``square``, letterboxed with the image's mean color (:func:`letterbox`).
-    An image that cannot be decoded comes back with ``error`` set and no
-    pixels.
-    """
-    import torch
-    from PIL import Image
-
-    t0 = time.perf_counter()
-    try:
-        image = load_image(filepath)
-    except ImageLoadError as e:
-        return LabelCrops(sample_id, filepath, label_ids, None, str(e), time.perf_counter() - t0, 0.0)
-    t1 = time.perf_counter()
-    crops = crop_boxes(image, boxes, context)
-    if square:
-        mean = image.reshape(-1, image.shape[-1]).mean(axis=0)
-        crops = [letterbox(c, mean) for c in crops]
-    pixels = torch.stack([clip.preprocess(Image.fromarray(np.ascontiguousarray(c))) for c in crops])
-    return LabelCrops(sample_id, filepath, label_ids, pixels, None, t1 - t0, time.perf_counter() - t1)
-
-
-def encode_crops(
-    clip: ClipModel, pixels, ids, on_failure, systematic_if_all: bool
-) -> list:
-    """Embeddings of a batch of crops; ``None`` for crops that fail alone.
-
-    A failing batch is retried crop by crop (like the labeling pipeline
-    retries a failing batch image by image) so that one bad crop (say, one
-    that makes the model produce NaNs or run out of memory) does not stop
-    the run: each crop that fails alone is reported to ``on_failure(sample_id,
-    label_id, error)`` and left without an embedding. If every crop fails
-    alone and ``systematic_if_all`` (nothing has been embedded yet), the
-    model itself is broken and the batch's error is raised.
-    """
-    try:
-        return list(_checked(clip.encode_images(pixels)))
-    except Exception as batch_error:  # noqa: BLE001
-        if len(ids) > 1:
-            logger.warning("A batch of %d crops failed (%s); retrying one by one", len(ids), batch_error)
-        out, errors = [], []
-        for i, (sid, lid) in enumerate(ids):
-            try:
-                out.append(_checked(clip.encode_images(pixels[i : i + 1]))[0])
-            except Exception as e:  # noqa: BLE001
-                out.append(None)
-                errors.append((sid, lid, e))
-        if systematic_if_all and len(errors) == len(ids):
-            raise batch_error
-        for sid, lid, e in errors:
-            on_failure(sid, lid, e)
-        return out
 
 
 def write_embeddings(
@@ -378,26 +73,6 @@ def write_embeddings(
     """
     path = f"{label_field}.detections.{embeddings_attr}"
     sample_collection.set_label_values(path, list(values), validate=False)
-
-
-def embedding_dim(model_name: str, pretrained: str | None = None) -> int:
-    """The embedding size of an open_clip architecture, read from its config
-    (no weights loaded; a config saved next to a local checkpoint counts)."""
-    import open_clip
-
-    _register_local_config(model_name, pretrained)
-    config = open_clip.get_model_config(model_name)
-    if config is None:
-        raise ValueError(f"Unknown CLIP architecture {model_name!r}; choose one of "
-                         "open_clip.list_models() (e.g. 'ViT-B-32')")
-    return int(config["embed_dim"])
-
-
-def _checked(feats: np.ndarray) -> np.ndarray:
-    """``feats`` unless a row is not finite (a NaN vector would poison kNN)."""
-    if not np.isfinite(feats).all():
-        raise FloatingPointError("the model returned a non-finite embedding")
-    return feats
 
 
 def _check_label_field(sample_collection, label_field: str) -> None:
@@ -446,6 +121,82 @@ def iter_compute_label_embeddings(
                          "loads its own model from 'model_name' and 'pretrained'")
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
+    _check_params(batch_size, num_workers, write_every, prompts, context, embeddings_attr)
+    # another process (a killed or delegated run) may have declared the
+    # embedding attribute since this dataset object was loaded; a stale
+    # schema would make every label look unembedded and re-embed them all
+    sample_collection._dataset.reload()
+    _check_label_field(sample_collection, label_field)
+
+    todo = _labels_to_embed(sample_collection, label_field, embeddings_attr, overwrite)
+    if prompts is None:
+        # the classes present: score_labels' CLIP agreement needs a text
+        # embedding of every class, with the class name as its prompt
+        prompts = sample_collection.distinct(f"{label_field}.detections.label")
+    prompts = list(prompts)
+    if ray_executor is not None and todo.jobs:
+        # (nothing to embed: the prompts are embedded here, as locally)
+        from .ray_embeddings import iter_embed_on_ray
+
+        settings = dict(
+            label_field=label_field, model_name=model_name, pretrained=pretrained,
+            context=float(context), batch_size=batch_size, embeddings_attr=embeddings_attr,
+            overwrite=overwrite, device=device, letterbox_crops=bool(letterbox_crops),
+            prompts=prompts,
+        )
+        return (yield from iter_embed_on_ray(
+            sample_collection, ray_executor, todo.jobs, settings, run_key=run_key,
+            num_target_labels=todo.num_target, num_skipped_labels=todo.num_skipped,
+            record_run=record_run,
+        ))
+    if clip is None:
+        clip = load_clip(model_name, pretrained, device=device)
+
+    dataset = sample_collection._dataset
+    run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
+    record = None if not record_run else provenance.start_run(
+        dataset,
+        run_key,
+        method="compute_label_embeddings",
+        model_name=clip.model_name,
+        pretrained=clip.pretrained,
+        embedding_dim=clip.dim,
+        label_field=label_field,
+        embeddings_attr=embeddings_attr,
+        context=float(context),
+        letterbox_crops=bool(letterbox_crops),
+        batch_size=batch_size,
+        device=clip.device,
+        overwrite=overwrite,
+        prompts=prompts,
+        num_target_labels=todo.num_target,
+        num_skipped_labels=todo.num_skipped,
+    )
+    run = _EmbeddingRun(sample_collection, label_field, embeddings_attr, clip, run_key, prompts, todo)
+    bulk.declare_field(dataset, label_field, fo.Detections, {embeddings_attr: fo.FloatField})
+    total = todo.num_target - todo.num_skipped
+    yield Progress(0, total, f"Embedding {total} labels with {clip.model_name}")
+
+    with provenance.recorded_run(dataset, run_key, record, run.summary, flush=run.flush) as outcome:
+        run.embed_prompts()
+
+        def load(sid, fp, lids, boxes):
+            return load_crops(clip, sid, fp, lids, boxes, context, letterbox_crops)
+
+        items = prefetch(todo.jobs, load, num_workers, ahead=2 * num_workers, name="stoplight-embed")
+        for item in items:
+            run.take(item, batch_size, write_every)
+            done = run.num_embedded + run.num_failed_labels
+            yield Progress(done, total, f"Embedded {done}/{total} labels")
+        run.finish()
+        yield Progress(total, total, f"Embedded {run.num_embedded}/{total} labels")
+    summary = outcome.summary
+    summary["text_embeddings"] = run.text_embeddings
+    return summary
+
+
+def _check_params(batch_size, num_workers, write_every, prompts, context, embeddings_attr) -> None:
+    """Raises ``ValueError`` for a parameter out of its range."""
     if not isinstance(write_every, int) or write_every < 1:
         raise ValueError(f"Parameter 'write_every' must be a positive integer; got {write_every!r}")
     # bounded: one request must not exhaust the App server's memory
@@ -458,14 +209,26 @@ def iter_compute_label_embeddings(
     # never one of the attributes Stoplight gives a meaning to (a review
     # decision, the box, a score): an overwrite would replace them all
     label_attrs.check_free_attr(embeddings_attr, "embeddings_attr")
-    # another process (a killed or delegated run) may have declared the
-    # embedding attribute since this dataset object was loaded; a stale
-    # schema would make every label look unembedded and re-embed them all
-    sample_collection._dataset.reload()
-    _check_label_field(sample_collection, label_field)
 
+
+@dataclasses.dataclass
+class _LabelsToEmbed:
+    """What a run has to embed (see :func:`_labels_to_embed`)."""
+
+    #: ``(sample_id, filepath, label_ids, boxes)`` per sample with work left
+    jobs: list[tuple]
+    #: labels of the field in the collection
+    num_target: int
+    #: labels left alone because they already have an embedding
+    num_skipped: int
+
+
+def _labels_to_embed(
+    sample_collection, label_field: str, embeddings_attr: str, overwrite: bool
+) -> _LabelsToEmbed:
+    """Reads ids, paths and boxes in one bulk call and keeps the labels to
+    embed: all with ``overwrite``, else those without ``embeddings_attr``."""
     root = f"{label_field}.detections"
-    dataset = sample_collection._dataset
     has_attr = sample_collection.has_field(f"{root}.{embeddings_attr}")
     fields = ["id", "filepath", f"{root}.id", f"{root}.bounding_box"]
     if has_attr:
@@ -487,166 +250,141 @@ def iter_compute_label_embeddings(
             todo_boxes.append(boxes[i])
         if todo_ids:
             jobs.append((sid, path, todo_ids, todo_boxes))
-    total = num_target - num_skipped
-    path_of = {job[0]: job[1] for job in jobs}
+    return _LabelsToEmbed(jobs, num_target, num_skipped)
 
-    if prompts is None:
-        # the classes present: score_labels' CLIP agreement needs a text
-        # embedding of every class, with the class name as its prompt
-        prompts = sample_collection.distinct(f"{label_field}.detections.label")
-    prompts = list(prompts)
-    if ray_executor is not None and jobs:
-        # (nothing to embed: the prompts are embedded here, as locally)
-        from .ray_embeddings import iter_embed_on_ray
 
-        settings = dict(
-            label_field=label_field, model_name=model_name, pretrained=pretrained,
-            context=float(context), batch_size=batch_size, embeddings_attr=embeddings_attr,
-            overwrite=overwrite, device=device, letterbox_crops=bool(letterbox_crops),
-            prompts=prompts,
-        )
-        return (yield from iter_embed_on_ray(
-            sample_collection, ray_executor, jobs, settings, run_key=run_key,
-            num_target_labels=num_target, num_skipped_labels=num_skipped, record_run=record_run,
-        ))
-    if clip is None:
-        clip = load_clip(model_name, pretrained, device=device)
+class _EmbeddingRun:
+    """The state of one local embedding run: counts, failures, timings,
+    crops waiting for a forward pass and embeddings waiting to be written.
 
-    run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
-    record = None if not record_run else provenance.start_run(
-        dataset,
-        run_key,
-        method="compute_label_embeddings",
-        model_name=clip.model_name,
-        pretrained=clip.pretrained,
-        embedding_dim=clip.dim,
-        label_field=label_field,
-        embeddings_attr=embeddings_attr,
-        context=float(context),
-        letterbox_crops=bool(letterbox_crops),
-        batch_size=batch_size,
-        device=clip.device,
-        overwrite=overwrite,
-        prompts=prompts,
-        num_target_labels=num_target,
-        num_skipped_labels=num_skipped,
-    )
+    :func:`iter_compute_label_embeddings` drives it: :meth:`take` for each
+    loaded image, :meth:`finish` at the end; :meth:`flush` and
+    :meth:`summary` are what :func:`..common.provenance.recorded_run` calls
+    however the run ends.
+    """
 
-    timings = dict(decode_s=0.0, prepare_s=0.0, embed_s=0.0, write_s=0.0, text_s=0.0)
-    failures: list[dict] = []
-    num_failed_samples = num_failed_labels = num_embedded = 0
-    pending: list[dict] = []
-    queue_pixels: list = []  # per-item tensors not yet embedded
-    queue_ids: list[tuple[str, str]] = []  # (sample_id, label_id) of queued rows
-    text_embeddings = None
-    path = f"{root}.{embeddings_attr}"
+    def __init__(
+        self, sample_collection, label_field: str, embeddings_attr: str, clip: ClipModel,
+        run_key: str, prompts: list[str], todo: _LabelsToEmbed,
+    ) -> None:
+        self.sample_collection = sample_collection
+        self.label_field = label_field
+        self.embeddings_attr = embeddings_attr
+        self.clip = clip
+        self.run_key = run_key
+        self.prompts = prompts
+        self.todo = todo
+        self.path_of = {job[0]: job[1] for job in todo.jobs}
+        self.timings = dict(decode_s=0.0, prepare_s=0.0, embed_s=0.0, write_s=0.0, text_s=0.0)
+        self.failures: list[dict] = []
+        self.num_failed_samples = self.num_failed_labels = self.num_embedded = 0
+        self.pending: list[dict] = []  # embeddings not yet written
+        self.queue = CropQueue()
+        self.text_embeddings: np.ndarray | None = None
 
-    def flush():
-        if pending:
+    def embed_prompts(self) -> None:
+        """Text embeddings of the prompts (none without prompts)."""
+        if self.prompts:
             t0 = time.perf_counter()
-            try:
-                label_attrs.check_writable([embeddings_attr])
-                write_embeddings(sample_collection, label_field, embeddings_attr, pending)
-            except Exception as e:  # noqa: BLE001 - classified below
-                if db_errors.is_connection_error(e):
-                    raise db_errors.unavailable(
-                        e,
-                        f"writing {len(pending)} embeddings to '{path}' of dataset '{dataset.name}'",
-                        f"Embeddings written before are kept ({num_embedded - len(pending)} labels); once "
-                        "the database is back, re-run with overwrite=False to embed the remaining labels",
-                    ) from e
-                raise
-            timings["write_s"] += time.perf_counter() - t0
-            pending.clear()
+            self.text_embeddings = self.clip.encode_texts(self.prompts)
+            self.timings["text_s"] += time.perf_counter() - t0
 
-    def embed(n):
-        """Embeds the first ``n`` queued crops."""
-        nonlocal num_embedded
-        import torch
+    def take(self, item: LabelCrops, batch_size: int, write_every: int) -> None:
+        """Queues one image's crops, embeds every full batch, and writes
+        once ``write_every`` embeddings are pending."""
+        self.timings["decode_s"] += item.decode_s
+        self.timings["prepare_s"] += item.prepare_s
+        if item.error is not None:
+            self.num_failed_samples += 1
+            self.num_failed_labels += len(item.label_ids)
+            logger.warning("Sample %s (%s): %s", item.sample_id, item.filepath, item.error)
+            self._record_failure(
+                dict(sample_id=item.sample_id, filepath=item.filepath, error=item.error)
+            )
+        else:
+            self.queue.add(item)
+            while len(self.queue) >= batch_size:
+                self._embed(batch_size)
+        if len(self.pending) >= write_every:
+            self.flush()
 
-        pixels = torch.cat(queue_pixels) if len(queue_pixels) > 1 else queue_pixels[0]
-        batch, rest = pixels[:n], pixels[n:]
-        queue_pixels.clear()
-        if len(rest):
-            queue_pixels.append(rest)
+    def finish(self) -> None:
+        """Embeds the last, partial batch and writes what is pending."""
+        if len(self.queue):
+            self._embed(len(self.queue))
+        self.flush()
+
+    def _embed(self, n: int) -> None:
+        """Embeds the first ``n`` queued crops into :attr:`pending`."""
+        pixels, ids = self.queue.pop(n)
         t0 = time.perf_counter()
         feats = encode_crops(
-            clip, batch, queue_ids[:n], record_crop_failure, systematic_if_all=num_embedded == 0
+            self.clip, pixels, ids, self._crop_failed, systematic_if_all=self.num_embedded == 0
         )
-        timings["embed_s"] += time.perf_counter() - t0
-        for (sid, lid), vec in zip(queue_ids[:n], feats):
+        self.timings["embed_s"] += time.perf_counter() - t0
+        for (sid, lid), vec in zip(ids, feats):
             if vec is not None:
-                pending.append({"sample_id": sid, "label_id": lid, "value": vec.tolist()})
-                num_embedded += 1
-        del queue_ids[:n]
+                self.pending.append({"sample_id": sid, "label_id": lid, "value": vec.tolist()})
+                self.num_embedded += 1
 
-    def record_crop_failure(sid: str, lid: str, error: BaseException) -> None:
-        nonlocal num_failed_labels
-        num_failed_labels += 1
+    def _crop_failed(self, sid: str, lid: str, error: BaseException) -> None:
+        self.num_failed_labels += 1
         msg = f"embedding failed: {type(error).__name__}: {error}"
-        logger.warning("Sample %s (%s), label %s: %s", sid, path_of.get(sid), lid, msg)
-        if len(failures) < MAX_RECORDED_FAILURES:
-            failures.append(dict(sample_id=sid, filepath=path_of.get(sid), label_id=lid, error=msg))
+        path = self.path_of.get(sid)
+        logger.warning("Sample %s (%s), label %s: %s", sid, path, lid, msg)
+        self._record_failure(dict(sample_id=sid, filepath=path, label_id=lid, error=msg))
 
-    bulk.declare_field(dataset, label_field, fo.Detections, {embeddings_attr: fo.FloatField})
-    yield Progress(0, total, f"Embedding {total} labels with {clip.model_name}")
+    def _record_failure(self, failure: dict) -> None:
+        # the first few only: a run over a broken share must not grow its record
+        if len(self.failures) < MAX_RECORDED_FAILURES:
+            self.failures.append(failure)
 
-    def make_summary(status: str) -> dict:
+    def flush(self) -> None:
+        """Writes the pending embeddings in one bulk call."""
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        try:
+            label_attrs.check_writable([self.embeddings_attr])
+            write_embeddings(
+                self.sample_collection, self.label_field, self.embeddings_attr, self.pending
+            )
+        except Exception as e:  # noqa: BLE001 - classified below
+            if db_errors.is_connection_error(e):
+                path = f"{self.label_field}.detections.{self.embeddings_attr}"
+                dataset = self.sample_collection._dataset
+                raise db_errors.unavailable(
+                    e,
+                    f"writing {len(self.pending)} embeddings to '{path}' of dataset '{dataset.name}'",
+                    f"Embeddings written before are kept ({self.num_embedded - len(self.pending)} "
+                    "labels); once the database is back, re-run with overwrite=False to embed the "
+                    "remaining labels",
+                ) from e
+            raise
+        self.timings["write_s"] += time.perf_counter() - t0
+        self.pending.clear()
+
+    def summary(self, status: str) -> dict:
+        """The run summary (also stored in the run record)."""
+        txt = self.text_embeddings
         return dict(
-            run_key=run_key,
-            label_field=label_field,
-            embeddings_attr=embeddings_attr,
-            model_name=clip.model_name,
-            pretrained=clip.pretrained,
-            embedding_dim=clip.dim,
+            run_key=self.run_key,
+            label_field=self.label_field,
+            embeddings_attr=self.embeddings_attr,
+            model_name=self.clip.model_name,
+            pretrained=self.clip.pretrained,
+            embedding_dim=self.clip.dim,
             status=status,
-            num_target_labels=num_target,
-            num_skipped_labels=num_skipped,
-            num_embedded_labels=num_embedded,
-            num_failed_labels=num_failed_labels,
-            num_failed_samples=num_failed_samples,
-            failures=failures,
-            prompts=prompts,
-            text_embeddings=None if text_embeddings is None else text_embeddings.tolist(),
-            timings={k: round(v, 4) for k, v in timings.items()},
+            num_target_labels=self.todo.num_target,
+            num_skipped_labels=self.todo.num_skipped,
+            num_embedded_labels=self.num_embedded,
+            num_failed_labels=self.num_failed_labels,
+            num_failed_samples=self.num_failed_samples,
+            failures=self.failures,
+            prompts=self.prompts,
+            text_embeddings=None if txt is None else txt.tolist(),
+            timings={k: round(v, 4) for k, v in self.timings.items()},
         )
-
-    with provenance.recorded_run(dataset, run_key, record, make_summary, flush=flush) as run:
-        if prompts:
-            t0 = time.perf_counter()
-            text_embeddings = clip.encode_texts(prompts)
-            timings["text_s"] += time.perf_counter() - t0
-
-        def load(sid, fp, lids, boxes):
-            return load_crops(clip, sid, fp, lids, boxes, context, letterbox_crops)
-
-        for item in prefetch(jobs, load, num_workers, ahead=2 * num_workers, name="stoplight-embed"):
-            timings["decode_s"] += item.decode_s
-            timings["prepare_s"] += item.prepare_s
-            if item.error is not None:
-                num_failed_samples += 1
-                num_failed_labels += len(item.label_ids)
-                logger.warning("Sample %s (%s): %s", item.sample_id, item.filepath, item.error)
-                if len(failures) < MAX_RECORDED_FAILURES:
-                    failures.append(
-                        dict(sample_id=item.sample_id, filepath=item.filepath, error=item.error)
-                    )
-            else:
-                queue_pixels.append(item.pixels)
-                queue_ids.extend((item.sample_id, lid) for lid in item.label_ids)
-                while len(queue_ids) >= batch_size:
-                    embed(batch_size)
-            if len(pending) >= write_every:
-                flush()
-            done = num_embedded + num_failed_labels
-            yield Progress(done, total, f"Embedded {done}/{total} labels")
-        if queue_ids:
-            embed(len(queue_ids))
-        flush()
-        yield Progress(total, total, f"Embedded {num_embedded}/{total} labels")
-    summary = run.summary
-    summary["text_embeddings"] = text_embeddings
-    return summary
 
 
 def compute_label_embeddings(

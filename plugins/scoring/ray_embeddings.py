@@ -6,7 +6,7 @@ each sample's id, path, label ids and boxes through
 :class:`..common.ray_executor.RayRun`; each actor is an
 :class:`EmbeddingWorker` that loads the CLIP model once, embeds the class
 prompts once, and embeds each batch's crops with the local pipeline's own
-steps (:func:`.embeddings.load_crops`, :func:`.embeddings.encode_crops`)
+steps (:func:`.crops.load_crops`, :func:`.clip.encode_crops`)
 before writing them (:func:`.embeddings.write_embeddings`).
 
 Exactly once: without ``overwrite``, an actor embeds only the labels of its
@@ -29,13 +29,9 @@ from ..common import bulk, provenance
 from ..common.progress import Progress
 from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.ray_executor import RayExecutor, RayJob, RayRun, RayRunError, run_facts, worker_module
-from .embeddings import (
-    embedding_dim,
-    encode_crops,
-    load_clip,
-    load_crops,
-    write_embeddings,
-)
+from .clip import embedding_dim, encode_crops, load_clip
+from .crops import load_crops
+from .embeddings import write_embeddings
 
 logger = logging.getLogger(__name__)
 

@@ -265,26 +265,71 @@ def class_autoencoder_rer(
     rng = np.random.default_rng(seed)
     x = torch.nn.functional.normalize(torch.as_tensor(x_np, dtype=torch.float32), dim=1).to(dev)
 
-    # Training pools: member indices of every trained class, concatenated,
-    # with per-class offsets so one randint call samples all classes.
     clean = _clean_members(x_np, lab, clean_k, train_mask, dev)
+    pools = _training_pools(
+        lab, valid, clean, min_class_size, max_train_per_class, rng, info["pool_sizes"]
+    )
+    v = valid.size
+    steps = max(min_steps, epochs * math.ceil(max(p.size for p in pools) / batch_size))
+    # initialized before training starts: both draw from ``gen`` in this order
+    params = _ae_init(v, [d, hidden, bottleneck, hidden, d], gen, dev)
+    last = _train(params, x, pools, steps, batch_size, trim, lr, gen, dev)
+    info["steps"] = steps
+    info["final_loss"][valid] = last.cpu().numpy()
+
+    if eval_batch_size is None:
+        eval_batch_size = int(max(1, min(65536, _BLOCK_ELEMENTS // max(1, v * max(d, hidden)))))
+    per_class_error[:, valid] = _all_errors(params, x, eval_batch_size)
+    if v >= 2:
+        rer = _ratios(per_class_error, lab, trained, c, info)
+    return rer, per_class_error, info
+
+
+def _training_pools(
+    lab: np.ndarray,
+    valid: np.ndarray,
+    clean: np.ndarray,
+    min_class_size: int,
+    max_train_per_class: int,
+    rng: np.random.Generator,
+    pool_sizes: np.ndarray,
+) -> list[np.ndarray]:
+    """Member indices that train each class of ``valid``, in that order.
+
+    A class trains on its clean members when it has at least
+    ``min_class_size`` of them, else on all; a pool larger than
+    ``max_train_per_class`` is subsampled with ``rng``. ``pool_sizes[cls]``
+    receives the size before subsampling (``info["pool_sizes"]``).
+    """
     pools = []
     for cls in valid:
         members = np.flatnonzero(lab == cls)
         kept = members[clean[members]]
         if kept.size >= max(1, min_class_size):
             members = kept
-        info["pool_sizes"][cls] = members.size
+        pool_sizes[cls] = members.size
         if members.size > max_train_per_class:
             members = np.sort(rng.choice(members, max_train_per_class, replace=False))
         pools.append(members)
+    return pools
+
+
+def _train(
+    params: list, x, pools: list, steps: int, batch_size: int, trim: float, lr: float, gen, dev
+):
+    """Trains the stacked autoencoders ``params`` in place with Adam.
+
+    Returns:
+        the last step's per-class (trimmed) mean MSE, ``(V,)``
+    """
+    import torch
+
+    # the pools concatenated, with per-class offsets, so one randint call
+    # samples every class
+    v = len(pools)
     pool_sizes = torch.tensor([p.size for p in pools], dtype=torch.float64)
     pool_offsets = torch.tensor(np.concatenate([[0], np.cumsum([p.size for p in pools])[:-1]]))
     pool_flat = torch.as_tensor(np.concatenate(pools), device=dev)
-    v = valid.size
-    steps = max(min_steps, epochs * math.ceil(max(p.size for p in pools) / batch_size))
-
-    params = _ae_init(v, [d, hidden, bottleneck, hidden, d], gen, dev)
     opt = torch.optim.Adam(params, lr=lr)
     last = torch.zeros(v)
     keep = max(1, int(math.ceil((1.0 - trim) * batch_size)))
@@ -304,36 +349,45 @@ def class_autoencoder_rer(
         err.sum().backward()
         opt.step()
         last = err.detach()
-    info["steps"] = steps
-    info["final_loss"][valid] = last.cpu().numpy()
+    return last
 
-    # Reconstruction error of every label under every trained autoencoder.
-    if eval_batch_size is None:
-        eval_batch_size = int(max(1, min(65536, _BLOCK_ELEMENTS // max(1, v * max(d, hidden)))))
+
+def _all_errors(params: list, x, eval_batch_size: int) -> np.ndarray:
+    """Reconstruction error of every row of ``x`` under every trained
+    autoencoder, ``(N, V)``, in chunks of ``eval_batch_size`` rows."""
+    import torch
+
+    n, v = x.shape[0], params[0].shape[0]
     errors = np.empty((n, v), dtype=np.float64)
     with torch.no_grad():
         for start in range(0, n, eval_batch_size):
             xb = x[start : start + eval_batch_size]
             errors[start : start + xb.shape[0]] = _ae_errors(params, xb).cpu().numpy()
-    per_class_error[:, valid] = errors
+    return errors
 
-    if v >= 2:
-        own_ok = trained[lab]
-        own = np.where(own_ok, per_class_error[np.arange(n), np.where(own_ok, lab, 0)], np.nan)
-        others = per_class_error.copy()
-        others[:, ~trained] = np.inf
-        others[np.arange(n), lab] = np.inf
-        best_other = others.min(axis=1)
-        # A perfect reconstruction elsewhere (error 0) makes the ratio inf,
-        # which is the right limit; guard only 0/0.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rer = np.where(own_ok, own / best_other, np.nan)
-        rer = np.where(own_ok & (own == 0) & (best_other == 0), 1.0, rer)
-        finite = np.isfinite(rer)
-        if finite.any():
-            info["difficulty"] = float(rer[finite].mean())
-            sums = np.bincount(lab[finite], weights=rer[finite], minlength=c)[:c]
-            cnts = np.bincount(lab[finite], minlength=c)[:c]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                info["per_class_rer"] = np.where(cnts > 0, sums / np.maximum(cnts, 1), np.nan)
-    return rer, per_class_error, info
+
+def _ratios(
+    per_class_error: np.ndarray, lab: np.ndarray, trained: np.ndarray, c: int, info: dict
+) -> np.ndarray:
+    """RER of every label from ``per_class_error`` ``(N, C)``; sets
+    ``info["difficulty"]`` and ``info["per_class_rer"]`` from the finite ones."""
+    n = lab.shape[0]
+    own_ok = trained[lab]
+    own = np.where(own_ok, per_class_error[np.arange(n), np.where(own_ok, lab, 0)], np.nan)
+    others = per_class_error.copy()
+    others[:, ~trained] = np.inf
+    others[np.arange(n), lab] = np.inf
+    best_other = others.min(axis=1)
+    # A perfect reconstruction elsewhere (error 0) makes the ratio inf,
+    # which is the right limit; guard only 0/0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rer = np.where(own_ok, own / best_other, np.nan)
+    rer = np.where(own_ok & (own == 0) & (best_other == 0), 1.0, rer)
+    finite = np.isfinite(rer)
+    if finite.any():
+        info["difficulty"] = float(rer[finite].mean())
+        sums = np.bincount(lab[finite], weights=rer[finite], minlength=c)[:c]
+        cnts = np.bincount(lab[finite], minlength=c)[:c]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            info["per_class_rer"] = np.where(cnts > 0, sums / np.maximum(cnts, 1), np.nan)
+    return rer

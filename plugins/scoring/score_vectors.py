@@ -4,7 +4,9 @@ Stoplight's own labels keep their per-class scores under ``class_scores``;
 predictions imported from another model or tool keep them under another
 name (``scores``, ``logits``, ...) or not at all. :func:`scores_are_logits`
 decides how a vector is read (logits get a softmax first, so that
-``hardness`` and ``margin`` see a distribution), and
+``hardness`` and ``margin`` see a distribution), :func:`clip_scores` makes
+such vectors from CLIP embeddings for labels without any,
+:func:`score_rows` applies a signal to every vector, and
 :func:`signal_availability` lists which signals a field's contents allow.
 Pure numpy.
 """
@@ -16,6 +18,9 @@ import numpy as np
 #: how ``scores_attr`` vectors are read: probabilities, logits, or decided
 #: from the data (:func:`scores_are_logits`)
 SCORES_KINDS = ("auto", "probabilities", "logits")
+
+#: logit scale of the CLIP fallback for hardness/margin (CLIP's own)
+CLIP_LOGIT_SCALE = 100.0
 
 
 def softmax_rows(rows):
@@ -92,3 +97,48 @@ def availability_note(label_field: str, scores_attr: str, **has) -> str | None:
     if not can:
         msg += " (compute label embeddings, or give consensus_fields or a reference_field)"
     return msg
+
+
+def clip_scores(image_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+    """``softmax(100 * cos(image, text))`` over the prompts, one row per label."""
+    img = np.asarray(image_embeddings, dtype=np.float64)
+    txt = np.asarray(text_embeddings, dtype=np.float64)
+    img = img / np.maximum(np.linalg.norm(img, axis=1, keepdims=True), 1e-12)
+    txt = txt / np.maximum(np.linalg.norm(txt, axis=1, keepdims=True), 1e-12)
+    logits = CLIP_LOGIT_SCALE * (img @ txt.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def score_rows(rows, fn) -> tuple[np.ndarray, np.ndarray]:
+    """``fn`` applied to score rows: an ``(N, C)`` array (NaN rows are
+    missing) or a ragged list, grouped by length (vectorized).
+
+    Args:
+        rows: the score vectors, as :func:`softmax_rows` takes them
+        fn: a signal of :mod:`.signals` taking an ``(M, C)`` array
+
+    Returns:
+        ``(values, ok)``: ``fn``'s value of each row (NaN where the row is
+        missing) and which rows had a vector
+    """
+    if isinstance(rows, np.ndarray):
+        out = np.full(rows.shape[0], np.nan)
+        ok = np.zeros(rows.shape[0], dtype=bool)
+        if rows.shape[0] and rows.shape[1]:
+            ok = ~np.isnan(rows).any(axis=1)
+            if ok.any():
+                out[ok] = fn(rows[ok])
+        return out, ok
+    out = np.full(len(rows), np.nan)
+    ok = np.zeros(len(rows), dtype=bool)
+    by_len: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r is not None and len(r) > 0:
+            by_len.setdefault(len(r), []).append(i)
+    for idx in by_len.values():
+        arr = np.asarray([rows[i] for i in idx], dtype=np.float64)
+        out[idx] = fn(arr)
+        ok[idx] = True
+    return out, ok

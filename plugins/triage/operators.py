@@ -83,8 +83,9 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
 
         fn = iter_calibrate_triage
         gen = fn(ctx.target_view(), **params_from(
-            # a cleared field means no verified labels field (reviews only)
-            ctx, fn, CALIBRATE_KEYS, gt_field=param_of(ctx, fn, "gt_field", cleared=None),
+            ctx, fn, CALIBRATE_KEYS,
+            # a cleared field: no verified labels field (calibrate on reviews only)
+            gt_field=param_of(ctx, fn, "gt_field", cleared=None),
         ))
         summary = yield from run_with_progress(ctx, gen, "Calibrating triage")
         outputs = types.Object()

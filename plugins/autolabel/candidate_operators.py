@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..common.operator_params import default_of, param_of, params_from
 from .candidates import add_candidates_from_field, add_candidates_from_verified
 
-#: the core functions' defaults (not restated)
-_DEFAULTS = {k: p.default for k, p in inspect.signature(add_candidates_from_verified).parameters.items()
-             if p.default is not inspect.Parameter.empty}
+#: the request keys both sources let through
+MATCH_KEYS = ("label_field", "candidates_field", "iou", "classwise")
 SOURCES = ("field", "verified")
 
 
@@ -46,11 +44,11 @@ class FindMissing(foo.Operator):
         if ctx.params.get("source", "field") == "field":
             inputs.str("source_field", required=True, label="Other field", description="fo.Detections")
         else:
-            inputs.str("gt_field", default=_DEFAULTS["gt_field"], label="Verified labels field")
-        inputs.str("label_field", default=_DEFAULTS["label_field"], label="Auto-labels field")
+            inputs.str("gt_field", default=_default("gt_field"), label="Verified labels field")
+        inputs.str("label_field", default=_default("label_field"), label="Auto-labels field")
         inputs.str("candidates_field", label="Candidates field", description="Empty: <label field>_candidates")
-        inputs.float("iou", default=_DEFAULTS["iou"], min=0.0, max=1.0, label="IoU of a match")
-        inputs.bool("classwise", default=_DEFAULTS["classwise"], label="Match only the same class")
+        inputs.float("iou", default=_default("iou"), min=0.0, max=1.0, label="IoU of a match")
+        inputs.bool("classwise", default=_default("classwise"), label="Match only the same class")
         return types.Property(inputs, view=types.View(label="Find missed objects"))
 
     def execute(self, ctx):
@@ -58,12 +56,15 @@ class FindMissing(foo.Operator):
         source = p.get("source", "field")
         if source not in SOURCES:
             raise ValueError(f"Parameter 'source' must be one of {SOURCES}; got {source!r}")
-        kwargs = dict(label_field=p.get("label_field") or _DEFAULTS["label_field"],
-                      candidates_field=p.get("candidates_field") or None,
-                      iou=p.get("iou", _DEFAULTS["iou"]), classwise=bool(p.get("classwise", _DEFAULTS["classwise"])))
         if source == "field":
+            kwargs = params_from(ctx, add_candidates_from_field, MATCH_KEYS, flags=("classwise",))
             out = add_candidates_from_field(ctx.view, p.get("source_field"), **kwargs)
         else:
-            out = add_candidates_from_verified(ctx.view, p.get("gt_field") or _DEFAULTS["gt_field"], **kwargs)
+            fn = add_candidates_from_verified
+            out = fn(ctx.view, param_of(ctx, fn, "gt_field"), **params_from(ctx, fn, MATCH_KEYS, flags=("classwise",)))
         ctx.ops.reload_dataset()
         return out
+
+
+def _default(name: str):
+    return default_of(add_candidates_from_verified, name)

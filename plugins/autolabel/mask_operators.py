@@ -8,30 +8,22 @@ signatures, so the form, the SDK and HTTP callers get the same ones.
 
 from __future__ import annotations
 
-import inspect
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.kept_labels import INCLUDE
+from ..common.operator_params import default_of, param_of, params_from
 from .sam import get_segmenter, segmenter_names
 from .sam_video import get_tracker, tracker_names
 from .segment import iter_segment_labels
 from .tracking import iter_track_labels
 
 TARGETS = ("VIEW", "SELECTED_LABELS")
-
-
-def _default(fn, name: str):
-    return inspect.signature(fn).parameters[name].default
-
-
-def _get(ctx, fn, name: str):
-    """``ctx.params[name]``, or the core function's default when absent or
-    empty (the App sends ``None``/``""`` for cleared fields)."""
-    value = ctx.params.get(name)
-    return _default(fn, name) if value is None or value == "" else value
+#: the request keys each operator lets through to its core function
+SEGMENT_KEYS = ("model", "checkpoint", "include", "overwrite", "batch_size", "device", "run_key")
+TRACK_KEYS = ("track_field", "model", "checkpoint", "include", "frame_step", "overwrite", "device", "run_key",
+              "adopt_field")
 
 
 def _selected_label_ids(ctx, field: str) -> list[str]:
@@ -58,9 +50,9 @@ def _model_inputs(ctx, inputs, fn, names, get_cls) -> None:
     models = types.Dropdown(label="Model")
     for name in names:
         models.add_choice(name, label=name, description=f"default: {get_cls(name).default_checkpoint}")
-    inputs.enum("model", models.values(), default=_default(fn, "model"), label="Model", view=models)
+    inputs.enum("model", models.values(), default=default_of(fn, "model"), label="Model", view=models)
     try:
-        default_ckpt = get_cls(_get(ctx, fn, "model")).default_checkpoint
+        default_ckpt = get_cls(param_of(ctx, fn, "model")).default_checkpoint
     except ValueError:
         default_ckpt = ""
     inputs.str("checkpoint", label="Checkpoint",
@@ -72,7 +64,7 @@ def _common_inputs(inputs, fn) -> None:
     include.add_choice("accepted+green", label="Accepted and green (nobody rejected)")
     include.add_choice("accepted", label="Accepted only")
     include.add_choice("all", label="All labels")
-    inputs.enum("include", list(INCLUDE), default=_default(fn, "include"), label="Which labels",
+    inputs.enum("include", list(INCLUDE), default=default_of(fn, "include"), label="Which labels",
                 description="Ignored for selected labels", view=include)
     inputs.str("device", label="Device", description="e.g. cuda, cuda:1, cpu. Empty uses CUDA when available")
     inputs.bool("delegate", default=False, label="Delegate",
@@ -104,23 +96,21 @@ class SegmentLabels(LongRunningOperator, foo.Operator):
     def _inputs(self, ctx, inputs):
         fn = iter_segment_labels
         _target_inputs(ctx, inputs, "Accepted / green labels")
-        inputs.str("label_field", default=_default(fn, "label_field"), label="Label field")
+        inputs.str("label_field", default=default_of(fn, "label_field"), label="Label field")
         _model_inputs(ctx, inputs, fn, segmenter_names(), get_segmenter)
         _common_inputs(inputs, fn)
-        inputs.bool("overwrite", default=_default(fn, "overwrite"), label="Overwrite",
+        inputs.bool("overwrite", default=default_of(fn, "overwrite"), label="Overwrite",
                     description="Recompute masks that exist (default: skip them, so runs resume)")
-        inputs.int("batch_size", min=1, default=_default(fn, "batch_size"), label="Batch size (images)")
+        inputs.int("batch_size", min=1, default=default_of(fn, "batch_size"), label="Batch size (images)")
 
     def execute(self, ctx):
         fn = iter_segment_labels
-        field = _get(ctx, fn, "label_field")
+        field = param_of(ctx, fn, "label_field")
         label_ids = _selected_label_ids(ctx, field) if _target(ctx) == "SELECTED_LABELS" else None
-        gen = iter_segment_labels(
+        gen = fn(
             ctx.target_view() if label_ids is None else ctx.dataset,
-            label_field=field, model=_get(ctx, fn, "model"), checkpoint=_get(ctx, fn, "checkpoint"),
-            include=_get(ctx, fn, "include"), label_ids=label_ids, overwrite=bool(_get(ctx, fn, "overwrite")),
-            batch_size=_get(ctx, fn, "batch_size"), device=_get(ctx, fn, "device"),
-            run_key=_get(ctx, fn, "run_key"), num_workers=None if ctx.delegated else 0,
+            **params_from(ctx, fn, SEGMENT_KEYS, flags=("overwrite",), label_field=field, label_ids=label_ids,
+                          num_workers=None if ctx.delegated else 0),
         )
         summary = yield from run_with_progress(ctx, gen, "Segmenting")
         outputs = types.Object()
@@ -155,34 +145,29 @@ class TrackLabels(LongRunningOperator, foo.Operator):
     def _inputs(self, ctx, inputs):
         fn = iter_track_labels
         _target_inputs(ctx, inputs, "Accepted / green frame labels")
-        inputs.str("label_field", default=_default(fn, "label_field"), label="Frame label field",
+        inputs.str("label_field", default=default_of(fn, "label_field"), label="Frame label field",
                    description="The frame-level detections whose labels seed the tracks")
-        inputs.str("track_field", default=_default(fn, "track_field"), label="Track field",
+        inputs.str("track_field", default=default_of(fn, "track_field"), label="Track field",
                    description="Frame-level field to write the tracks to")
         _model_inputs(ctx, inputs, fn, tracker_names(), get_tracker)
         _common_inputs(inputs, fn)
-        inputs.int("frame_step", min=1, default=_default(fn, "frame_step"), label="Track every k-th frame",
+        inputs.int("frame_step", min=1, default=default_of(fn, "frame_step"), label="Track every k-th frame",
                    description="1 tracks every frame; seed frames are always tracked")
-        inputs.bool("overwrite", default=_default(fn, "overwrite"), label="Overwrite",
+        inputs.bool("overwrite", default=default_of(fn, "overwrite"), label="Overwrite",
                     description="Track videos that have tracks again (tracks a person decided are kept)")
-        inputs.bool("adopt_field", default=_default(fn, "adopt_field"), label="Take over an existing field",
+        inputs.bool("adopt_field", default=default_of(fn, "adopt_field"), label="Take over an existing field",
                     description="Write into a frame field Stoplight did not create for tracks (e.g. human "
                                 "labels; their undecided labels are replaced). Off: such a field is refused")
 
     def execute(self, ctx):
         fn = iter_track_labels
-        field = _get(ctx, fn, "label_field")
+        field = param_of(ctx, fn, "label_field")
         short = field[len("frames."):] if field.startswith("frames.") else field
         label_ids = None
         if _target(ctx) == "SELECTED_LABELS":
             label_ids = _selected_label_ids(ctx, f"frames.{short}") + _selected_label_ids(ctx, short)
-        gen = iter_track_labels(
-            ctx.target_view(), label_field=field, track_field=_get(ctx, fn, "track_field"),
-            model=_get(ctx, fn, "model"), checkpoint=_get(ctx, fn, "checkpoint"),
-            include=_get(ctx, fn, "include"), label_ids=label_ids, frame_step=_get(ctx, fn, "frame_step"),
-            overwrite=bool(_get(ctx, fn, "overwrite")), device=_get(ctx, fn, "device"),
-            run_key=_get(ctx, fn, "run_key"), adopt_field=_get(ctx, fn, "adopt_field"),
-        )
+        gen = fn(ctx.target_view(), **params_from(ctx, fn, TRACK_KEYS, flags=("overwrite",), label_field=field,
+                                                  label_ids=label_ids))
         summary = yield from run_with_progress(ctx, gen, "Tracking")
         outputs = types.Object()
         for key, label in (("run_key", "Run key"), ("num_tracks", "Tracks written"),

@@ -6,32 +6,17 @@ The operator only translates ``ctx`` into a call of
 
 from __future__ import annotations
 
-import inspect
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.limits import limit
+from ..common.operator_params import default_of, param_of, params_from
 from ..common.ray_params import executor_from_params, ray_inputs
 from .backends import available_backends, get_backend
 from .pipeline import iter_zero_shot_detect
 from .request_guard import request_backend_options, request_detect_params
-
-#: the core function's default (not restated)
-_FRAME_STEP = inspect.signature(iter_zero_shot_detect).parameters["frame_step"].default
-
-DEFAULTS = dict(
-    backend="owlv2",
-    label_field="autolabels",
-    confidence_threshold=0.2,
-    batch_size=8,
-    overwrite=False,
-    class_agnostic_nms=False,
-    nms_iou=0.5,
-    num_workers=None,
-)
 
 
 class ZeroShotDetect(LongRunningOperator, foo.Operator):
@@ -67,7 +52,7 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
         if p.get("backend_options"):
             # no form field sends it: refused before anything is queued
             checkpoint = _path_or_error(p.get("checkpoint") or None, "checkpoint")[0]
-            request_backend_options(p.get("backend", DEFAULTS["backend"]), checkpoint, p["backend_options"])
+            request_backend_options(param_of(ctx, iter_zero_shot_detect, "backend"), checkpoint, p["backend_options"])
 
     def execute(self, ctx):
         params = _params(ctx)
@@ -107,34 +92,25 @@ def _summary_results(summary: dict, shown: int = 10) -> dict:
     return dict(summary, failure_report=report)
 
 
+#: the request keys ``zero_shot_detect`` lets through to the core function
+#: (its ``detector``, ``record_run``, ``write_every`` and ``executor`` are
+#: not a request's to set)
+DETECT_KEYS = (
+    "backend", "checkpoint", "classes", "ontology", "label_field", "confidence_threshold",
+    "batch_size", "device", "overwrite", "class_agnostic_nms", "nms_iou", "num_workers",
+    "backend_options", "run_key", "adopt_field", "frame_step", "candidates_field",
+)
+
+
 def _params(ctx) -> dict:
     """The ``zero_shot_detect`` arguments of a request, through the request
     guard (:func:`.request_guard.request_detect_params`)."""
     p = ctx.params
-    classes = p.get("classes") or None
-    ontology = p.get("ontology") or None
-    backend_options = p.get("backend_options") or None
-    return request_detect_params(dict(
-        backend=p.get("backend", DEFAULTS["backend"]),
-        checkpoint=p.get("checkpoint") or None,
-        classes=classes,
-        ontology=ontology,
-        label_field=p.get("label_field", DEFAULTS["label_field"]),
-        confidence_threshold=p.get("confidence_threshold", DEFAULTS["confidence_threshold"]),
-        batch_size=p.get("batch_size", DEFAULTS["batch_size"]),
-        device=p.get("device") or None,
-        overwrite=p.get("overwrite", DEFAULTS["overwrite"]),
-        class_agnostic_nms=p.get("class_agnostic_nms", DEFAULTS["class_agnostic_nms"]),
-        nms_iou=p.get("nms_iou", DEFAULTS["nms_iou"]),
-        num_workers=p.get("num_workers", DEFAULTS["num_workers"]),
-        backend_options=backend_options,
-        run_key=p.get("run_key") or None,
-        adopt_field=p.get("adopt_field", False),
-        frame_step=p.get("frame_step") or _FRAME_STEP,
+    return request_detect_params(params_from(
+        ctx, iter_zero_shot_detect, DETECT_KEYS,
         # off unless a threshold is given (the core function's default); the
         # form's switch turned off wins over a threshold left in the params
         candidates_threshold=None if p.get("keep_candidates") is False else p.get("candidates_threshold"),
-        candidates_field=p.get("candidates_field") or None,
     ))
 
 
@@ -148,22 +124,35 @@ def _path_or_error(value, param: str) -> tuple:
 
 
 def _detect_inputs(ctx, inputs):
+    """The ``zero_shot_detect`` form: what to label, with which model and
+    prompts, what to keep, how to run."""
     inputs.view_target(ctx, action_description="Auto-label")
+    _model_inputs(ctx, inputs)
+    _prompt_inputs(inputs)
+    _output_inputs(ctx, inputs)
+    _run_inputs(inputs)
+    _nms_inputs(inputs)
+    if getattr(ctx.dataset, "media_type", None) == "video":
+        inputs.int("frame_step", min=1, default=_default("frame_step"), label="Label every k-th frame",
+                   description="Videos: frames 1, 1 + k, 1 + 2k, ... get frame-level labels (frames.<label field>)")
+    ray_inputs(ctx, inputs)
+    inputs.bool(
+        "delegate",
+        default=False,
+        label="Delegate",
+        description="Run in a delegated-operation worker (for large datasets)",
+    )
 
+
+def _model_inputs(ctx, inputs) -> None:
+    """The backend and its checkpoint."""
     backends = types.Dropdown(label="Backend")
     for name in available_backends():
         cls = get_backend(name)
         backends.add_choice(name, label=name, description=f"default: {cls.default_checkpoint}")
-    inputs.enum(
-        "backend",
-        backends.values(),
-        default=DEFAULTS["backend"],
-        label="Backend",
-        view=backends,
-    )
-    backend = ctx.params.get("backend", DEFAULTS["backend"])
+    inputs.enum("backend", backends.values(), default=_default("backend"), label="Backend", view=backends)
     try:
-        default_ckpt = get_backend(backend).default_checkpoint
+        default_ckpt = get_backend(param_of(ctx, iter_zero_shot_detect, "backend")).default_checkpoint
     except ValueError:
         default_ckpt = ""
     # a local path outside the server's allowed roots marks the field
@@ -179,6 +168,10 @@ def _detect_inputs(ctx, inputs):
         invalid=ckpt_error is not None,
         error_message=ckpt_error or "",
     )
+
+
+def _prompt_inputs(inputs) -> None:
+    """What to look for: classes, or an ontology of prompts."""
     inputs.list(
         "classes",
         types.String(),
@@ -190,16 +183,16 @@ def _detect_inputs(ctx, inputs):
         label="Ontology (JSON)",
         description='{"prompt": "class", ...}; several prompts may map to one class',
     )
-    inputs.str(
-        "label_field",
-        default=DEFAULTS["label_field"],
-        label="Label field",
-    )
+
+
+def _output_inputs(ctx, inputs) -> None:
+    """Where the labels go and which boxes are kept."""
+    inputs.str("label_field", default=_default("label_field"), label="Label field")
     inputs.float(
         "confidence_threshold",
         min=0.0,
         max=1.0,
-        default=DEFAULTS["confidence_threshold"],
+        default=_default("confidence_threshold"),
         label="Confidence threshold",
         description="Keep it low: the triage handles precision, lost recall is lost",
     )
@@ -213,7 +206,11 @@ def _detect_inputs(ctx, inputs):
         inputs.float("candidates_threshold", min=0.0, max=1.0, required=True, label="Candidates threshold",
                      description="Boxes scoring from here up to the confidence threshold become candidates")
         inputs.str("candidates_field", label="Candidates field", description="Empty: <label field>_candidates")
-    inputs.int("batch_size", min=1, max=limit("detect_batch_size"), default=DEFAULTS["batch_size"],
+
+
+def _run_inputs(inputs) -> None:
+    """Batch size, device, and what happens to labels already there."""
+    inputs.int("batch_size", min=1, max=limit("detect_batch_size"), default=_default("batch_size"),
                label="Batch size")
     inputs.str(
         "device",
@@ -222,31 +219,29 @@ def _detect_inputs(ctx, inputs):
     )
     inputs.bool(
         "overwrite",
-        default=DEFAULTS["overwrite"],
+        default=_default("overwrite"),
         label="Overwrite",
         description="Relabel samples that already have labels (default: skip them, so runs resume)",
     )
     inputs.bool(
         "adopt_field",
-        default=False,
+        default=_default("adopt_field"),
         label="Take over an existing field",
         description=("Write into a label field Stoplight did not create for auto-labels (e.g. human labels; "
                      "with Overwrite their labels are replaced). Off: such a field is refused"),
     )
+
+
+def _nms_inputs(inputs) -> None:
+    """Non-maximum suppression across prompts."""
     inputs.bool(
         "class_agnostic_nms",
-        default=DEFAULTS["class_agnostic_nms"],
+        default=_default("class_agnostic_nms"),
         label="Class-agnostic NMS",
         description="Suppress overlapping boxes across prompts/classes",
     )
-    inputs.float("nms_iou", min=0.0, max=1.0, default=DEFAULTS["nms_iou"], label="NMS IoU")
-    if getattr(ctx.dataset, "media_type", None) == "video":
-        inputs.int("frame_step", min=1, default=_FRAME_STEP, label="Label every k-th frame",
-                   description="Videos: frames 1, 1 + k, 1 + 2k, ... get frame-level labels (frames.<label field>)")
-    ray_inputs(ctx, inputs)
-    inputs.bool(
-        "delegate",
-        default=False,
-        label="Delegate",
-        description="Run in a delegated-operation worker (for large datasets)",
-    )
+    inputs.float("nms_iou", min=0.0, max=1.0, default=_default("nms_iou"), label="NMS IoU")
+
+
+def _default(name: str):
+    return default_of(iter_zero_shot_detect, name)

@@ -15,6 +15,7 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator
 from ..common.identity import Identity, resolve_identity
+from ..common.operator_params import default_of, param_of, params_from
 from .corrections import correct_label
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
 from .finalize import finalize_labels
@@ -134,7 +135,8 @@ class ReviewLabels(_PlainOperator, foo.Operator):
         if target not in TARGETS:
             raise ValueError(f"Parameter 'target' must be one of {TARGETS}; got {target!r}")
         label_field = p.get("label_field") or None
-        kwargs = dict(queue=p.get("queue") or None, label=p.get("label") or None, user=user)
+        # the reviewer is the request's identity, never a request key
+        kwargs = params_from(ctx, review_labels, ("queue", "label"), user=user)
         # a request may mark a decision as bulk, never a group decision as looked at one by one
         kwargs["bulk"] = True if target != "SELECTED_LABELS" else bool(p.get("bulk", False))
         if target == "SELECTED_LABELS":
@@ -167,8 +169,9 @@ def _one_label_action(ctx, action: str, user: str | None) -> dict:
         label_field, (label_id,) = _selected_labels(selected, label_field)
     label_field = label_field or DEFAULT_LABEL_FIELD
     if action == "correct":
-        return correct_label(ctx.view, label_field, label_id, label=p.get("new_label") or None,
-                             bounding_box=p.get("bounding_box") or None, user=user)
+        return correct_label(ctx.view, label_field, label_id,
+                             label=param_of(ctx, correct_label, "label", key="new_label"),
+                             bounding_box=param_of(ctx, correct_label, "bounding_box"), user=user)
     ids = p.get("label_ids") or find_similar_group(ctx.view, label_field, label_id)["label_ids"]
     return accept_similar(ctx.view, label_field, ids, anchor_id=label_id, user=user)
 
@@ -292,28 +295,23 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
         inputs.str("final_field", label="Final field", description="Default: <label field>_final")
         inputs.bool(
             "include_green",
-            default=False,
+            default=default_of(finalize_labels, "include_green"),
             label="Include green labels",
             description="Also copy labels in the green queue that nobody rejected",
         )
         inputs.bool(
             "adopt_field",
-            default=False,
+            default=default_of(finalize_labels, "adopt_field"),
             label="Replace an existing field",
             description="Take over a final field Stoplight did not create (its labels are replaced)",
         )
         inputs.bool("delegate", default=False, label="Delegate")
 
     def execute(self, ctx):
-        p = ctx.params
-        summary = finalize_labels(
-            ctx.target_view(),
-            label_field=p.get("label_field") or DEFAULT_LABEL_FIELD,
-            final_field=p.get("final_field") or None,
-            include_green=bool(p.get("include_green", False)),
-            run_key=p.get("run_key") or None,
-            adopt_field=p.get("adopt_field", False),
-        )
+        summary = finalize_labels(ctx.target_view(), **params_from(
+            ctx, finalize_labels, ("final_field", "include_green", "run_key", "adopt_field"), flags=("include_green",),
+            label_field=ctx.params.get("label_field") or DEFAULT_LABEL_FIELD,
+        ))
         return self._done(ctx, summary)
 
 
@@ -359,13 +357,14 @@ class SendForReview(_PlainOperator, foo.Operator):
         queues = types.Dropdown()
         for q in QUEUES:
             queues.add_choice(q, label=q)
-        inputs.enum("queue", queues.values(), default="yellow", label="Queue", view=queues)
+        inputs.enum("queue", queues.values(), default=default_of(send_for_review, "queue"), label="Queue", view=queues)
         inputs.int("limit", label="At most", description="Send only the first labels by review rank")
         backends = types.Dropdown()
         for b in BACKENDS:
             backends.add_choice(b, label=b)
         inputs.enum(
-            "backend", backends.values(), default="labelstudio", label="Annotation tool", view=backends,
+            "backend", backends.values(), default=default_of(send_for_review, "backend"), label="Annotation tool",
+            view=backends,
             description="Its URL and credentials come from the server's configuration (plugin secrets)",
         )
         inputs.bool("delegate", default=False, label="Delegate")
@@ -379,16 +378,18 @@ class SendForReview(_PlainOperator, foo.Operator):
         anno_key = p.get("anno_key")
         if not anno_key:
             raise ValueError("Parameter 'anno_key' is required: a new name for this hand-off")
-        limit = p.get("limit", None)
-        backend = check_backend(p.get("backend") or "labelstudio")
+        limit = param_of(ctx, send_for_review, "limit")
+        backend = check_backend(param_of(ctx, send_for_review, "backend"))
         summary = send_for_review(
             ctx.view,
             p.get("label_field") or DEFAULT_LABEL_FIELD,
             anno_key,
-            queue=p.get("queue", "yellow") or None,
+            # a cleared queue: the undecided labels of every queue
+            queue=param_of(ctx, send_for_review, "queue", cleared=None),
             backend=backend,
             limit=int(limit) if isinstance(limit, float) and limit.is_integer() else limit,
             user=context_user(ctx),
+            # the tool's URL and credentials: the server's, never the request's
             **server_credentials(ctx, backend),
         )
         return self._done(ctx, summary)
@@ -435,10 +436,11 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
         else:
             inputs.str("anno_key", required=True, label="Annotation key")
         inputs.str("corrections_field", label="Corrections field", description="Default: <label field>_corrections")
-        inputs.bool("cleanup", default=False, label="Delete the project in the tool afterwards")
+        inputs.bool("cleanup", default=default_of(load_review_answers, "cleanup"),
+                     label="Delete the project in the tool afterwards")
         inputs.bool(
             "assume_all_answered",
-            default=False,
+            default=default_of(load_review_answers, "assume_all_answered"),
             label="Every sent sample is answered",
             description="Needed for CVAT: it does not say which samples a reviewer finished",
         )
@@ -455,15 +457,12 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
             raise ValueError("Parameter 'anno_key' is required: the key given to send_for_review")
         backend = handoff_backend(ctx.dataset, anno_key)
         credentials = server_credentials(ctx, backend) if backend in BACKENDS else {}
-        summary = load_review_answers(
-            ctx.dataset,
-            anno_key,
+        summary = load_review_answers(ctx.dataset, anno_key, **params_from(
+            ctx, load_review_answers, ("corrections_field", "cleanup", "assume_all_answered"),
+            flags=("cleanup", "assume_all_answered"),
             # decisions are the tool's answers; who loaded them is recorded
             loaded_by=context_user(ctx),
-            corrections_field=p.get("corrections_field") or None,
-            cleanup=bool(p.get("cleanup", False)),
-            assume_all_answered=bool(p.get("assume_all_answered", False)),
             expect_host=credentials.get("url", ""),
             **credentials,
-        )
+        ))
         return self._done(ctx, summary)

@@ -14,17 +14,11 @@ from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.ray_params import executor_from_params, ray_inputs
 from ..common.limits import limit
+from ..common.operator_params import default_of, defaults_of, param_of, params_from
 from .embeddings import iter_compute_label_embeddings
 
-DEFAULTS = dict(
-    label_field="autolabels",
-    model_name="ViT-B-32",
-    pretrained="openai",
-    context=0.1,
-    batch_size=64,
-    embeddings_attr="embedding",
-    overwrite=False,
-)
+#: the request keys ``compute_label_embeddings`` lets through as they are
+EMBED_KEYS = ("label_field", "context", "batch_size", "embeddings_attr", "overwrite", "device", "prompts", "run_key")
 
 
 class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
@@ -51,20 +45,14 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
         _embedding_inputs(ctx, inputs)
 
     def execute(self, ctx):
-        p = ctx.params
-        params = dict(
-            label_field=p.get("label_field", DEFAULTS["label_field"]),
-            model_name=request_model_name(p.get("model_name", DEFAULTS["model_name"])),
-            pretrained=paths.request_location(p.get("pretrained", DEFAULTS["pretrained"]) or None, "pretrained"),
-            context=p.get("context", DEFAULTS["context"]),
-            batch_size=p.get("batch_size", DEFAULTS["batch_size"]),
-            embeddings_attr=p.get("embeddings_attr", DEFAULTS["embeddings_attr"]),
-            overwrite=p.get("overwrite", DEFAULTS["overwrite"]),
-            device=p.get("device") or None,
-            prompts=p.get("prompts") or None,
-            run_key=p.get("run_key") or None,
+        fn = iter_compute_label_embeddings
+        params = params_from(
+            ctx, fn, EMBED_KEYS,
+            model_name=request_model_name(param_of(ctx, fn, "model_name")),
+            # a cleared field means no pretrained weights
+            pretrained=paths.request_location(param_of(ctx, fn, "pretrained", cleared=None), "pretrained"),
             # checked before anything runs: retired scale-out parameters, allowed clusters
-            executor=executor_from_params(p),
+            executor=executor_from_params(ctx.params),
         )
         gen = iter_compute_label_embeddings(ctx.target_view(), **params)
         summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
@@ -110,19 +98,23 @@ _COUNT_LABELS = {
 }
 
 
+def _default(name: str):
+    return default_of(iter_compute_label_embeddings, name)
+
+
 def _embedding_inputs(ctx, inputs):
     inputs.view_target(ctx, action_description="Embed the labels of")
-    inputs.str("label_field", default=DEFAULTS["label_field"], label="Label field")
+    inputs.str("label_field", default=_default("label_field"), label="Label field")
     inputs.str(
         "model_name",
-        default=DEFAULTS["model_name"],
+        default=_default("model_name"),
         label="open_clip model",
         description="An open_clip architecture, e.g. ViT-B-32, ViT-L-14",
     )
     error = _pretrained_error(ctx)
     inputs.str(
         "pretrained",
-        default=DEFAULTS["pretrained"],
+        default=_default("pretrained"),
         label="Pretrained weights",
         description="An open_clip pretrained tag (downloaded) or a local checkpoint file",
         invalid=error is not None,
@@ -131,21 +123,21 @@ def _embedding_inputs(ctx, inputs):
     inputs.float(
         "context",
         min=0.0,
-        default=DEFAULTS["context"],
+        default=_default("context"),
         label="Context padding",
         description="Fraction of the box size added on each side of the crop",
     )
-    inputs.int("batch_size", min=1, max=limit("embed_batch_size"), default=DEFAULTS["batch_size"],
+    inputs.int("batch_size", min=1, max=limit("embed_batch_size"), default=_default("batch_size"),
                label="Crops per batch")
     inputs.str(
         "embeddings_attr",
-        default=DEFAULTS["embeddings_attr"],
+        default=_default("embeddings_attr"),
         label="Embedding attribute",
         description="Label attribute that stores the vector",
     )
     inputs.bool(
         "overwrite",
-        default=DEFAULTS["overwrite"],
+        default=_default("overwrite"),
         label="Overwrite",
         description="Recompute labels that already have an embedding (default: skip them, so runs resume)",
     )
@@ -161,15 +153,16 @@ def _embedding_inputs(ctx, inputs):
 def score_defaults() -> dict:
     """The defaults of :func:`.scores.score_labels`' parameters, read from its
     signature (the form and ``execute`` restate none of them)."""
-    import inspect
-
     from .scores import score_labels
 
-    return {
-        name: p.default
-        for name, p in inspect.signature(score_labels).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
+    return defaults_of(score_labels)
+
+
+#: the request keys ``score_labels`` lets through
+SCORE_KEYS = (
+    "label_field", "reference_field", "iou", "spurious_confidence", "scores_attr", "scores_kind",
+    "embeddings_attr", "consensus_fields", "consensus_iou", "k", "rer", "run_key", "device",
+)
 
 
 class ScoreLabels(LongRunningOperator, foo.Operator):
@@ -198,29 +191,7 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
     def execute(self, ctx):
         from .scores import iter_score_labels
 
-        p = ctx.params
-        defaults = score_defaults()
-
-        def get(name):
-            value = p.get(name, None)
-            return defaults[name] if value is None else value
-
-        gen = iter_score_labels(
-            ctx.target_view(),
-            label_field=get("label_field"),
-            reference_field=p.get("reference_field") or None,
-            iou=get("iou"),
-            spurious_confidence=get("spurious_confidence"),
-            scores_attr=p.get("scores_attr") or defaults["scores_attr"],
-            scores_kind=p.get("scores_kind") or defaults["scores_kind"],
-            embeddings_attr=get("embeddings_attr"),
-            consensus_fields=p.get("consensus_fields") or None,
-            consensus_iou=get("consensus_iou"),
-            k=get("k"),
-            rer=get("rer"),
-            run_key=p.get("run_key") or None,
-            device=p.get("device") or None,
-        )
+        gen = iter_score_labels(ctx.target_view(), **params_from(ctx, iter_score_labels, SCORE_KEYS))
         summary = yield from run_with_progress(ctx, gen, "Scoring labels")
         outputs = types.Object()
         outputs.str("run_key", label="Run key")

@@ -15,27 +15,15 @@ import fiftyone.operators.types as types
 from ..common import paths, provenance
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.limits import limit
-from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
+from ..common.operator_params import default_of, defaults_of, param_of, params_from
 
-DEFAULTS = dict(
-    label_field="autolabels",
-    gt_field="ground_truth",
-    include="accepted",
-    train_split="train",
-    test_split="test",
-    model="yolo11n.yaml",
-    epochs=50,
-    imgsz=640,
-    batch=16,
-    workers=0,
-    seed=0,
-    val_fraction=0.1,
-    pred_prefix="trained",
-    overwrite=False,
-    seconds_per_box=SECONDS_PER_BOX,
-    cents_per_box=CENTS_PER_BOX,
-    usd_per_gpu_hour=USD_PER_GPU_HOUR,
-    gpu_hours=0.0,
+#: the request keys ``train_on_accepted`` lets through to
+#: :func:`.compare.compare_steps` as they are (``model`` and ``export_dir``
+#: are checked against the allowed roots first)
+TRAIN_KEYS = (
+    "label_field", "gt_field", "include", "epochs", "imgsz", "batch", "workers", "seed", "val_fraction",
+    "pred_prefix", "overwrite", "seconds_per_box", "cents_per_box", "usd_per_gpu_hour", "gpu_hours",
+    "device", "run_key",
 )
 #: report figures shown after an immediate run: (key path, label)
 SHOWN = (
@@ -51,11 +39,6 @@ SHOWN = (
     ("cost.auto_total_usd", "Cost of the auto route (USD)"),
     ("export_dir", "Export folder"),
 )
-
-
-def _get(ctx, name: str):
-    value = ctx.params.get(name, None)
-    return DEFAULTS[name] if value is None or value == "" else value
 
 
 def _path_errors(ctx) -> dict:
@@ -106,7 +89,10 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
     form_title = "Train a detector on accepted labels and compare with human labels"
 
     def _inputs(self, ctx, inputs):
-        d = DEFAULTS
+        from .compare import compare_steps, split_views
+
+        d = {**defaults_of(compare_steps), "train_split": default_of(split_views, "train"),
+             "test_split": default_of(split_views, "test")}
         inputs.view_target(ctx, action_description="Train and test on (both splits of)")
         inputs.str("label_field", default=d["label_field"], label="Auto-label field")
         inputs.str("gt_field", default=d["gt_field"], label="Human label field")
@@ -144,21 +130,18 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
     def execute(self, ctx):
         from .compare import compare_steps, split_views
 
-        p = ctx.params
         train_view, test_view = split_views(
-            ctx.target_view(), split_field=p.get("split_field") or None,
-            train=_get(ctx, "train_split"), test=_get(ctx, "test_split"),
+            ctx.target_view(), split_field=ctx.params.get("split_field") or None,
+            train=param_of(ctx, split_views, "train", key="train_split"),
+            test=param_of(ctx, split_views, "test", key="test_split"),
         )
-        kwargs = {k: _get(ctx, k) for k in DEFAULTS if k not in ("train_split", "test_split")}
-        # local paths of a request stay inside the server's allowed roots
-        kwargs["model"] = paths.request_location(kwargs["model"], "model")
-        export_dir = p.get("export_dir") or None
-        if export_dir is not None:
-            export_dir = paths.request_path(export_dir, "export_dir")
-        gen = compare_steps(
-            train_view, test_view, device=p.get("device") or None, export_dir=export_dir,
-            run_key=p.get("run_key") or None, **kwargs,
-        )
+        export_dir = ctx.params.get("export_dir") or None
+        gen = compare_steps(train_view, test_view, **params_from(
+            ctx, compare_steps, TRAIN_KEYS,
+            # local paths of a request stay inside the server's allowed roots
+            model=paths.request_location(param_of(ctx, compare_steps, "model"), "model"),
+            export_dir=None if export_dir is None else paths.request_path(export_dir, "export_dir"),
+        ))
         report = yield from run_with_progress(ctx, gen, "Training on accepted labels")
         outputs = types.Object()
         shown = {}

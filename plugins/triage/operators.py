@@ -12,30 +12,15 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.limits import limit
-from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR
+from ..common.operator_params import default_of, defaults_of, param_of, params_from
 
-CALIBRATE_DEFAULTS = dict(
-    label_field="autolabels",
-    gt_field="ground_truth",
-    target_precision=0.95,
-    confidence_level=0.95,
-    red_max_precision=0.2,
-    guarantee="pac",
-    iou=0.5,
-    calibration_key="triage",
-    use_reviews=False,
-    folds=5,
-    shrinkage=1.0,
-    scope="overall",
+#: the request keys each operator lets through to its core function
+CALIBRATE_KEYS = (
+    "label_field", "target_precision", "confidence_level", "red_max_precision", "guarantee", "iou",
+    "signals", "calibration_key", "use_reviews", "folds", "shrinkage", "scope",
 )
-REPORT_DEFAULTS = dict(
-    seconds_per_box=SECONDS_PER_BOX, cents_per_box=CENTS_PER_BOX, usd_per_gpu_hour=USD_PER_GPU_HOUR,
-)
-
-
-def _get(ctx, defaults: dict, name: str):
-    value = ctx.params.get(name, None)
-    return defaults[name] if value is None else value
+REPORT_KEYS = ("seconds_per_box", "cents_per_box", "usd_per_gpu_hour", "gpu_hours")
+AUDIT_KEYS = ("audit_key", "target_precision", "confidence_level", "max_checks", "restart")
 
 
 class CalibrateTriage(LongRunningOperator, foo.Operator):
@@ -60,7 +45,9 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
     form_title = "Calibrate green / yellow / red triage"
 
     def _inputs(self, ctx, inputs):
-        d = CALIBRATE_DEFAULTS
+        from .workflow import iter_calibrate_triage
+
+        d = defaults_of(iter_calibrate_triage)
         inputs.view_target(ctx, action_description="Calibrate on (verified samples of)")
         inputs.str("label_field", default=d["label_field"], label="Auto-label field")
         inputs.str("gt_field", default=d["gt_field"], label="Verified labels field")
@@ -94,13 +81,12 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
     def execute(self, ctx):
         from .workflow import iter_calibrate_triage
 
-        d = CALIBRATE_DEFAULTS
-        gen = iter_calibrate_triage(
-            ctx.target_view(),
-            **{k: _get(ctx, d, k) for k in d if k != "gt_field"},
-            gt_field=ctx.params.get("gt_field", d["gt_field"]) or None,
-            signals=ctx.params.get("signals") or None,
-        )
+        fn = iter_calibrate_triage
+        gen = fn(ctx.target_view(), **params_from(
+            ctx, fn, CALIBRATE_KEYS,
+            # a cleared field: no verified labels field (calibrate on reviews only)
+            gt_field=param_of(ctx, fn, "gt_field", cleared=None),
+        ))
         summary = yield from run_with_progress(ctx, gen, "Calibrating triage")
         outputs = types.Object()
         outputs.str("run_key", label="Calibration key")
@@ -139,26 +125,28 @@ class AssignQueues(LongRunningOperator, foo.Operator):
     form_title = "Assign queues"
 
     def _inputs(self, ctx, inputs):
+        from .workflow import iter_assign_queues
+
+        d = defaults_of(iter_assign_queues)
         inputs.view_target(ctx, action_description="Assign queues to the labels of")
-        inputs.str("label_field", default="autolabels", label="Auto-label field")
-        inputs.str("calibration_key", default="triage", label="Calibration key")
-        inputs.str("diversity_attr", default="embedding", label="Embedding attribute",
+        inputs.str("label_field", default=d["label_field"], label="Auto-label field")
+        inputs.str("calibration_key", default=d["calibration_key"], label="Calibration key")
+        inputs.str("diversity_attr", default=d["diversity_attr"], label="Embedding attribute",
                    description="Label embeddings that make the review order diverse (optional)")
         _report_inputs(inputs)
         inputs.bool("delegate", default=False, label="Delegate")
 
     def execute(self, ctx):
-        from .workflow import iter_assign_queues
+        from .workflow import iter_assign_queues, triage_report
 
-        p = ctx.params
-        gen = iter_assign_queues(
+        fn = iter_assign_queues
+        gen = fn(
             ctx.target_view(),
-            label_field=p.get("label_field") or "autolabels",
-            calibration_key=p.get("calibration_key") or "triage",
-            diversity_attr=p.get("diversity_attr", "embedding") or None,
-            run_key=p.get("run_key") or None,
-            gpu_hours=p.get("gpu_hours"),
-            **{k: _get(ctx, REPORT_DEFAULTS, k) for k in REPORT_DEFAULTS},
+            **params_from(ctx, fn, ("label_field", "calibration_key", "run_key"),
+                          # a cleared field means no diversity in the review order
+                          diversity_attr=param_of(ctx, fn, "diversity_attr", cleared=None)),
+            # the report's settings, with the report's defaults
+            **params_from(ctx, triage_report, REPORT_KEYS),
         )
         summary = yield from run_with_progress(ctx, gen, "Assigning queues")
         outputs, shown = _report_outputs(summary["report"])
@@ -189,23 +177,20 @@ class TriageReport(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        from .workflow import triage_report
+
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Report on")
-        inputs.str("label_field", default="autolabels", label="Auto-label field")
-        inputs.str("calibration_key", default="triage", label="Calibration key")
+        inputs.str("label_field", default=default_of(triage_report, "label_field"), label="Auto-label field")
+        inputs.str("calibration_key", default=default_of(triage_report, "calibration_key"), label="Calibration key")
         _report_inputs(inputs)
         return types.Property(inputs, view=types.View(label="Triage report"))
 
     def execute(self, ctx):
         from .workflow import triage_report
 
-        p = ctx.params
         report = triage_report(
-            ctx.target_view(),
-            label_field=p.get("label_field") or "autolabels",
-            calibration_key=p.get("calibration_key") or "triage",
-            gpu_hours=p.get("gpu_hours"),
-            **{k: _get(ctx, REPORT_DEFAULTS, k) for k in REPORT_DEFAULTS},
+            ctx.target_view(), **params_from(ctx, triage_report, ("label_field", "calibration_key", *REPORT_KEYS)),
         )
         return {"report": report, **_report_outputs(report)[1]}
 
@@ -241,12 +226,14 @@ class AuditGreen(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        from .green_audit import audit_green
+
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Audit the labels of")
-        inputs.str("label_field", default="autolabels", label="Auto-label field")
+        inputs.str("label_field", default=default_of(audit_green, "label_field"), label="Auto-label field")
         inputs.str("calibration_key", label="Calibration key",
                    description="Empty: 'triage' for a new audit; a continuing audit keeps its own")
-        inputs.str("audit_key", default="audit", label="Audit key",
+        inputs.str("audit_key", default=default_of(audit_green, "audit_key"), label="Audit key",
                    description="Run it again with the same key to continue the audit")
         inputs.float("target_precision", min=0.5, max=0.999, label="Target precision",
                      description="Empty: the calibration's")
@@ -264,16 +251,9 @@ class AuditGreen(foo.Operator):
     def execute(self, ctx):
         from .green_audit import audit_green
 
-        p = ctx.params
         result = audit_green(
             ctx.target_view(),
-            label_field=p.get("label_field") or "autolabels",
-            calibration_key=p.get("calibration_key") or None,
-            audit_key=p.get("audit_key") or "audit",
-            target_precision=p.get("target_precision"),
-            confidence_level=p.get("confidence_level"),
-            max_checks=p.get("max_checks"),
-            restart=bool(p.get("restart", False)),
+            **params_from(ctx, audit_green, ("label_field", "calibration_key", *AUDIT_KEYS), flags=("restart",)),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -320,10 +300,12 @@ class AuditTracks(foo.Operator):
         )
 
     def resolve_input(self, ctx):
+        from .track_audit_run import audit_tracks
+
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Audit the tracks of")
-        inputs.str("track_field", default="frames.tracks", label="Tracks field (frame-level)")
-        inputs.str("audit_key", default="track_audit", label="Audit key",
+        inputs.str("track_field", default=default_of(audit_tracks, "track_field"), label="Tracks field (frame-level)")
+        inputs.str("audit_key", default=default_of(audit_tracks, "audit_key"), label="Audit key",
                    description="Run it again with the same key to continue the audit")
         inputs.float("target_precision", min=0.5, max=0.999, label="Target track precision",
                      description="Share of tracks right on every frame; empty: 0.9")
@@ -340,15 +322,8 @@ class AuditTracks(foo.Operator):
     def execute(self, ctx):
         from .track_audit_run import audit_tracks
 
-        p = ctx.params
         return audit_tracks(
-            ctx.target_view(),
-            track_field=p.get("track_field") or "frames.tracks",
-            audit_key=p.get("audit_key") or "track_audit",
-            target_precision=p.get("target_precision"),
-            confidence_level=p.get("confidence_level"),
-            max_checks=p.get("max_checks"),
-            restart=bool(p.get("restart", False)),
+            ctx.target_view(), **params_from(ctx, audit_tracks, ("track_field", *AUDIT_KEYS), flags=("restart",)),
         )
 
     def resolve_output(self, ctx):
@@ -364,7 +339,9 @@ class AuditTracks(foo.Operator):
 
 
 def _report_inputs(inputs) -> None:
-    d = REPORT_DEFAULTS
+    from .workflow import triage_report
+
+    d = defaults_of(triage_report)
     inputs.float("seconds_per_box", min=0.0, default=d["seconds_per_box"], label="Review seconds per box")
     inputs.float("cents_per_box", min=0.0, default=d["cents_per_box"], label="Hand-labeling cents per box")
     inputs.float("usd_per_gpu_hour", min=0.0, default=d["usd_per_gpu_hour"], label="GPU $ per hour")

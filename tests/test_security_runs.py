@@ -29,7 +29,7 @@ import pymongo.errors
 import pytest
 
 from stoplight.plugins.common import bulk, owner, provenance
-from stoplight.plugins.review import decisions
+from stoplight.plugins.review import decisions, label_states
 
 
 def _db():
@@ -145,7 +145,7 @@ class _FarFuture(datetime.datetime):
 
 def test_last_modified_at_comes_from_the_database_clock(ds, monkeypatch):
     shim = types.SimpleNamespace(datetime=_FarFuture, timezone=datetime.timezone, timedelta=datetime.timedelta)
-    for module in (bulk, decisions):
+    for module in (bulk, decisions, label_states):
         monkeypatch.setattr(module, "datetime", shim, raising=False)
     ds.add_sample(fo.Sample(filepath="/tmp/x.jpg", autolabels=fo.Detections(
         detections=[fo.Detection(label="a", bounding_box=[0, 0, 1, 1])])))

@@ -76,7 +76,7 @@ def run(gen: Iterator[Progress], progress: bool | Callable[[Progress], None] = T
 
 
 def sdk_function(
-    iter_fn: Callable[..., Iterator[Progress]], name: str, hidden: Sequence[str] = ()
+    iter_fn: Callable[..., Iterator[Progress]], name: str, hidden: Sequence[str] = (), progress: bool = True
 ) -> Callable[..., dict]:
     """The SDK function of a progress generator: runs it to its end.
 
@@ -102,6 +102,7 @@ def sdk_function(
             ``__qualname__``)
         hidden: parameters of the generator the SDK does not offer (e.g.
             ``record_run``, for callers that keep their own run record)
+        progress: the default of the derived function's ``progress``
 
     Returns:
         the function ``name(*args, progress=True, **kwargs) -> dict``
@@ -124,15 +125,15 @@ def sdk_function(
     kind = params[-1].kind if params else inspect.Parameter.POSITIONAL_OR_KEYWORD
     params.append(
         inspect.Parameter(
-            "progress", kind, default=True, annotation="bool | Callable[[Progress], None]"
+            "progress", kind, default=progress, annotation="bool | Callable[[Progress], None]"
         )
     )
     sdk_signature = signature.replace(parameters=params, return_annotation="dict")
 
     def sdk(*args, **kwargs) -> dict:
         bound = sdk_signature.bind(*args, **kwargs)
-        progress = bound.arguments.pop("progress", True)
-        return run(iter_fn(**bound.arguments), progress)
+        shown = bound.arguments.pop("progress", progress)
+        return run(iter_fn(**bound.arguments), shown)
 
     functools.update_wrapper(sdk, iter_fn)
     sdk.__name__ = name

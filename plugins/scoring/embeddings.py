@@ -32,8 +32,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..common.provenance import MAX_RECORDED_FAILURES
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from ..common import bulk, db_errors, label_attrs, provenance
 from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
@@ -106,12 +105,60 @@ def iter_compute_label_embeddings(
     record_run: bool = True,
     executor: str | RayExecutor | None = "local",
 ) -> Iterator[Progress]:
-    """Generator form of :func:`compute_label_embeddings`.
+    """Stores a CLIP embedding of each label's box crop on the label.
 
-    Yields :class:`Progress` events (in labels) and returns the run summary
-    (the ``StopIteration`` value). Arguments are those of
-    :func:`compute_label_embeddings`; with ``record_run=False`` no run
-    record is written (the caller keeps one).
+    Written once as a generator: ``iter_compute_label_embeddings`` yields :class:`Progress`
+    events (operators forward them to the App) and returns the summary;
+    ``compute_label_embeddings`` runs it to its end with a progress bar and returns the summary
+    (:func:`..common.progress.sdk_function`).
+
+    Example usage::
+
+        from stoplight.plugins.scoring.embeddings import compute_label_embeddings
+
+        summary = compute_label_embeddings(
+            ds, "autolabels", prompts=["a photo of a person", "a photo of a bus"]
+        )
+        ds.first().autolabels.detections[0].embedding   # a unit vector
+
+    Args:
+        sample_collection: a dataset or view of images
+        label_field: a ``fo.Detections`` field
+        model_name: open_clip architecture (see :func:`load_clip`)
+        pretrained: open_clip tag or local checkpoint file
+        context: padding on each side, as a fraction of the box size
+        batch_size: crops per forward pass (crops of several images share one)
+        embeddings_attr: the per-label attribute to write
+        overwrite: recompute labels that already have ``embeddings_attr``;
+            by default they are skipped, so an interrupted run resumes
+        device: torch device; ``None`` uses CUDA when available
+        num_workers: threads decoding, cropping and preprocessing upcoming
+            images; ``None`` uses one per CPU core, at most 8
+        write_every: labels buffered between bulk database writes
+        prompts: class prompts whose text embeddings (same model) are
+            returned as ``summary["text_embeddings"]`` (``(P, D)`` float32
+            array) and stored in the run's results; ``None`` uses the class
+            names present in ``label_field``, ``[]`` embeds no text
+        run_key: key of the run record; ``None`` generates one
+        clip: an already loaded :class:`ClipModel` to use
+        letterbox_crops: pad each crop to a square with the image's mean
+            color before CLIP's resize and center crop (see
+            :func:`letterbox`); ``False`` feeds the crop as is, and the
+            center crop cuts the ends of elongated boxes
+        progress: ``compute_label_embeddings`` only: a progress bar (``True``), nothing (``False``), or a
+            callable receiving :class:`Progress` events
+        executor: ``"local"`` (this process), ``"ray"``, or a
+            :class:`~..common.ray_executor.RayExecutor`: the crops are
+            embedded by a pool of Ray actors, each loading the model once
+            and writing its embeddings itself (see :mod:`.ray_embeddings`;
+            ``clip`` is for the local executor only)
+        record_run: ``iter_compute_label_embeddings`` only: with ``False`` no run record is
+            written (the caller keeps one)
+
+    Returns:
+        the run summary: label counts (target, skipped, embedded, failed),
+        failed samples, timings, the run key and the text embeddings (with
+        Ray also the actors, worker processes and nodes that took part)
     """
     import fiftyone as fo
 
@@ -387,92 +434,7 @@ class _EmbeddingRun:
         )
 
 
-def compute_label_embeddings(
-    sample_collection,
-    label_field: str = "autolabels",
-    model_name: str = "ViT-B-32",
-    pretrained: str | None = "openai",
-    context: float = 0.1,
-    batch_size: int = 64,
-    embeddings_attr: str = "embedding",
-    overwrite: bool = False,
-    device: str | None = None,
-    num_workers: int | None = None,
-    write_every: int = 1024,
-    prompts: Sequence[str] | None = None,
-    run_key: str | None = None,
-    clip: ClipModel | None = None,
-    letterbox_crops: bool = True,
-    progress: bool | Callable[[Progress], None] = True,
-    executor: str | RayExecutor | None = "local",
-) -> dict:
-    """Stores a CLIP embedding of each label's box crop on the label.
-
-    Example usage::
-
-        from stoplight.plugins.scoring.embeddings import compute_label_embeddings
-
-        summary = compute_label_embeddings(
-            ds, "autolabels", prompts=["a photo of a person", "a photo of a bus"]
-        )
-        ds.first().autolabels.detections[0].embedding   # a unit vector
-
-    Args:
-        sample_collection: a dataset or view of images
-        label_field: a ``fo.Detections`` field
-        model_name: open_clip architecture (see :func:`load_clip`)
-        pretrained: open_clip tag or local checkpoint file
-        context: padding on each side, as a fraction of the box size
-        batch_size: crops per forward pass (crops of several images share one)
-        embeddings_attr: the per-label attribute to write
-        overwrite: recompute labels that already have ``embeddings_attr``;
-            by default they are skipped, so an interrupted run resumes
-        device: torch device; ``None`` uses CUDA when available
-        num_workers: threads decoding, cropping and preprocessing upcoming
-            images; ``None`` uses one per CPU core, at most 8
-        write_every: labels buffered between bulk database writes
-        prompts: class prompts whose text embeddings (same model) are
-            returned as ``summary["text_embeddings"]`` (``(P, D)`` float32
-            array) and stored in the run's results; ``None`` uses the class
-            names present in ``label_field``, ``[]`` embeds no text
-        run_key: key of the run record; ``None`` generates one
-        clip: an already loaded :class:`ClipModel` to use
-        letterbox_crops: pad each crop to a square with the image's mean
-            color before CLIP's resize and center crop (see
-            :func:`letterbox`); ``False`` feeds the crop as is, and the
-            center crop cuts the ends of elongated boxes
-        progress: a progress bar (``True``), nothing (``False``), or a
-            callable receiving :class:`Progress` events
-        executor: ``"local"`` (this process), ``"ray"``, or a
-            :class:`~..common.ray_executor.RayExecutor`: the crops are
-            embedded by a pool of Ray actors, each loading the model once
-            and writing its embeddings itself (see :mod:`.ray_embeddings`;
-            ``clip`` is for the local executor only)
-
-    Returns:
-        the run summary: label counts (target, skipped, embedded, failed),
-        failed samples, timings, the run key and the text embeddings (with
-        Ray also the actors, worker processes and nodes that took part)
-    """
-    gen = iter_compute_label_embeddings(
-        sample_collection,
-        label_field=label_field,
-        model_name=model_name,
-        pretrained=pretrained,
-        context=context,
-        batch_size=batch_size,
-        embeddings_attr=embeddings_attr,
-        overwrite=overwrite,
-        device=device,
-        num_workers=num_workers,
-        write_every=write_every,
-        prompts=prompts,
-        run_key=run_key,
-        clip=clip,
-        letterbox_crops=letterbox_crops,
-        executor=executor,
-    )
-    return run_progress(gen, progress)
+compute_label_embeddings = sdk_function(iter_compute_label_embeddings, "compute_label_embeddings", hidden=('record_run',))
 
 
 def load_label_embeddings(

@@ -71,8 +71,7 @@ from typing import Callable, Iterator, Sequence
 
 from ..common.fields import check_detections_field
 from ..common.limits import check_int
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from ..common import label_attrs, provenance
 from .reference import (  # noqa: F401  (re-exported: imported from here by callers)
     mistakenness_from_matches,
@@ -121,11 +120,54 @@ def iter_score_labels(
     run_key: str | None = None,
     device: str | None = None,
 ) -> Iterator[Progress]:
-    """Generator form of :func:`score_labels`.
+    """Scores every auto-label of ``label_field`` with the available signals.
 
-    Yields :class:`Progress` events (in stages) and returns the run summary
-    (the ``StopIteration`` value). Arguments are those of
-    :func:`score_labels`.
+    Written once as a generator: ``iter_score_labels`` yields :class:`Progress`
+    events (operators forward them to the App) and returns the summary;
+    ``score_labels`` runs it to its end with a progress bar and returns the summary
+    (:func:`..common.progress.sdk_function`).
+
+    See the module docstring for the attributes written and their
+    definitions. Example usage::
+
+        from stoplight.plugins.scoring.scores import score_labels
+
+        summary = score_labels(ds, "autolabels", reference_field="ground_truth")
+        ds.sort_by("autolabels.detections.uncertainty", reverse=True)
+
+    Args:
+        sample_collection: a dataset or view
+        label_field: the ``fo.Detections`` field to score
+        reference_field: an optional ``fo.Detections`` field of reference
+            (e.g. human) labels; enables ``mistakenness``,
+            ``mistakenness_loc`` and the per-sample possible missing/spurious
+            counts
+        iou: least IoU of a match with the reference
+        spurious_confidence: least confidence of an unmatched auto-label to
+            count as possibly spurious
+        scores_attr: the label attribute holding each label's per-class
+            score vector, for ``hardness`` and ``margin`` (``class_scores``
+            for Stoplight's own labels; e.g. ``scores`` or ``logits`` for
+            predictions imported from another model)
+        scores_kind: ``"probabilities"`` (any non-negative scores, normalized
+            to sum 1), ``"logits"`` (softmax first) or ``"auto"``: logits when
+            the attribute's name contains ``logit`` or a value is negative
+        embeddings_attr: the label attribute holding embeddings (see
+            :func:`.embeddings.compute_label_embeddings`); without any,
+            ``knn_agreement``, ``rer`` and ``clip_agreement`` are skipped
+        consensus_fields: other ``fo.Detections`` fields (other models'
+            predictions) for ``consensus``
+        consensus_iou: least IoU of a consensus match
+        k: neighbours of ``knn_agreement``
+        rer: whether to train the class-wise autoencoders for ``rer``
+        run_key: key of the run record; ``None`` generates one
+        device: torch device; ``None`` uses CUDA when available
+        progress: ``score_labels`` only: a progress bar (``True``), nothing (``False``), or a
+            callable receiving :class:`Progress` events
+
+    Returns:
+        the run summary: counts, per-class means, notes on skipped signals,
+        dataset difficulty and per-class RER (with embeddings), timings
     """
     consensus_fields = _check_params(
         sample_collection, label_field, reference_field, iou, spurious_confidence, scores_attr,
@@ -266,81 +308,4 @@ def _check_params(
     return consensus_fields
 
 
-def score_labels(
-    sample_collection,
-    label_field: str = "autolabels",
-    reference_field: str | None = None,
-    iou: float = 0.5,
-    spurious_confidence: float = 0.95,
-    scores_attr: str = "class_scores",
-    scores_kind: str = "auto",
-    embeddings_attr: str = "embedding",
-    consensus_fields: Sequence[str] | str | None = None,
-    consensus_iou: float = 0.5,
-    k: int = 10,
-    rer: bool = True,
-    run_key: str | None = None,
-    device: str | None = None,
-    progress: bool | Callable[[Progress], None] = True,
-) -> dict:
-    """Scores every auto-label of ``label_field`` with the available signals.
-
-    See the module docstring for the attributes written and their
-    definitions. Example usage::
-
-        from stoplight.plugins.scoring.scores import score_labels
-
-        summary = score_labels(ds, "autolabels", reference_field="ground_truth")
-        ds.sort_by("autolabels.detections.uncertainty", reverse=True)
-
-    Args:
-        sample_collection: a dataset or view
-        label_field: the ``fo.Detections`` field to score
-        reference_field: an optional ``fo.Detections`` field of reference
-            (e.g. human) labels; enables ``mistakenness``,
-            ``mistakenness_loc`` and the per-sample possible missing/spurious
-            counts
-        iou: least IoU of a match with the reference
-        spurious_confidence: least confidence of an unmatched auto-label to
-            count as possibly spurious
-        scores_attr: the label attribute holding each label's per-class
-            score vector, for ``hardness`` and ``margin`` (``class_scores``
-            for Stoplight's own labels; e.g. ``scores`` or ``logits`` for
-            predictions imported from another model)
-        scores_kind: ``"probabilities"`` (any non-negative scores, normalized
-            to sum 1), ``"logits"`` (softmax first) or ``"auto"``: logits when
-            the attribute's name contains ``logit`` or a value is negative
-        embeddings_attr: the label attribute holding embeddings (see
-            :func:`.embeddings.compute_label_embeddings`); without any,
-            ``knn_agreement``, ``rer`` and ``clip_agreement`` are skipped
-        consensus_fields: other ``fo.Detections`` fields (other models'
-            predictions) for ``consensus``
-        consensus_iou: least IoU of a consensus match
-        k: neighbours of ``knn_agreement``
-        rer: whether to train the class-wise autoencoders for ``rer``
-        run_key: key of the run record; ``None`` generates one
-        device: torch device; ``None`` uses CUDA when available
-        progress: a progress bar (``True``), nothing (``False``), or a
-            callable receiving :class:`Progress` events
-
-    Returns:
-        the run summary: counts, per-class means, notes on skipped signals,
-        dataset difficulty and per-class RER (with embeddings), timings
-    """
-    gen = iter_score_labels(
-        sample_collection,
-        label_field=label_field,
-        reference_field=reference_field,
-        iou=iou,
-        spurious_confidence=spurious_confidence,
-        scores_attr=scores_attr,
-        scores_kind=scores_kind,
-        embeddings_attr=embeddings_attr,
-        consensus_fields=consensus_fields,
-        consensus_iou=consensus_iou,
-        k=k,
-        rer=rer,
-        run_key=run_key,
-        device=device,
-    )
-    return run_progress(gen, progress)
+score_labels = sdk_function(iter_score_labels, "score_labels")

@@ -17,8 +17,7 @@ from ..common.app_colors import set_queue_colors
 from ..common.fields import check_detections_field
 from ..common.label_docs import prepare_label_docs
 from ..common.label_vocab import BULK_ATTR, HUMAN_DECISIONS, is_decided
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from . import calibration as cal_mod
 from . import model, queues
 from .calibrate_run import load_calibration
@@ -42,9 +41,45 @@ def iter_assign_queues(
     num_groups: int = 16,
     run_key: str | None = None,
     graph_k: int = label_graph.DEFAULT_K,
-    **report_params,
+    seconds_per_box: float = SECONDS_PER_BOX,
+    cents_per_box: float = CENTS_PER_BOX,
+    usd_per_gpu_hour: float = USD_PER_GPU_HOUR,
+    gpu_hours: float | None = None,
 ) -> Iterator[Progress]:
-    """Generator form of :func:`assign_queues`."""
+    """Writes ``queue``, ``p_correct`` and ``review_rank`` on every label.
+
+    Written once as a generator: ``iter_assign_queues`` yields :class:`Progress`
+    events (operators forward them to the App) and returns the summary;
+    ``assign_queues`` runs it to its end and returns the summary
+    (:func:`..common.progress.sdk_function`).
+
+    Labels with a human decision keep everything they have. Yellow labels
+    get ``review_rank``: most informative first, interleaved across classes
+    and (when ``diversity_attr`` embeddings exist) ``num_groups`` embedding
+    clusters per run.
+
+    Args:
+        sample_collection: the labels to triage (a dataset or view)
+        label_field: the auto-labels
+        calibration_key: the :func:`calibrate_triage` run to apply
+        diversity_attr: label attribute with embeddings for diverse review
+            order (None: classes only)
+        num_groups: embedding clusters for the review order
+        run_key: key of this run's record; None generates one
+        graph_k: neighbours per yellow label in the review graph from which
+            answers re-rank the queue (``diversity_attr`` embeddings; 0:
+            no graph, answers do not re-rank)
+        seconds_per_box: review time per yellow label (report)
+        cents_per_box: price of drawing a box by hand (report)
+        usd_per_gpu_hour: GPU price (report)
+        gpu_hours: GPU time of the labeling; None sums the wall time of the
+            ``zero_shot_detect`` runs on ``label_field``
+        progress: ``assign_queues`` only: progress bar (True), none (False), or a callable
+
+    Returns:
+        the summary with counts per queue and ``report`` (see
+        :func:`.report.build_report`)
+    """
     check_detections_field(sample_collection, label_field, "label_field")
     dataset = sample_collection._dataset
     calibration = load_calibration(dataset, calibration_key)
@@ -91,55 +126,15 @@ def iter_assign_queues(
             summary["review_graph"] = summary_graph
         provenance.finish_run(dataset, run_key, record, summary)
     summary["report"] = _report(sample_collection, label_field, calibration, calibration_key, labels, p, q,
-                                decided, report_params)
+                                decided, dict(seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
+                                              usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours))
     summary["report"]["audit_plan"] = audit_plan
     summary["report"]["recall"] = calibration_recall(
         sample_collection, label_field, calibration_key, calibration, summary["report"]["workload"]["seconds_per_box"])
     return summary
 
 
-def assign_queues(sample_collection, label_field: str = "autolabels", calibration_key: str = "triage",
-                  diversity_attr: str | None = "embedding", num_groups: int = 16, run_key: str | None = None,
-                  graph_k: int = label_graph.DEFAULT_K,
-                  seconds_per_box: float = SECONDS_PER_BOX, cents_per_box: float = CENTS_PER_BOX,
-                  usd_per_gpu_hour: float = USD_PER_GPU_HOUR, gpu_hours: float | None = None,
-                  progress=False) -> dict:
-    """Writes ``queue``, ``p_correct`` and ``review_rank`` on every label.
-
-    Labels with a human decision keep everything they have. Yellow labels
-    get ``review_rank``: most informative first, interleaved across classes
-    and (when ``diversity_attr`` embeddings exist) ``num_groups`` embedding
-    clusters per run.
-
-    Args:
-        sample_collection: the labels to triage (a dataset or view)
-        label_field: the auto-labels
-        calibration_key: the :func:`calibrate_triage` run to apply
-        diversity_attr: label attribute with embeddings for diverse review
-            order (None: classes only)
-        num_groups: embedding clusters for the review order
-        run_key: key of this run's record; None generates one
-        graph_k: neighbours per yellow label in the review graph from which
-            answers re-rank the queue (``diversity_attr`` embeddings; 0:
-            no graph, answers do not re-rank)
-        seconds_per_box: review time per yellow label (report)
-        cents_per_box: price of drawing a box by hand (report)
-        usd_per_gpu_hour: GPU price (report)
-        gpu_hours: GPU time of the labeling; None sums the wall time of the
-            ``zero_shot_detect`` runs on ``label_field``
-        progress: progress bar (True), none (False), or a callable
-
-    Returns:
-        the summary with counts per queue and ``report`` (see
-        :func:`.report.build_report`)
-    """
-    gen = iter_assign_queues(
-        sample_collection, label_field=label_field, calibration_key=calibration_key,
-        diversity_attr=diversity_attr, num_groups=num_groups, run_key=run_key, graph_k=graph_k,
-        seconds_per_box=seconds_per_box, cents_per_box=cents_per_box,
-        usd_per_gpu_hour=usd_per_gpu_hour, gpu_hours=gpu_hours,
-    )
-    return run_progress(gen, progress)
+assign_queues = sdk_function(iter_assign_queues, "assign_queues", progress=False)
 
 
 def _score(sample_collection, label_field: str, calibration: dict,
@@ -230,8 +225,7 @@ def _report(sample_collection, label_field: str, calibration: dict, calibration_
             in_bulk = flatten(sample_collection.values(f"{label_field}.detections.{BULK_ATTR}"))
     return build_report(
         calibration, labels["label"], final_q, final_p, labels["review"], bulk=in_bulk,
-        gpu_hours=report_params.pop("gpu_hours", None) or labeling_gpu_hours(dataset, label_field),
-        **report_params,
+        **{**report_params, "gpu_hours": report_params["gpu_hours"] or labeling_gpu_hours(dataset, label_field)},
     )
 
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..common import provenance, temp_evals
 from ..common.fields import check_detections_field
-from ..common.progress import Progress
-from ..common.progress import run as run_progress
+from ..common.progress import Progress, sdk_function
 from . import calibration as cal_mod
 from . import model
 from .label_arrays import flatten, read_labels
@@ -72,8 +71,59 @@ def iter_calibrate_triage(
     shrinkage: float = 1.0,
     scope: str = "overall",
 ) -> Iterator[Progress]:
-    """Generator form of :func:`calibrate_triage` (yields progress, returns
-    the summary)."""
+    """Learns P(label is correct | signals) and certifies green/red thresholds.
+
+    Written once as a generator: ``iter_calibrate_triage`` yields :class:`Progress`
+    events (operators forward them to the App) and returns the summary;
+    ``calibrate_triage`` runs it to its end and returns the summary
+    (:func:`..common.progress.sdk_function`).
+
+    The target view is the calibration set: its samples that have
+    ``gt_field`` hold verified labels. Auto-labels there are matched to them
+    with ``evaluate_detections(iou=iou, classwise=True)`` (a match of the
+    same class is correct, anything else wrong; a label a person corrected
+    is wrong). With ``use_reviews``, auto-labels anywhere in the dataset
+    that a person accepted (correct), rejected or corrected (wrong) one at
+    a time count as verified too — bulk decisions never do. Reviews given
+    in review order are not a random sample of the triaged labels: with
+    ``use_reviews`` the certified thresholds *assume* they are (the run
+    records ``reviews_assumed_random`` and the report says so). Example
+    usage::
+
+        from stoplight.plugins.triage.workflow import calibrate_triage, assign_queues
+
+        cal = calibrate_triage(ds.match_tags("verified"), "autolabels", "ground_truth")
+        summary = assign_queues(ds, "autolabels")
+        print(summary["report"]["queues"]["green"])
+
+    Args:
+        sample_collection: the calibration set (a view)
+        label_field: the auto-labels (``fo.Detections``)
+        gt_field: the verified labels on those samples (``fo.Detections``)
+        target_precision: green precision to guarantee
+        confidence_level: probability that the PAC guarantee holds
+        red_max_precision: certified upper bound on the red labels' precision
+        guarantee: ``"pac"`` (default) or ``"expected"``; see README
+        iou: least IoU of a match with a verified label
+        signals: label attributes to use; default ``confidence``, ``margin``
+            and every score of ``score_labels`` present on at least half of
+            the verified labels
+        calibration_key: run key under which the calibration is stored
+            (re-running with the same key replaces it)
+        use_reviews: count human accept/reject/correct decisions (one label
+            at a time) as verified labels, assuming them a random sample
+            (default False: they steer the review order, not the guarantee)
+        folds: cross-fitting folds
+        shrinkage: how strongly rare classes borrow from the all-class model
+        scope: ``"overall"`` (default): the guarantee covers the precision
+            of the whole green queue (one threshold on P(correct), certified
+            on all verified labels pooled); ``"class"``: each class's green
+            separately (needs many verified labels per class)
+        progress: ``calibrate_triage`` only: progress bar (True), none (False), or a callable
+
+    Returns:
+        the summary, including ``calibration`` (the full stored dict)
+    """
     candidates, chosen = _check_params(sample_collection, label_field, gt_field, target_precision, confidence_level,
                                        red_max_precision, guarantee, iou, signals, calibration_key, use_reviews,
                                        folds, shrinkage, scope)
@@ -122,67 +172,7 @@ def iter_calibrate_triage(
     return summary
 
 
-def calibrate_triage(sample_collection, label_field: str = "autolabels", gt_field: str | None = "ground_truth",
-                     target_precision: float = 0.95, confidence_level: float = 0.95,
-                     red_max_precision: float = 0.2, guarantee: str = "pac", iou: float = 0.5,
-                     signals: Sequence[str] | str | None = None, calibration_key: str = "triage",
-                     use_reviews: bool = False, folds: int = 5, shrinkage: float = 1.0,
-                     scope: str = "overall", progress=False) -> dict:
-    """Learns P(label is correct | signals) and certifies green/red thresholds.
-
-    The target view is the calibration set: its samples that have
-    ``gt_field`` hold verified labels. Auto-labels there are matched to them
-    with ``evaluate_detections(iou=iou, classwise=True)`` (a match of the
-    same class is correct, anything else wrong; a label a person corrected
-    is wrong). With ``use_reviews``, auto-labels anywhere in the dataset
-    that a person accepted (correct), rejected or corrected (wrong) one at
-    a time count as verified too — bulk decisions never do. Reviews given
-    in review order are not a random sample of the triaged labels: with
-    ``use_reviews`` the certified thresholds *assume* they are (the run
-    records ``reviews_assumed_random`` and the report says so). Example
-    usage::
-
-        from stoplight.plugins.triage.workflow import calibrate_triage, assign_queues
-
-        cal = calibrate_triage(ds.match_tags("verified"), "autolabels", "ground_truth")
-        summary = assign_queues(ds, "autolabels")
-        print(summary["report"]["queues"]["green"])
-
-    Args:
-        sample_collection: the calibration set (a view)
-        label_field: the auto-labels (``fo.Detections``)
-        gt_field: the verified labels on those samples (``fo.Detections``)
-        target_precision: green precision to guarantee
-        confidence_level: probability that the PAC guarantee holds
-        red_max_precision: certified upper bound on the red labels' precision
-        guarantee: ``"pac"`` (default) or ``"expected"``; see README
-        iou: least IoU of a match with a verified label
-        signals: label attributes to use; default ``confidence``, ``margin``
-            and every score of ``score_labels`` present on at least half of
-            the verified labels
-        calibration_key: run key under which the calibration is stored
-            (re-running with the same key replaces it)
-        use_reviews: count human accept/reject/correct decisions (one label
-            at a time) as verified labels, assuming them a random sample
-            (default False: they steer the review order, not the guarantee)
-        folds: cross-fitting folds
-        shrinkage: how strongly rare classes borrow from the all-class model
-        scope: ``"overall"`` (default): the guarantee covers the precision
-            of the whole green queue (one threshold on P(correct), certified
-            on all verified labels pooled); ``"class"``: each class's green
-            separately (needs many verified labels per class)
-        progress: progress bar (True), none (False), or a callable
-
-    Returns:
-        the summary, including ``calibration`` (the full stored dict)
-    """
-    gen = iter_calibrate_triage(
-        sample_collection, label_field=label_field, gt_field=gt_field, target_precision=target_precision,
-        confidence_level=confidence_level, red_max_precision=red_max_precision, guarantee=guarantee,
-        iou=iou, signals=signals, calibration_key=calibration_key, use_reviews=use_reviews, folds=folds,
-        shrinkage=shrinkage, scope=scope,
-    )
-    return run_progress(gen, progress)
+calibrate_triage = sdk_function(iter_calibrate_triage, "calibrate_triage", progress=False)
 
 
 def _check_params(sample_collection, label_field, gt_field, target_precision, confidence_level, red_max_precision,

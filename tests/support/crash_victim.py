@@ -1,6 +1,6 @@
 """The victim of the crash and database-fault tests: one Stoplight run.
 
-Run as a script (``python tests/crash_victim.py JOB_JSON``) it prints one
+Run as a script (``python tests/support/crash_victim.py JOB_JSON``) it prints one
 line per progress event (``event <done> <total>``) and ``done <json
 summary>`` or ``error <type>: <message>`` at the end, so a test can kill it
 after a chosen number of events. The crash tests instead start :func:`run`

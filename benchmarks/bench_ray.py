@@ -44,7 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "examples"))
-sys.path.insert(0, str(HERE.parent / "tests"))  # ray_cluster: the tests' local cluster
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))  # ray_cluster: the tests' local cluster
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

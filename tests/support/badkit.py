@@ -1,4 +1,4 @@
-"""Bad and odd image files, generated: the corpus of tests/test_bad_input.py.
+"""Bad and odd image files, generated: the corpus of tests/integration/test_bad_input.py.
 
 Each writer takes a destination path (the extension is the writer's) and
 creates the file from a real photo or from scratch. :data:`UNREADABLE` must

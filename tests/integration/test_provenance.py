@@ -18,7 +18,7 @@ import fiftyone as fo
 
 from stoplight.plugins.common import owner, provenance
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time

@@ -25,7 +25,7 @@ from stoplight.plugins.common.ray_params import executor_from_params
 
 DETECT = "@stoplight/autolabel/zero_shot_detect"
 EMBED = "@stoplight/autolabel/compute_label_embeddings"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_requests_name_only_clusters_the_server_allows(monkeypatch):

@@ -37,7 +37,7 @@ import fiftyone as fo
 import pytest
 
 from appkit import AppServer, screenshot
-from conftest import REPO, TESTS, free_port
+from conftest import REPO, SUPPORT, free_port
 from stoplight.plugins.panels.shared import queue_stats
 
 pytest_plugins = ["appkit"]
@@ -86,7 +86,7 @@ def quickstart(tmp_root, datasets_dir):
     netlog = tmp_root / f"{name}-network.log"
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARS}
     env.update(FIFTYONE_DEFAULT_DATASET_DIR=str(datasets_dir), STOPLIGHT_NETLOG=str(netlog),
-               PYTHONPATH=str(TESTS / "netblock"))
+               PYTHONPATH=str(SUPPORT / "netblock"))
     proc = _quickstart("--no-app", "--name", name, env=env)
     lines = proc.stdout.strip().splitlines()
     yield dict(name=name, proc=proc, out=proc.stdout + proc.stderr, netlog=netlog,

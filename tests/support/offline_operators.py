@@ -1,7 +1,7 @@
 """Runs the three operators on local checkpoints; prints one JSON line.
 
-Started by tests/test_security.py in a subprocess whose network is blocked
-(tests/netblock/sitecustomize.py) and whose ``HF_HUB_OFFLINE`` /
+Started by tests/integration/test_security.py in a subprocess whose network is blocked
+(tests/support/netblock/sitecustomize.py) and whose ``HF_HUB_OFFLINE`` /
 ``TRANSFORMERS_OFFLINE`` / ``YOLO_OFFLINE`` are unset, so that any hidden
 download or phone-home would be attempted, recorded and fail. The database
 and plugin directory come from the environment (the test session's).

@@ -29,8 +29,8 @@ import imagekit
 from stoplight.plugins.autolabel.backends import get_backend
 from stoplight.plugins.scoring import embeddings as E
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).resolve().parents[1] / "support"  # kits, netblock, subprocess scripts
 
 
 # ------------------------------------------------------------- source scan
@@ -335,9 +335,9 @@ def test_operators_run_with_the_network_blocked(tiny_checkpoint, tmp_path, tmp_r
     log = tmp_path / "network.log"
     env = {k: v for k, v in os.environ.items()
            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE", "PYTHONPATH")}
-    env.update(STOPLIGHT_NETLOG=str(log), PYTHONPATH=os.pathsep.join([str(TESTS / "netblock"), str(TESTS)]))
+    env.update(STOPLIGHT_NETLOG=str(log), PYTHONPATH=os.pathsep.join([str(SUPPORT / "netblock"), str(SUPPORT)]))
     proc = subprocess.run(
-        [sys.executable, str(TESTS / "offline_operators.py"), json.dumps(job)],
+        [sys.executable, str(SUPPORT / "offline_operators.py"), json.dumps(job)],
         env=env, capture_output=True, text=True, timeout=540, cwd=tmp_path,
     )
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

@@ -1,7 +1,7 @@
 """Runs ``train_on_accepted`` on an existing dataset; prints one JSON line.
 
-Started by tests/test_training.py in a subprocess whose network is blocked
-(tests/netblock/sitecustomize.py) and whose ``YOLO_OFFLINE`` is unset, so
+Started by tests/integration/test_training.py in a subprocess whose network is blocked
+(tests/support/netblock/sitecustomize.py) and whose ``YOLO_OFFLINE`` is unset, so
 that any download or phone-home that ultralytics would attempt while
 training, testing or predicting is recorded and fails. The database and
 plugin directory come from the environment (the test session's).

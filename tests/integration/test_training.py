@@ -32,7 +32,7 @@ from stoplight.plugins.training import compare as C
 from stoplight.plugins.training import export as E
 from stoplight.plugins.training import format_report, split_views
 
-TESTS = Path(__file__).resolve().parent
+SUPPORT = Path(__file__).resolve().parents[1] / "support"  # kits, netblock, subprocess scripts
 N_TEST, N_TRAIN = 16, 40
 
 
@@ -243,9 +243,9 @@ def test_train_on_accepted_end_to_end_offline(digits, tmp_path):
                   run_key=run_key, gpu_hours=0.5, cents_per_box=7.0, seconds_per_box=3.0)
     log = tmp_path / "network.log"
     env = {k: v for k, v in os.environ.items() if k not in ("YOLO_OFFLINE", "PYTHONPATH")}
-    env.update(STOPLIGHT_NETLOG=str(log), PYTHONPATH=os.pathsep.join([str(TESTS / "netblock"), str(TESTS)]))
+    env.update(STOPLIGHT_NETLOG=str(log), PYTHONPATH=os.pathsep.join([str(SUPPORT / "netblock"), str(SUPPORT)]))
     proc = subprocess.run(
-        [sys.executable, str(TESTS / "train_offline.py"), json.dumps(dict(dataset=ds.name, params=params))],
+        [sys.executable, str(SUPPORT / "train_offline.py"), json.dumps(dict(dataset=ds.name, params=params))],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

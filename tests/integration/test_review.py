@@ -22,7 +22,7 @@ from stoplight.plugins.review import decisions as D
 URI = "@stoplight/autolabel/review_labels"
 CLASSES = ("car", "person", "dog")
 QUEUES = ("green", "yellow", "red", None)
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _labeled(dataset, per_sample=6):

@@ -31,7 +31,7 @@ from digits_dataset import build_digits_dataset
 
 from stoplight.plugins.common import audit
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "walkthrough.py"
 FIELD = "autolabels"
 FINAL = "autolabels_final"

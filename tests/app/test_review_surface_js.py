@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-JS = Path(__file__).resolve().parents[1] / "plugins" / "js"
+JS = Path(__file__).resolve().parents[2] / "plugins" / "js"
 BUNDLE = JS / "dist" / "stoplight.js"
 
 

@@ -1,6 +1,6 @@
 """The victim of the crash and database-fault tests: one Stoplight run.
 
-Run as a script (``python tests/crash_victim.py JOB_JSON``) it prints one
+Run as a script (``python tests/support/crash_victim.py JOB_JSON``) it prints one
 line per progress event (``event <done> <total>``) and ``done <json
 summary>`` or ``error <type>: <message>`` at the end, so a test can kill it
 after a chosen number of events. The crash tests instead start :func:`run`
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-for _p in (_HERE, _HERE.parent / "examples"):
+for _p in (_HERE, _HERE.parents[1] / "examples"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 

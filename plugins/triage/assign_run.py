@@ -58,6 +58,15 @@ def iter_assign_queues(
     and (when ``diversity_attr`` embeddings exist) ``num_groups`` embedding
     clusters per run.
 
+    Example usage::
+
+        from fiftyone import ViewField as F
+        from stoplight.plugins.triage.workflow import assign_queues
+
+        summary = assign_queues(ds, "autolabels", calibration_key="triage")
+        ds.filter_labels("autolabels", F("queue") == "yellow").sort_by(
+            F("autolabels.detections.review_rank").min())
+
     Args:
         sample_collection: the labels to triage (a dataset or view)
         label_field: the auto-labels

@@ -87,8 +87,9 @@ def iter_calibrate_triage(
     a time count as verified too — bulk decisions never do. Reviews given
     in review order are not a random sample of the triaged labels: with
     ``use_reviews`` the certified thresholds *assume* they are (the run
-    records ``reviews_assumed_random`` and the report says so). Example
-    usage::
+    records ``reviews_assumed_random`` and the report says so).
+
+    Example usage::
 
         from stoplight.plugins.triage.workflow import calibrate_triage, assign_queues
 

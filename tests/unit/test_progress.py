@@ -10,6 +10,11 @@ from stoplight.plugins.autolabel.pipeline import iter_zero_shot_detect, zero_sho
 from stoplight.plugins.autolabel.segment import iter_segment_labels, segment_labels
 from stoplight.plugins.autolabel.tracking import iter_track_labels, track_labels
 from stoplight.plugins.common.progress import Progress, sdk_function
+from stoplight.plugins.scoring.embeddings import compute_label_embeddings, iter_compute_label_embeddings
+from stoplight.plugins.scoring.scores import iter_score_labels, score_labels
+from stoplight.plugins.triage.workflow import (
+    assign_queues, calibrate_triage, iter_assign_queues, iter_calibrate_triage,
+)
 
 
 def iter_count(items, step: int = 1, record_run: bool = True):
@@ -66,15 +71,21 @@ def test_interrupting_the_callback_closes_the_generator():
     assert closed == [True]
 
 
-@pytest.mark.parametrize("iter_fn, sdk_fn, hidden", [
-    (iter_zero_shot_detect, zero_shot_detect, {"record_run"}),
-    (iter_segment_labels, segment_labels, set()),
-    (iter_track_labels, track_labels, set()),
+@pytest.mark.parametrize("iter_fn, sdk_fn, hidden, shown", [
+    (iter_zero_shot_detect, zero_shot_detect, {"record_run"}, True),
+    (iter_segment_labels, segment_labels, set(), True),
+    (iter_track_labels, track_labels, set(), True),
+    (iter_score_labels, score_labels, set(), True),
+    (iter_compute_label_embeddings, compute_label_embeddings, {"record_run"}, True),
+    # the triage runs are quick: no bar unless asked (as before)
+    (iter_calibrate_triage, calibrate_triage, set(), False),
+    (iter_assign_queues, assign_queues, set(), False),
 ])
-def test_labeling_runs_are_defined_once(iter_fn, sdk_fn, hidden):
+def test_long_runs_are_defined_once(iter_fn, sdk_fn, hidden, shown):
     gen_params = inspect.signature(iter_fn).parameters
     sdk_params = inspect.signature(sdk_fn).parameters
     assert list(sdk_params) == [n for n in gen_params if n not in hidden] + ["progress"]
+    assert sdk_params["progress"].default is shown
     assert all(sdk_params[n].default == gen_params[n].default for n in gen_params if n not in hidden)
     assert sdk_fn.__doc__ == iter_fn.__doc__ and "Example usage::" in sdk_fn.__doc__
     assert sdk_fn.__name__ == iter_fn.__name__.removeprefix("iter_")

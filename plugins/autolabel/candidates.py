@@ -19,13 +19,13 @@ import numpy as np
 
 from ..common.box_match import unmatched
 from ..common.field_owner import candidates_info, candidates_label_field
-from ..common.label_vocab import CANDIDATE_SOURCE_ATTR, MISSING_QUEUE, candidates_field as default_field
+from ..common.label_vocab import CANDIDATE_SOURCE_ATTR, DEFAULT_LABEL_FIELD, MISSING_QUEUE, candidates_field as default_field
 
 #: attribute of a candidate from another field: the id of its source box
 SOURCE_LABEL_ATTR = "source_label_id"
 
 
-def add_candidates_from_field(sample_collection, source_field: str, label_field: str = "autolabels",
+def add_candidates_from_field(sample_collection, source_field: str, label_field: str = DEFAULT_LABEL_FIELD,
                               candidates_field: str | None = None, iou: float = 0.5,
                               classwise: bool = True) -> dict:
     """Adds the boxes of ``source_field`` (a second model's, or the same
@@ -53,7 +53,7 @@ def add_candidates_from_field(sample_collection, source_field: str, label_field:
 
 
 def add_candidates_from_verified(sample_collection, gt_field: str = "ground_truth",
-                                 label_field: str = "autolabels", candidates_field: str | None = None,
+                                 label_field: str = DEFAULT_LABEL_FIELD, candidates_field: str | None = None,
                                  iou: float = 0.5, classwise: bool = True) -> dict:
     """Adds the verified objects nobody labeled: the boxes of ``gt_field``
     on the samples that have it (the verified images) that no label of

@@ -21,7 +21,7 @@ from typing import Iterator, Mapping, Sequence
 from ..common import bulk, provenance
 from ..common import db_errors, heartbeats
 from ..common.field_owner import candidates_info, check_field_claim, mark_field, purpose_info
-from ..common.label_vocab import candidates_field as candidates_field_name
+from ..common.label_vocab import DEFAULT_LABEL_FIELD, candidates_field as candidates_field_name
 from ..common.limits import check_count, check_int
 from .backends import ZeroShotDetector
 from ..common.prefetch import prefetch
@@ -68,7 +68,7 @@ def iter_zero_shot_detect(
     classes: Sequence[str] | str | None = None,
     ontology: Mapping[str, str] | str | None = None,
     checkpoint: str | None = None,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     confidence_threshold: float = 0.2,
     batch_size: int = 8,
     device: str | None = None,

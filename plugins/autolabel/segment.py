@@ -56,6 +56,7 @@ from ..common.prefetch import prefetch
 from ..common.progress import Progress, sdk_function
 from ..common.images import ImageLoadError, load_image
 from ..common.provenance import MAX_RECORDED_FAILURES
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def _check(sample_collection, label_field, batch_size, write_every, num_workers)
 
 def iter_segment_labels(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     model: str = "sam2",
     checkpoint: str | None = None,
     include: str = "accepted+green",

@@ -24,6 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+#: the label field Stoplight labels into unless told otherwise
+DEFAULT_LABEL_FIELD = "autolabels"
+
 #: triage queues (attribute ``queue``)
 GREEN, YELLOW, RED = "green", "yellow", "red"
 QUEUES = (GREEN, YELLOW, RED)

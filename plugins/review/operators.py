@@ -15,6 +15,7 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator
 from ..common.identity import Identity, resolve_identity
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from ..common.operator_params import default_of, param_of, params_from
 from .corrections import correct_label
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
@@ -25,7 +26,6 @@ from .propagation import accept_similar, find_similar_group
 from .tool_config import BACKENDS, check_backend, refuse_credential_params, server_credentials
 from .tracks import review_tracks
 
-DEFAULT_LABEL_FIELD = "autolabels"
 TARGETS = ("SELECTED_LABELS", "SELECTED_SAMPLES", "VIEW")
 
 

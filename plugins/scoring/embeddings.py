@@ -37,6 +37,7 @@ from ..common import bulk, db_errors, label_attrs, provenance
 from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
 from ..common.ray_executor import RayExecutor, executor_from
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from .clip import (  # noqa: F401  (re-exported: imported from here by callers)
     CHECKPOINT_NAME,
     TINY_MODEL_CONFIG,
@@ -88,7 +89,7 @@ def _check_label_field(sample_collection, label_field: str) -> None:
 
 def iter_compute_label_embeddings(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     model_name: str = "ViT-B-32",
     pretrained: str | None = "openai",
     context: float = 0.1,
@@ -438,7 +439,7 @@ compute_label_embeddings = sdk_function(iter_compute_label_embeddings, "compute_
 
 
 def load_label_embeddings(
-    sample_collection, label_field: str = "autolabels", embeddings_attr: str = "embedding"
+    sample_collection, label_field: str = DEFAULT_LABEL_FIELD, embeddings_attr: str = "embedding"
 ) -> tuple[list[str], list[str], np.ndarray]:
     """Reads the stored label embeddings back in bulk.
 

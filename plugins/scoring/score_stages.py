@@ -190,26 +190,12 @@ def _read_class_scores(sample_collection, root: str, pos: dict, n: int, attr: st
 def latest_embeddings_run(dataset, label_field: str, embeddings_attr: str):
     """``(run_key, results)`` of the latest completed ``compute_label_embeddings``
     run on ``label_field``/``embeddings_attr``, or ``(None, None)``."""
-    best = None
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # a run of another tool with an unknown config
-            continue
-        if getattr(cfg, "stoplight_method", None) != "compute_label_embeddings":
-            continue
-        if getattr(cfg, "label_field", None) != label_field:
-            continue
-        if getattr(cfg, "embeddings_attr", "embedding") != embeddings_attr:
-            continue
-        if getattr(cfg, "status", None) != "completed":
-            continue
-        stamp = (getattr(cfg, "started_at", "") or "", key)
-        if best is None or stamp > best[0]:
-            best = (stamp, key)
-    if best is None:
+    runs = [key for key, cfg in provenance.stoplight_runs(
+        dataset, "compute_label_embeddings", label_field=label_field, status="completed")
+        if getattr(cfg, "embeddings_attr", "embedding") == embeddings_attr]
+    if not runs:
         return None, None
-    key = best[1]
+    key = runs[-1]
     try:
         return key, provenance.load_run_results(dataset, key)
     except Exception as e:  # unreadable results: treat as no text embeddings

@@ -73,6 +73,7 @@ from ..common.fields import check_detections_field
 from ..common.limits import check_int
 from ..common.progress import Progress, sdk_function
 from ..common import label_attrs, provenance
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from .reference import (  # noqa: F401  (re-exported: imported from here by callers)
     mistakenness_from_matches,
     possible_missing_field,
@@ -106,7 +107,7 @@ _STAGES = 6
 
 def iter_score_labels(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     reference_field: str | None = None,
     iou: float = 0.5,
     spurious_confidence: float = 0.95,

@@ -43,7 +43,7 @@ from ..common.progress import run as run_progress
 from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, check_costs
 from . import yolo
 from ..common.fields import check_detections_field
-from ..common.label_vocab import HUMAN_DECISIONS
+from ..common.label_vocab import DEFAULT_LABEL_FIELD, HUMAN_DECISIONS
 from .export import INCLUDE, export_training_set, kept_labels_view, write_data_yaml
 
 METHOD = "train_on_accepted"
@@ -241,7 +241,7 @@ def _fiftyone_map50(test_view, pred_field: str, gt_field: str, classes: list[str
 def compare_steps(
     train_view,
     test_view,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     gt_field: str = "ground_truth",
     include: str = "accepted",
     model: str = "yolo11n.yaml",

@@ -16,7 +16,7 @@ from ..common import bulk, label_attrs, label_graph, provenance
 from ..common.app_colors import set_queue_colors
 from ..common.fields import check_detections_field
 from ..common.label_docs import prepare_label_docs
-from ..common.label_vocab import BULK_ATTR, HUMAN_DECISIONS, is_decided
+from ..common.label_vocab import BULK_ATTR, DEFAULT_LABEL_FIELD, HUMAN_DECISIONS, is_decided
 from ..common.progress import Progress, sdk_function
 from . import calibration as cal_mod
 from . import model, queues
@@ -35,7 +35,7 @@ __all__ = ["QUEUE_ATTRS", "WRITE_CHUNK", "assign_queues", "iter_assign_queues"]
 
 def iter_assign_queues(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     calibration_key: str = "triage",
     diversity_attr: str | None = "embedding",
     num_groups: int = 16,

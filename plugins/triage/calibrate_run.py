@@ -16,6 +16,7 @@ import numpy as np
 from ..common import provenance, temp_evals
 from ..common.fields import check_detections_field
 from ..common.progress import Progress, sdk_function
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from . import calibration as cal_mod
 from . import model
 from .label_arrays import flatten, read_labels
@@ -57,7 +58,7 @@ def load_calibration(dataset, calibration_key: str) -> dict:
 
 def iter_calibrate_triage(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     gt_field: str | None = "ground_truth",
     target_precision: float = 0.95,
     confidence_level: float = 0.95,

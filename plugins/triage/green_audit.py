@@ -33,7 +33,7 @@ import numpy as np
 
 from ..common import bulk, heartbeats, provenance
 from ..common.fields import check_detections_field
-from ..common.label_vocab import BULK_ATTR, HUMAN_DECISIONS
+from ..common.label_vocab import BULK_ATTR, DEFAULT_LABEL_FIELD, HUMAN_DECISIONS
 from . import acceptance, model, queues
 from . import calibration as cal_mod
 from .workflow import load_calibration, read_labels
@@ -77,7 +77,7 @@ def _check(label_field, audit_key, target, confidence, max_checks) -> None:
 
 def audit_green(
     sample_collection,
-    label_field: str = "autolabels",
+    label_field: str = DEFAULT_LABEL_FIELD,
     calibration_key: str | None = None,
     audit_key: str = "audit",
     target_precision: float | None = None,

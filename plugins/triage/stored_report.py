@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime
 
+from ..common import provenance
 from ..common.fields import check_detections_field
 from ..common.label_cells import label_cells
+from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from .calibrate_run import load_calibration
 from .report import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, report_from_rows
 from .verified_recall import calibration_recall
@@ -19,7 +21,7 @@ from .verified_recall import calibration_recall
 __all__ = ["labeling_gpu_hours", "latest_audit_plan", "triage_report"]
 
 
-def triage_report(sample_collection, label_field: str = "autolabels", calibration_key: str = "triage",
+def triage_report(sample_collection, label_field: str = DEFAULT_LABEL_FIELD, calibration_key: str = "triage",
                   seconds_per_box: float = SECONDS_PER_BOX, cents_per_box: float = CENTS_PER_BOX,
                   usd_per_gpu_hour: float = USD_PER_GPU_HOUR, gpu_hours: float | None = None,
                   cells: list[dict] | None = None) -> dict:
@@ -64,33 +66,15 @@ def _missed(sample_collection, label_field: str, dataset, calibration_key: str) 
 def latest_audit_plan(dataset, label_field: str, calibration_key: str) -> dict | None:
     """The audit plan stored by the newest ``assign_queues`` run of the field
     under this calibration (None when there is none)."""
-    best = None
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # noqa: BLE001 - a run of another tool
-            continue
-        if (getattr(cfg, "stoplight_method", None) == "assign_queues"
-                and getattr(cfg, "label_field", None) == label_field
-                and getattr(cfg, "calibration_key", None) == calibration_key):
-            started = getattr(cfg, "started_at", "") or ""
-            if best is None or started > best[0]:
-                best = (started, getattr(cfg, "audit_plan", None))
-    return best[1] if best else None
+    runs = provenance.stoplight_runs(dataset, "assign_queues", label_field=label_field,
+                                     calibration_key=calibration_key)
+    return getattr(runs[-1][1], "audit_plan", None) if runs else None
 
 
 def labeling_gpu_hours(dataset, label_field: str) -> float:
     """Wall-clock hours of the completed zero_shot_detect runs on the field."""
     total = 0.0
-    for key in dataset.list_runs():
-        try:
-            cfg = dataset.get_run_info(key).config
-        except Exception:  # a run of another tool
-            continue
-        if getattr(cfg, "stoplight_method", None) != "zero_shot_detect":
-            continue
-        if getattr(cfg, "label_field", None) != label_field:
-            continue
+    for _, cfg in provenance.stoplight_runs(dataset, "zero_shot_detect", label_field=label_field):
         try:
             t0 = datetime.datetime.fromisoformat(cfg.started_at)
             t1 = datetime.datetime.fromisoformat(cfg.ended_at)

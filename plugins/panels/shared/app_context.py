@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-DEFAULT_LABEL_FIELD = "autolabels"
+from ...common import provenance
+from ...common.label_vocab import DEFAULT_LABEL_FIELD
+
 DEFAULT_CALIBRATION_KEY = "triage"
 CALIBRATION_METHOD = "calibrate_triage"
 
@@ -40,16 +42,8 @@ def calibration_key(dataset, label_field: str | None, current: str | None = None
     None when there is none."""
     if dataset is None or label_field is None:
         return None
-    keys = []
-    for key in dataset.list_runs():
-        cfg = dataset.get_run_info(key).config
-        if getattr(cfg, "stoplight_method", None) == CALIBRATION_METHOD and getattr(cfg, "label_field", None) == label_field:
-            keys.append((getattr(cfg, "started_at", "") or "", key))
-    names = [k for _, k in keys]
-    for wanted in (current, DEFAULT_CALIBRATION_KEY):
-        if wanted in names:
-            return wanted
-    return max(keys)[1] if keys else None
+    runs = provenance.stoplight_runs(dataset, CALIBRATION_METHOD, label_field=label_field)
+    return provenance.newest_run_key(runs, preferred=(current, DEFAULT_CALIBRATION_KEY))
 
 
 def selected_label_ids(selected_labels: Sequence[dict] | None, label_field: str) -> list[str]:

@@ -122,7 +122,7 @@ def build(n: int, name: str, with_embeddings: bool = False):
 
 
 class _App:
-    """A panel driven as the App server drives it (see tests/test_panels.py)."""
+    """A panel driven as the App server drives it (see tests/integration/test_panels.py)."""
 
     def __init__(self, dataset, panel):
         self.dataset, self.panel, self.state = dataset, panel, {}

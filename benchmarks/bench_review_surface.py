@@ -22,7 +22,7 @@ Chromium, on the same triaged dataset:
   sample modal, a click outside to close it, a click on *Accept selected*
   or *Reject selected*, until the panel shows the decision counted. Each
   wait is timed; the modal's image gets a fixed 1.5 s to draw before its
-  label takes a click (as in tests/test_panels_browser.py), counted in the
+  label takes a click (as in tests/app/test_panels_browser.py), counted in the
   total but not in the waits.
 
 Nothing judges: the scripted reviewer answers as soon as a question is on

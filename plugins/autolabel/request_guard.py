@@ -34,7 +34,7 @@ from ..common.limits import check_count
 
 #: the two options that load code with the weights (named once: a dict
 #: literal keyed by the option's name reads as loader defaults to
-#: tests/test_security.py's source scan)
+#: tests/integration/test_security.py's source scan)
 TRUST_REMOTE_CODE, ALLOW_PICKLE = "trust_remote_code", "allow_pickle"
 #: why each is refused
 UNSAFE_OPTIONS = {

@@ -11,7 +11,7 @@ wrong on every later frame), so those spread answers are not independent
 checks; a drifting track seen on an early, still correct frame turns all
 its later sampled frames into "correct" answers, and the audit certifies
 lots that miss the target far more often than ``delta`` (the control in
-``tests/test_track_audit.py`` measures this).
+``tests/integration/test_track_audit.py`` measures this).
 
 So the unit is the track:
 

@@ -2,7 +2,7 @@
 
 ``examples/quickstart.py`` runs once for this module, as the README says:
 from the repository root, with nothing forcing it offline, inside a
-network block (``tests/netblock``: every outside connection or name lookup
+network block (``tests/support/netblock``: every outside connection or name lookup
 is recorded and fails, as on a machine without internet). ``--no-app``
 makes it print the command that opens the App instead of starting it; the
 browser test then runs exactly that command from the repository root and

@@ -200,7 +200,7 @@ def test_limit_by_review_rank_through_the_operators(queued, label_studio, monkey
     server = label_studio
     # the operators take the tool's URL and key from the server's plugin
     # secrets (environment variables in open-source FiftyOne), never from
-    # the request (tests/test_security_handoff.py)
+    # the request (tests/app/test_security_handoff.py)
     monkeypatch.setenv("FIFTYONE_LABELSTUDIO_URL", server.url)
     monkeypatch.setenv("FIFTYONE_LABELSTUDIO_API_KEY", server.api_key)
     result = foo.execute_operator(

@@ -4,7 +4,7 @@ What an operator request may ask of Ray (only clusters the server allows,
 bounded settings), what the retired work queue's parameters say now, that
 Ray run keys cannot overwrite other runs, and that the plugin works
 without Ray installed while choosing Ray then names the install command.
-(Runs on a real cluster: tests/test_ray.py.)
+(Runs on a real cluster: tests/integration/test_ray.py.)
 """
 
 from __future__ import annotations

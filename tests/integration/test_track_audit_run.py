@@ -1,6 +1,6 @@
 """``audit_tracks``: the audit of video tracks on real FiftyOne datasets.
 
-Real MP4 videos (tests/maskkit.py shapes on a photo), real FiftyOne frame
+Real MP4 videos (tests/support/maskkit.py shapes on a photo), real FiftyOne frame
 labels with an ``index`` per track (what ``track_labels`` writes), a
 simulated reviewer who decides the sampled tracks through ``review_tracks``
 (looking at one random frame of each, the decision spreading to the track).
@@ -13,7 +13,7 @@ simulated reviewer who decides the sampled tracks through ``review_tracks``
 - the control: an audit whose units are frames reads answers nobody gave
   (a decision on one sampled frame spreads along its track to other sampled
   frames) and is caught here; the statistical harm of that is measured by
-  the pure control in tests/test_track_audit.py.
+  the pure control in tests/integration/test_track_audit.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """track_labels: frame labels propagated along videos with SAM 2 / SAM 3 trackers.
 
 A real MP4 the tests write (a red square moving right, a blue disc moving
-down, over a photo; tests/maskkit.py), tiny random SAM 2 video and SAM 3
+down, over a photo; tests/support/maskkit.py), tiny random SAM 2 video and SAM 3
 tracker checkpoints, real FiftyOne video datasets. Random weights track
 nothing meaningful, so what is checked is the machinery: the memory
 pruning changes nothing; seeds -> one track each with an ``index`` on the

@@ -1,6 +1,6 @@
 """zero_shot_detect on a video dataset: frame-level labels, every k-th frame.
 
-A real MP4 the tests write (moving shapes over a photo, tests/maskkit.py),
+A real MP4 the tests write (moving shapes over a photo, tests/support/maskkit.py),
 a real tiny OWLv2 checkpoint, real FiftyOne video datasets. What is
 checked: which frames get labels; each frame's labels equal the image
 pipeline's labels of the same decoded frame; resume per frame; an

@@ -36,6 +36,7 @@ from ..common.fields import check_detections_field
 from ..common.label_vocab import BULK_ATTR, DEFAULT_LABEL_FIELD, HUMAN_DECISIONS
 from . import acceptance, model, queues
 from . import calibration as cal_mod
+from .audit_runs import CORRECT, MAX_CHECKS, UNDECIDED, check_audit_params, check_same_audit, load_audit_config
 from .workflow import load_calibration, read_labels
 
 METHOD = "audit_green"
@@ -44,12 +45,6 @@ RANK_ATTR = "audit_rank"
 #: an audit is proposed only when it is expected to add at least this many
 #: green labels per answer asked (less: not worth a person's time)
 MIN_GAIN_PER_ANSWER = 0.5
-#: review states that answer an audit question as correct
-CORRECT = ("accepted",)
-#: review states that are not answers (a label nobody decided)
-UNDECIDED = (None, "", "pending")
-#: most answers an audit may plan (the sample is kept in the run's config)
-MAX_CHECKS = 10_000
 DEFAULT_MAX_CHECKS = 300
 METHOD_TEXT = (
     "acceptance sampling: one uniform random sample without replacement of the largest candidate set; "
@@ -61,18 +56,6 @@ METHOD_TEXT = (
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _check(label_field, audit_key, target, confidence, max_checks) -> None:
-    if not audit_key or not str(audit_key).isidentifier():
-        raise ValueError(f"Parameter 'audit_key' must be a valid identifier; got {audit_key!r}")
-    if target is not None and not (isinstance(target, (int, float)) and 0.0 < target < 1.0):
-        raise ValueError(f"Parameter 'target_precision' must be in (0, 1); got {target!r}")
-    if confidence is not None and not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
-        raise ValueError(f"Parameter 'confidence_level' must be in (0, 1); got {confidence!r}")
-    if max_checks is not None and (isinstance(max_checks, bool) or not isinstance(max_checks, int)
-                                   or not 1 <= max_checks <= MAX_CHECKS):
-        raise ValueError(f"Parameter 'max_checks' must be an integer in [1, {MAX_CHECKS}]; got {max_checks!r}")
 
 
 def audit_green(
@@ -130,7 +113,7 @@ def audit_green(
         state), ``planned_checks``, ``audit_key``, ``statistics`` (the method) and
         ``message``
     """
-    _check(label_field, audit_key, target_precision, confidence_level, max_checks)
+    check_audit_params(audit_key, target_precision, confidence_level, max_checks)
     if str(label_field).startswith("frames."):
         # frame labels come in tracks, decided whole (review_tracks): an
         # audit of frames would count answers nobody gave (.track_audit)
@@ -153,31 +136,14 @@ def audit_green(
                         target, confidence, max_checks or DEFAULT_MAX_CHECKS, seed)
     else:
         config = existing
-        _check_same(config, label_field, calibration_key, target_precision, confidence_level, max_checks)
+        check_same_audit(config, label_field=label_field, calibration_key=calibration_key,
+                         target_precision=target_precision, confidence_level=confidence_level,
+                         max_checks=max_checks)
     return _advance(dataset, audit_key, config)
 
 
 def _load_config(dataset, audit_key: str) -> dict | None:
-    if not dataset.has_run(audit_key):
-        return None
-    cfg = dataset.get_run_info(audit_key).config
-    if getattr(cfg, "stoplight_method", None) != METHOD:
-        raise ValueError(
-            f"Parameter 'audit_key': run {audit_key!r} on dataset '{dataset.name}' is not an "
-            f"{METHOD} run; choose another key"
-        )
-    return {k: v for k, v in cfg.serialize().items() if k not in ("cls", "type", "method")}
-
-
-def _check_same(config, label_field, calibration_key, target, confidence, max_checks) -> None:
-    given = dict(label_field=label_field, calibration_key=calibration_key, target_precision=target,
-                 confidence_level=confidence, max_checks=max_checks)
-    for name, value in given.items():
-        if value is not None and config.get(name) != value:
-            raise ValueError(
-                f"Parameter '{name}': audit {config['audit_key']!r} was started with "
-                f"{name}={config.get(name)!r}, not {value!r}; pass restart=True to draw a new audit"
-            )
+    return load_audit_config(dataset, audit_key, METHOD)
 
 
 def plan_for(calibration: dict, p: np.ndarray, queue: np.ndarray, free: np.ndarray, target: float,

@@ -199,7 +199,7 @@ class TriageReport(foo.Operator):
         return types.Property(outputs, view=types.View(label="Triage report"))
 
 
-class AuditGreen(foo.Operator):
+class AuditGreen(LongRunningOperator, foo.Operator):
     """Starts or continues the audit of a candidate green set: a random
     sample for people to check, certifying the precision of the whole set;
     see :func:`.green_audit.audit_green`. The SDK and the App get the same
@@ -218,35 +218,22 @@ class AuditGreen(foo.Operator):
         print(result["status"], len(result["pending"]))
     """
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="audit_green", label="Stoplight: audit green (certify by sampling)", icon="fact_check",
-            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
-        )
+    op_name = "audit_green"
+    op_label = "Stoplight: audit green (certify by sampling)"
+    op_icon = "fact_check"
+    form_title = "Audit a candidate green set"
+    as_generator = False
 
-    def resolve_input(self, ctx):
+    def _inputs(self, ctx, inputs):
         from .green_audit import audit_green
 
-        inputs = types.Object()
         inputs.view_target(ctx, action_description="Audit the labels of")
         inputs.str("label_field", default=default_of(audit_green, "label_field"), label="Auto-label field")
         inputs.str("calibration_key", label="Calibration key",
                    description="Empty: 'triage' for a new audit; a continuing audit keeps its own")
-        inputs.str("audit_key", default=default_of(audit_green, "audit_key"), label="Audit key",
-                   description="Run it again with the same key to continue the audit")
-        inputs.float("target_precision", min=0.5, max=0.999, label="Target precision",
-                     description="Empty: the calibration's")
-        inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level",
-                     description="Empty: the calibration's")
-        inputs.int("max_checks", min=1, max=10_000, label="Most answers to ask", description="Empty: 300")
-        inputs.bool("restart", default=False, label="Draw a new audit",
-                    description="Discards the audit under this key (answers stay as review decisions)")
-        inputs.bool("delegate", default=False, label="Delegate")
-        return types.Property(inputs, view=types.View(label="Audit a candidate green set"))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
+        _audit_inputs(inputs, audit_green, "Target precision", "Empty: the calibration's",
+                      "Empty: the calibration's", "Most answers to ask", "Empty: 300",
+                      "Discards the audit under this key (answers stay as review decisions)")
 
     def execute(self, ctx):
         from .green_audit import audit_green
@@ -260,18 +247,13 @@ class AuditGreen(foo.Operator):
         return result
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("status", label="Status")
-        outputs.str("message", label="Where the audit stands")
-        outputs.int("candidates", label="Labels in the set")
-        outputs.int("checked", label="Answers counted")
-        outputs.int("correct", label="... of which correct")
-        outputs.float("lower_bound", label="Certified lower bound on precision")
-        outputs.int("certified_labels", label="Labels certified green")
-        return types.Property(outputs, view=types.View(label="Audit of green"))
+        return _audit_outputs("Audit of green", (
+            ("candidates", "Labels in the set"), ("checked", "Answers counted"), ("correct", "... of which correct"),
+            ("lower_bound", "Certified lower bound on precision"), ("certified_labels", "Labels certified green"),
+        ))
 
 
-class AuditTracks(foo.Operator):
+class AuditTracks(LongRunningOperator, foo.Operator):
     """Starts or continues the audit of the undecided tracks of a video
     frame field: a random sample of tracks for people to decide whole
     (``review_labels`` on a frame label decides its track), certifying the
@@ -292,32 +274,21 @@ class AuditTracks(foo.Operator):
         print(result["status"], len(result["pending"]))
     """
 
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name="audit_tracks", label="Stoplight: audit video tracks (certify by sampling)", icon="fact_check",
-            dynamic=True, allow_immediate_execution=True, allow_delegated_execution=True,
-        )
+    op_name = "audit_tracks"
+    op_label = "Stoplight: audit video tracks (certify by sampling)"
+    op_icon = "fact_check"
+    form_title = "Audit video tracks"
+    as_generator = False
 
-    def resolve_input(self, ctx):
+    def _inputs(self, ctx, inputs):
         from .track_audit_run import audit_tracks
 
-        inputs = types.Object()
         inputs.view_target(ctx, action_description="Audit the tracks of")
         inputs.str("track_field", default=default_of(audit_tracks, "track_field"), label="Tracks field (frame-level)")
-        inputs.str("audit_key", default=default_of(audit_tracks, "audit_key"), label="Audit key",
-                   description="Run it again with the same key to continue the audit")
-        inputs.float("target_precision", min=0.5, max=0.999, label="Target track precision",
-                     description="Share of tracks right on every frame; empty: 0.9")
-        inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level", description="Empty: 0.95")
-        inputs.int("max_checks", min=1, max=10_000, label="Most tracks to ask about", description="Empty: 100")
-        inputs.bool("restart", default=False, label="Draw a new audit",
-                    description="Discards the audit under this key (decisions stay on the labels)")
-        inputs.bool("delegate", default=False, label="Delegate")
-        return types.Property(inputs, view=types.View(label="Audit video tracks"))
-
-    def resolve_delegation(self, ctx):
-        return ctx.params.get("delegate", None)
+        _audit_inputs(inputs, audit_tracks, "Target track precision",
+                      "Share of tracks right on every frame; empty: 0.9", "Empty: 0.95",
+                      "Most tracks to ask about", "Empty: 100",
+                      "Discards the audit under this key (decisions stay on the labels)")
 
     def execute(self, ctx):
         from .track_audit_run import audit_tracks
@@ -327,15 +298,34 @@ class AuditTracks(foo.Operator):
         )
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("status", label="Status")
-        outputs.str("message", label="Where the audit stands")
-        outputs.int("tracks", label="Tracks in the lot")
-        outputs.int("sampled", label="Tracks sampled")
-        outputs.int("answered", label="Tracks decided")
-        outputs.int("wrong", label="... of which wrong")
-        outputs.float("lower_bound", label="Certified lower bound on track precision")
-        return types.Property(outputs, view=types.View(label="Audit of video tracks"))
+        return _audit_outputs("Audit of video tracks", (
+            ("tracks", "Tracks in the lot"), ("sampled", "Tracks sampled"), ("answered", "Tracks decided"),
+            ("wrong", "... of which wrong"), ("lower_bound", "Certified lower bound on track precision"),
+        ))
+
+
+def _audit_inputs(inputs, fn, target_label: str, target_help: str, confidence_help: str, checks_label: str,
+                  checks_help: str, restart_help: str) -> None:
+    """The form rows both audits share: the key to continue under, the
+    certification's precision and confidence, the sample's size, restart."""
+    inputs.str("audit_key", default=default_of(fn, "audit_key"), label="Audit key",
+               description="Run it again with the same key to continue the audit")
+    inputs.float("target_precision", min=0.5, max=0.999, label=target_label, description=target_help)
+    inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level", description=confidence_help)
+    inputs.int("max_checks", min=1, max=10_000, label=checks_label, description=checks_help)
+    inputs.bool("restart", default=False, label="Draw a new audit", description=restart_help)
+    inputs.bool("delegate", default=False, label="Delegate")
+
+
+def _audit_outputs(title: str, counts) -> types.Property:
+    """An audit's result form: its status and message, then ``counts``
+    (``(key, label)``; ``lower_bound`` a float, the others integers)."""
+    outputs = types.Object()
+    outputs.str("status", label="Status")
+    outputs.str("message", label="Where the audit stands")
+    for key, label in counts:
+        (outputs.float if key == "lower_bound" else outputs.int)(key, label=label)
+    return types.Property(outputs, view=types.View(label=title))
 
 
 def _report_inputs(inputs) -> None:

@@ -35,12 +35,9 @@ from ..common import heartbeats, provenance
 from ..common.fields import check_detections_field
 from ..common.label_vocab import BULK_ATTR
 from . import acceptance, track_audit
+from .audit_runs import CORRECT, MAX_CHECKS, UNDECIDED, check_audit_params, check_same_audit, load_audit_config
 
 METHOD = "audit_tracks"
-#: review states that answer as correct / that are no answer
-CORRECT = ("accepted",)
-UNDECIDED = (None, "", "pending")
-MAX_CHECKS = 10_000
 DEFAULT_MAX_CHECKS = 100
 METHOD_TEXT = (
     "acceptance sampling over tracks: the lot is the undecided tracks (one video, one index), one uniform "
@@ -60,15 +57,7 @@ def _frame_field(track_field) -> str:
 
 
 def _check(sample_collection, track_field, audit_key, target, confidence, max_checks) -> None:
-    if not audit_key or not isinstance(audit_key, str) or not audit_key.isidentifier():
-        raise ValueError(f"Parameter 'audit_key' must be a valid identifier; got {audit_key!r}")
-    for name, value in (("target_precision", target), ("confidence_level", confidence)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0.0 < value < 1.0):
-            raise ValueError(f"Parameter '{name}' must be in (0, 1); got {value!r}")
-    if max_checks is not None and (isinstance(max_checks, bool) or not isinstance(max_checks, int)
-                                   or not 1 <= max_checks <= MAX_CHECKS):
-        raise ValueError(f"Parameter 'max_checks' must be an integer in [1, {MAX_CHECKS}]; got {max_checks!r}")
+    check_audit_params(audit_key, target, confidence, max_checks)
     if sample_collection.media_type != "video":
         raise ValueError(f"Parameter 'track_field': audit_tracks audits video frame labels; the collection "
                          f"holds {sample_collection.media_type!r} media (use audit_green for image labels)")
@@ -190,12 +179,8 @@ def audit_tracks(
                         0.95 if confidence_level is None else float(confidence_level),
                         max_checks or DEFAULT_MAX_CHECKS, seed)
     else:
-        given = dict(track_field=field, target_precision=target_precision, confidence_level=confidence_level,
-                     max_checks=max_checks)
-        for name, value in given.items():
-            if value is not None and config.get(name) != value:
-                raise ValueError(f"Parameter '{name}': audit {audit_key!r} was started with "
-                                 f"{name}={config.get(name)!r}, not {value!r}; pass restart=True to draw a new audit")
+        check_same_audit(config, track_field=field, target_precision=target_precision,
+                         confidence_level=confidence_level, max_checks=max_checks)
     return _advance(dataset, audit_key, config)
 
 
@@ -207,13 +192,7 @@ def peek_track_audit(dataset, audit_key: str = "track_audit") -> dict | None:
 
 
 def _load_config(dataset, audit_key: str) -> dict | None:
-    if not dataset.has_run(audit_key):
-        return None
-    cfg = dataset.get_run_info(audit_key).config
-    if getattr(cfg, "stoplight_method", None) != METHOD:
-        raise ValueError(f"Parameter 'audit_key': run {audit_key!r} on dataset '{dataset.name}' is not an "
-                         f"{METHOD} run; choose another key")
-    return {k: v for k, v in cfg.serialize().items() if k not in ("cls", "type", "method")}
+    return load_audit_config(dataset, audit_key, METHOD)
 
 
 def _start(sample_collection, dataset, field, audit_key, target, confidence, max_checks, seed) -> dict:

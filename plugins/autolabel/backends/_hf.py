@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .base import ZeroShotDetector
+from .base import Predictions, ZeroShotDetector
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +217,36 @@ def save_checkpoint(model, processor, directory: str) -> str:
 
 
 def check_size(size: str) -> None:
+    """Refuses a random checkpoint ``size`` other than ``tiny`` or ``full``."""
     if size not in ("tiny", "full"):
         raise ValueError(f"Parameter 'size' must be 'tiny' or 'full'; got {size!r}")
+
+
+def widen_scores(pred: Predictions, prompt_indices, num_prompts: int) -> Predictions:
+    """The predictions of one prompt chunk with a column for every prompt.
+
+    A model that sees the prompts in chunks (a caption or task per chunk)
+    scores each box against its own chunk only; the other prompts' columns
+    are 0 (their scores are unknown, not low), and the score vector no
+    longer sums over all prompts.
+    """
+    full = np.zeros((len(pred.boxes), num_prompts))
+    full[:, prompt_indices] = pred.prompt_scores
+    return Predictions(pred.boxes, full, has_score_vector=False)
+
+
+def join_chunks(parts: list[list[Predictions]]) -> list[Predictions]:
+    """One image's predictions from those of its prompt chunks (``parts``:
+    per image, one :func:`widen_scores` result per chunk); a single chunk
+    is returned as it is."""
+    return [
+        ps[0] if len(ps) == 1 else Predictions(
+            np.concatenate([p.boxes for p in ps]),
+            np.concatenate([p.prompt_scores for p in ps]),
+            has_score_vector=False,
+        )
+        for ps in parts
+    ]
 
 
 @dataclasses.dataclass

@@ -44,7 +44,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from .. import boxes as B
-from ._hf import HFBatch, HFDetector, bert_tokenizer, check_size, save_checkpoint, seeded, stable_sigmoid
+from ._hf import (HFBatch, HFDetector, bert_tokenizer, check_size, join_chunks, save_checkpoint, seeded, stable_sigmoid,
+                  widen_scores)
 from .base import Predictions, register
 
 #: characters Grounding DINO treats as phrase delimiters (ids 1012, 1029)
@@ -184,13 +185,8 @@ class GroundingDinoDetector(HFDetector):
     _config_cls: ClassVar[str] = "GroundingDinoConfig"
     _model_cls: ClassVar[str] = "GroundingDinoForObjectDetection"
 
-    def __init__(
-        self,
-        checkpoint: str | None = None,
-        device: str = "cpu",
-        fp16: bool | None = None,
-        **options: Any,
-    ):
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu",
+                 fp16: bool | None = None, **options: Any):
         super().__init__(checkpoint, device=device, fp16=fp16, **options)
         self.token_score = self.options["token_score"]
         if self.token_score not in ("max", "mean"):
@@ -241,21 +237,9 @@ class GroundingDinoDetector(HFDetector):
                     logits[i], boxes[i], cap.spans, w, h, self.min_score, self.token_score
                 )
                 if len(self._captions) > 1:
-                    # scores for prompts of other captions are unknown
-                    full = np.zeros((len(pred.boxes), num_prompts))
-                    full[:, cap.prompt_indices] = pred.prompt_scores
-                    pred = Predictions(pred.boxes, full, has_score_vector=False)
+                    pred = widen_scores(pred, cap.prompt_indices, num_prompts)
                 parts[i].append(pred)
-        if len(self._captions) == 1:
-            return [p[0] for p in parts]
-        return [
-            Predictions(
-                np.concatenate([p.boxes for p in ps]),
-                np.concatenate([p.prompt_scores for p in ps]),
-                has_score_vector=False,
-            )
-            for ps in parts
-        ]
+        return join_chunks(parts)
 
     @classmethod
     def build_random_checkpoint(cls, directory: str, size: str = "tiny") -> str:

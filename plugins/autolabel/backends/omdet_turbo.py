@@ -45,7 +45,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from .. import boxes as B
-from ._hf import HFBatch, HFDetector, check_size, clip_tokenizer, save_checkpoint, seeded, stable_sigmoid
+from ._hf import (HFBatch, HFDetector, check_size, clip_tokenizer, join_chunks, save_checkpoint, seeded, stable_sigmoid,
+                  widen_scores)
 from .base import Predictions, register
 
 #: CLIP's context length, at which the processor truncates tasks and classes
@@ -256,20 +257,9 @@ class OmDetTurboDetector(HFDetector):
             for i, (w, h) in enumerate(batch.sizes):
                 pred = decode_omdet_turbo(logits[i], boxes[i], w, h, batch.canvas_scales[i], self.min_score)
                 if split:
-                    full = np.zeros((len(pred.boxes), num_prompts))
-                    full[:, task.prompt_indices] = pred.prompt_scores
-                    pred = Predictions(pred.boxes, full, has_score_vector=False)
+                    pred = widen_scores(pred, task.prompt_indices, num_prompts)
                 parts[i].append(pred)
-        if not split:
-            return [p[0] for p in parts]
-        return [
-            Predictions(
-                np.concatenate([p.boxes for p in ps]),
-                np.concatenate([p.prompt_scores for p in ps]),
-                has_score_vector=False,
-            )
-            for ps in parts
-        ]
+        return join_chunks(parts)
 
     @classmethod
     def build_random_checkpoint(cls, directory: str, size: str = "tiny") -> str:

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .backends._hf import resolve_checkpoint, save_checkpoint, seeded
+from .backends._hf import check_size, resolve_checkpoint, save_checkpoint, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +76,10 @@ class SegBatch:
     reshaped: list[tuple[int, int]] | None = None
 
 
-class BoxSegmenter(abc.ABC):
-    """Base class of box-prompted segmenters.
-
-    Args:
-        checkpoint: hub id or a local ``save_pretrained`` folder; ``None``
-            uses :attr:`default_checkpoint`
-        device: torch device string
-        fp16: half precision; ``None`` means on CUDA only
-        boxes_per_pass: boxes of one image per mask-decoder pass
-    """
+class PretrainedSam:
+    """What the SAM family's segmenters and video trackers share: the
+    transformers classes a subclass names, and loading them safely
+    (:func:`load_pretrained`)."""
 
     name: ClassVar[str]
     default_checkpoint: ClassVar[str]
@@ -94,14 +88,12 @@ class BoxSegmenter(abc.ABC):
     model_class: ClassVar[str]
     processor_class: ClassVar[str]
 
-    def __init__(self, checkpoint: str | None = None, device: str = "cpu", fp16: bool | None = None,
-                 boxes_per_pass: int = BOXES_PER_PASS):
-        if not isinstance(boxes_per_pass, int) or isinstance(boxes_per_pass, bool) or boxes_per_pass < 1:
-            raise ValueError(f"Parameter 'boxes_per_pass' must be a positive integer; got {boxes_per_pass!r}")
+    def load_model(self, checkpoint: str | None, device: str, fp16: bool | None) -> None:
+        """Loads the processor and model of ``checkpoint`` (``None``: the
+        default) on ``device``; ``fp16=None`` means half precision on CUDA."""
         self.checkpoint = resolve_checkpoint(checkpoint or self.default_checkpoint)[0]
         self.device = device
         self.fp16 = device.startswith("cuda") if fp16 is None else bool(fp16)
-        self.boxes_per_pass = boxes_per_pass
         self.processor, self.model = load_pretrained(
             self.checkpoint, self.model_class, self.processor_class, self.model_types,
             device, self.fp16, self._model_config, self.name,
@@ -114,6 +106,25 @@ class BoxSegmenter(abc.ABC):
     @property
     def dtype(self):
         return next(self.model.parameters()).dtype
+
+
+class BoxSegmenter(PretrainedSam, abc.ABC):
+    """Base class of box-prompted segmenters.
+
+    Args:
+        checkpoint: hub id or a local ``save_pretrained`` folder; ``None``
+            uses :attr:`default_checkpoint`
+        device: torch device string
+        fp16: half precision; ``None`` means on CUDA only
+        boxes_per_pass: boxes of one image per mask-decoder pass
+    """
+
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu", fp16: bool | None = None,
+                 boxes_per_pass: int = BOXES_PER_PASS):
+        if not isinstance(boxes_per_pass, int) or isinstance(boxes_per_pass, bool) or boxes_per_pass < 1:
+            raise ValueError(f"Parameter 'boxes_per_pass' must be a positive integer; got {boxes_per_pass!r}")
+        self.boxes_per_pass = boxes_per_pass
+        self.load_model(checkpoint, device, fp16)
 
     def prepare(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> SegBatch:
         """Preprocesses images and maps their ``xyxy`` pixel boxes (CPU only).
@@ -201,17 +212,39 @@ class BoxSegmenter(abc.ABC):
         speed measurements). Its masks are meaningless."""
 
 
-_REGISTRY: dict[str, type[BoxSegmenter]] = {}
+class ModelRegistry:
+    """Model classes by their ``name`` (the ``model`` parameter's values);
+    one for segmenters here, one for video trackers in :mod:`.sam_video`."""
+
+    def __init__(self):
+        self.classes: dict[str, type] = {}
+
+    def register(self, cls):
+        """Class decorator: makes ``cls`` loadable by its ``name``."""
+        self.classes[cls.name] = cls
+        return cls
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self.classes)
+
+    def get(self, name: str) -> type:
+        """The class registered as ``name``.
+
+        Raises:
+            ValueError: naming the parameter, for an unknown name
+        """
+        if name not in self.classes:
+            raise ValueError(f"Parameter 'model' must be one of {self.names()}; got {name!r}")
+        return self.classes[name]
 
 
-def _register(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
+_SEGMENTERS = ModelRegistry()
 
 
 def segmenter_names() -> list[str]:
     """The ``model`` values :func:`load_segmenter` accepts."""
-    return sorted(_REGISTRY)
+    return _SEGMENTERS.names()
 
 
 def get_segmenter(name: str) -> type[BoxSegmenter]:
@@ -220,12 +253,10 @@ def get_segmenter(name: str) -> type[BoxSegmenter]:
     Raises:
         ValueError: naming the parameter, for an unknown name
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"Parameter 'model' must be one of {segmenter_names()}; got {name!r}")
-    return _REGISTRY[name]
+    return _SEGMENTERS.get(name)
 
 
-@_register
+@_SEGMENTERS.register
 class SamSegmenter(BoxSegmenter):
     """SAM (Segment Anything, ``facebook/sam-vit-base``; also ``-large``,
     ``-huge``): ViT encoder at 1024 x 1024, longest side resized, padded."""
@@ -256,7 +287,7 @@ class SamSegmenter(BoxSegmenter):
         (ViT-B/16 at 1024, 94M parameters)."""
         from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
-        _check_size(size)
+        check_size(size)
         if size == "tiny":
             side = 128
             config = SamConfig(
@@ -276,7 +307,7 @@ class SamSegmenter(BoxSegmenter):
         return save_checkpoint(model, SamProcessor(image_processor=image_processor), directory)
 
 
-@_register
+@_SEGMENTERS.register
 class Sam2Segmenter(BoxSegmenter):
     """SAM 2.1 (``facebook/sam2.1-hiera-tiny``; also ``-small``,
     ``-base-plus``, ``-large``): Hiera encoder, image stretched to 1024 x 1024."""
@@ -338,11 +369,9 @@ def build_sam2_video_checkpoint(directory: str, size: str = "tiny") -> str:
     ``full``: the config defaults, ``sam2.1-hiera-tiny``'s architecture.
     Masks of random weights are meaningless.
     """
-    from transformers import (Sam2ImageProcessor, Sam2VideoConfig, Sam2VideoModel, Sam2VideoProcessor,
-                              Sam2VideoVideoProcessor)
+    from transformers import Sam2VideoConfig, Sam2VideoModel, Sam2VideoProcessor
 
-    if size not in ("tiny", "full"):
-        raise ValueError(f"Parameter 'size' must be 'tiny' or 'full'; got {size!r}")
+    check_size(size)
     if size == "tiny":
         side, w = 128, 16
         vision = dict(
@@ -364,11 +393,23 @@ def build_sam2_video_checkpoint(directory: str, size: str = "tiny") -> str:
         )
     else:
         side, config = 1024, Sam2VideoConfig()
+    return save_random_tracker(directory, size, Sam2VideoModel, Sam2VideoProcessor, config, side, side // 4)
+
+
+def save_random_tracker(directory: str, size: str, model_class, processor_class, config, side: int,
+                        mask_side: int) -> str:
+    """Builds a random-weight video tracker of ``model_class`` from
+    ``config`` under a fixed seed and saves it with its processor
+    (``side`` x ``side`` frames, ``mask_side`` x ``mask_side`` masks).
+    A ``tiny`` one sees its objects on every frame
+    (:func:`bias_object_scores`)."""
+    from transformers import Sam2ImageProcessor, Sam2VideoVideoProcessor
+
     image_processor = Sam2ImageProcessor(size={"height": side, "width": side},
-                                         mask_size={"height": side // 4, "width": side // 4})
-    processor = Sam2VideoProcessor(image_processor=image_processor,
-                                   video_processor=Sam2VideoVideoProcessor(size={"height": side, "width": side}))
-    model = seeded(lambda: Sam2VideoModel(config).eval())
+                                         mask_size={"height": mask_side, "width": mask_side})
+    processor = processor_class(image_processor=image_processor,
+                                video_processor=Sam2VideoVideoProcessor(size={"height": side, "width": side}))
+    model = seeded(lambda: model_class(config).eval())
     if size == "tiny":
         bias_object_scores(model)
     return save_checkpoint(model, processor, directory)
@@ -386,11 +427,6 @@ def bias_object_scores(model) -> None:
 
     with torch.no_grad():
         model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(4.0)
-
-
-def _check_size(size: str) -> None:
-    if size not in ("tiny", "full"):
-        raise ValueError(f"Parameter 'size' must be 'tiny' or 'full'; got {size!r}")
 
 
 def load_pretrained(checkpoint: str, model_class: str, processor_class: str, model_types: Sequence[str],

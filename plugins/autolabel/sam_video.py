@@ -32,13 +32,13 @@ Checkpoints: SAM 2.1 hub checkpoints (``facebook/sam2.1-hiera-*``) are
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .backends._hf import save_checkpoint, seeded
-from .sam import (LastLoaded, bias_object_scores, build_sam2_video_checkpoint, load_cached, load_pretrained,
-                  tiny_memory_config)
+from .backends._hf import check_size
+from .sam import (LastLoaded, ModelRegistry, PretrainedSam, build_sam2_video_checkpoint, load_cached,
+                  save_random_tracker, tiny_memory_config)
 
 
 @dataclasses.dataclass
@@ -130,7 +130,7 @@ def prune_outputs(session, current: int, reverse: bool, start: int, window: int)
                 del non_cond[idx]
 
 
-class VideoTracker:
+class VideoTracker(PretrainedSam):
     """Base of the transformers video trackers (SAM 2 video's session API).
 
     Args:
@@ -140,33 +140,15 @@ class VideoTracker:
         prune: drop outputs no longer needed (see :func:`prune_outputs`)
     """
 
-    name: ClassVar[str]
-    default_checkpoint: ClassVar[str]
-    model_types: ClassVar[tuple[str, ...]]
-    model_class: ClassVar[str]
-    processor_class: ClassVar[str]
-
     def __init__(self, checkpoint: str | None = None, device: str = "cpu", fp16: bool | None = None,
                  prune: bool = True):
-        from .backends._hf import resolve_checkpoint
-
-        self.checkpoint = resolve_checkpoint(checkpoint or self.default_checkpoint)[0]
-        self.device = device
-        self.fp16 = device.startswith("cuda") if fp16 is None else bool(fp16)
         self.prune = prune
-        self.processor, self.model = load_pretrained(
-            self.checkpoint, self.model_class, self.processor_class, self.model_types, device, self.fp16,
-            name=self.name,
-        )
+        self.load_model(checkpoint, device, fp16)
 
     @property
     def side(self) -> int:
         """The model's input side in pixels (1024 for the published models)."""
         return int(self.processor.video_processor.size["height"])
-
-    @property
-    def dtype(self):
-        return next(self.model.parameters()).dtype
 
     def frame_store(self, frames: Sequence[np.ndarray] = ()) -> FrameStore:
         """An empty store for this model's input (or one holding ``frames``)."""
@@ -259,27 +241,20 @@ class VideoTracker:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[VideoTracker]] = {}
-
-
-def _register(cls):
-    _REGISTRY[cls.name] = cls
-    return cls
+_TRACKERS = ModelRegistry()
 
 
 def tracker_names() -> list[str]:
     """The ``model`` values :func:`load_tracker` accepts."""
-    return sorted(_REGISTRY)
+    return _TRACKERS.names()
 
 
 def get_tracker(name: str) -> type[VideoTracker]:
     """The tracker class of a ``model`` name (ValueError naming the parameter)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"Parameter 'model' must be one of {tracker_names()}; got {name!r}")
-    return _REGISTRY[name]
+    return _TRACKERS.get(name)
 
 
-@_register
+@_TRACKERS.register
 class Sam2VideoTracker(VideoTracker):
     """SAM 2.1 video (``facebook/sam2.1-hiera-tiny``; also ``-small``,
     ``-base-plus``, ``-large``)."""
@@ -295,7 +270,7 @@ class Sam2VideoTracker(VideoTracker):
         return build_sam2_video_checkpoint(directory, size)
 
 
-@_register
+@_TRACKERS.register
 class Sam3VideoTracker(VideoTracker):
     """SAM 3's tracker (``facebook/sam3``): SAM 2's memory tracking on SAM
     3's perception encoder (a ViT at 1008 x 1008)."""
@@ -320,11 +295,9 @@ def build_sam3_tracker_checkpoint(directory: str, size: str = "tiny") -> str:
     the config defaults, SAM 3's tracker (ViT-L-size encoder at 1008).
     Masks of random weights are meaningless.
     """
-    from transformers import (Sam2ImageProcessor, Sam2VideoVideoProcessor, Sam3TrackerVideoConfig,
-                              Sam3TrackerVideoModel, Sam3TrackerVideoProcessor)
+    from transformers import Sam3TrackerVideoConfig, Sam3TrackerVideoModel, Sam3TrackerVideoProcessor
 
-    if size not in ("tiny", "full"):
-        raise ValueError(f"Parameter 'size' must be 'tiny' or 'full'; got {size!r}")
+    check_size(size)
     if size == "tiny":
         side, width = 112, 32
         vision = dict(
@@ -345,16 +318,8 @@ def build_sam3_tracker_checkpoint(directory: str, size: str = "tiny") -> str:
     else:
         config = Sam3TrackerVideoConfig()
         side = int(config.image_size)
-    image_processor = Sam2ImageProcessor(size={"height": side, "width": side},
-                                         mask_size={"height": side // 14 * 4, "width": side // 14 * 4})
-    processor = Sam3TrackerVideoProcessor(
-        image_processor=image_processor,
-        video_processor=Sam2VideoVideoProcessor(size={"height": side, "width": side}),
-    )
-    model = seeded(lambda: Sam3TrackerVideoModel(config).eval())
-    if size == "tiny":
-        bias_object_scores(model)
-    return save_checkpoint(model, processor, directory)
+    return save_random_tracker(directory, size, Sam3TrackerVideoModel, Sam3TrackerVideoProcessor, config, side,
+                               side // 14 * 4)
 
 
 _LOADED = LastLoaded()
@@ -362,14 +327,7 @@ _LOADED = LastLoaded()
 
 def load_tracker(model: str = "sam2", checkpoint: str | None = None, device: str | None = None,
                  fp16: bool | None = None, cache: bool = True, **options) -> VideoTracker:
-    """Loads (or reuses the last loaded) video tracker.
-
-    Args:
-        model: ``"sam2"`` or ``"sam3"``
-        checkpoint: hub id or local folder; ``None`` uses the model's default
-        device: torch device; ``None`` uses CUDA when available
-        fp16: half precision; ``None`` means on CUDA only
-        cache: keep it for the next call (only the last one is kept)
-        **options: passed to the tracker (``prune``)
-    """
+    """Loads (or reuses the last loaded) video tracker: ``model`` is
+    ``"sam2"`` or ``"sam3"``, ``options`` go to the tracker (``prune``); the
+    other arguments as :func:`.sam.load_segmenter`'s."""
     return load_cached(_LOADED, get_tracker(model), model, checkpoint, device, fp16, cache, options)

@@ -13,6 +13,7 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.kept_labels import INCLUDE
+from ..common.operator_forms import result_form
 from ..common.operator_params import default_of, param_of, params_from
 from .sam import get_segmenter, segmenter_names
 from .sam_video import get_tracker, tracker_names
@@ -113,11 +114,11 @@ class SegmentLabels(LongRunningOperator, foo.Operator):
                           num_workers=None if ctx.delegated else 0),
         )
         summary = yield from run_with_progress(ctx, gen, "Segmenting")
-        outputs = types.Object()
-        for key, label in (("run_key", "Run key"), ("num_segmented", "Masks written"),
-                           ("num_skipped", "Skipped (already masked)"), ("num_box_changed", "Box edited meanwhile"),
-                           ("num_failed_samples", "Images that failed")):
-            (outputs.str if key == "run_key" else outputs.int)(key, label=label)
+        outputs = result_form((
+            ("run_key", "Run key", "str"), ("num_segmented", "Masks written"),
+            ("num_skipped", "Skipped (already masked)"), ("num_box_changed", "Box edited meanwhile"),
+            ("num_failed_samples", "Images that failed"),
+        ))
         yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))
 
 
@@ -169,10 +170,9 @@ class TrackLabels(LongRunningOperator, foo.Operator):
         gen = fn(ctx.target_view(), **params_from(ctx, fn, TRACK_KEYS, flags=("overwrite",), label_field=field,
                                                   label_ids=label_ids))
         summary = yield from run_with_progress(ctx, gen, "Tracking")
-        outputs = types.Object()
-        for key, label in (("run_key", "Run key"), ("num_tracks", "Tracks written"),
-                           ("num_track_labels", "Frame labels written"), ("num_jumping_tracks", "Tracks that jump"),
-                           ("num_skipped_videos", "Videos skipped (already tracked)"),
-                           ("num_failed_videos", "Videos that failed")):
-            (outputs.str if key == "run_key" else outputs.int)(key, label=label)
+        outputs = result_form((
+            ("run_key", "Run key", "str"), ("num_tracks", "Tracks written"),
+            ("num_track_labels", "Frame labels written"), ("num_jumping_tracks", "Tracks that jump"),
+            ("num_skipped_videos", "Videos skipped (already tracked)"), ("num_failed_videos", "Videos that failed"),
+        ))
         yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))

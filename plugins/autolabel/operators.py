@@ -12,6 +12,7 @@ import fiftyone.operators.types as types
 from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.limits import limit
+from ..common.operator_forms import result_form
 from ..common.operator_params import default_of, param_of, params_from
 from ..common.ray_params import executor_from_params, ray_inputs
 from .backends import available_backends, get_backend
@@ -67,16 +68,12 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
 
 
 def _summary_outputs() -> types.Object:
-    outputs = types.Object()
-    outputs.str("run_key", label="Run key")
-    outputs.int("num_processed_samples", label="Samples labeled")
-    outputs.int("num_skipped_samples", label="Samples skipped (already labeled)")
-    outputs.int("num_failed_samples", label="Samples failed")
-    outputs.int("num_labels", label="Labels written")
-    outputs.int("num_ray_nodes", label="Ray nodes")
-    outputs.int("num_ray_workers", label="Ray worker processes")
-    outputs.str("failure_report", label="Failures", view=types.MarkdownView())
-    return outputs
+    return result_form((
+        ("run_key", "Run key", "str"), ("num_processed_samples", "Samples labeled"),
+        ("num_skipped_samples", "Samples skipped (already labeled)"), ("num_failed_samples", "Samples failed"),
+        ("num_labels", "Labels written"), ("num_ray_nodes", "Ray nodes"), ("num_ray_workers", "Ray worker processes"),
+        ("failure_report", "Failures", "markdown"),
+    ))
 
 
 def _summary_results(summary: dict, shown: int = 10) -> dict:

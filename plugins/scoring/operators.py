@@ -14,6 +14,7 @@ from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.ray_params import executor_from_params, ray_inputs
 from ..common.limits import limit
+from ..common.operator_forms import result_form
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 from .embeddings import iter_compute_label_embeddings
 
@@ -56,10 +57,7 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
         )
         gen = iter_compute_label_embeddings(ctx.target_view(), **params)
         summary = yield from run_with_progress(ctx, gen, "Computing label embeddings")
-        outputs = types.Object()
-        outputs.str("run_key", label="Run key")
-        for key, label in _COUNT_LABELS.items():
-            outputs.int(key, label=label)
+        outputs = result_form((("run_key", "Run key", "str"), *_COUNT_LABELS.items()))
         yield from self.show_summary(ctx, summary, outputs, ["run_key", *_COUNT_LABELS])
 
 
@@ -193,12 +191,10 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
 
         gen = iter_score_labels(ctx.target_view(), **params_from(ctx, iter_score_labels, SCORE_KEYS))
         summary = yield from run_with_progress(ctx, gen, "Scoring labels")
-        outputs = types.Object()
-        outputs.str("run_key", label="Run key")
-        for key, label in _SCORE_COUNT_LABELS.items():
-            outputs.int(key, label=label)
-        outputs.float("difficulty", label="Dataset difficulty (mean RER)")
-        outputs.list("notes", types.String(), label="Notes")
+        outputs = result_form((
+            ("run_key", "Run key", "str"), *_SCORE_COUNT_LABELS.items(),
+            ("difficulty", "Dataset difficulty (mean RER)", "float"), ("notes", "Notes", "strings"),
+        ))
         keys = ["run_key", "difficulty", "notes", *_SCORE_COUNT_LABELS]
         yield from self.show_summary(ctx, summary, outputs, keys)
 

@@ -12,6 +12,7 @@ import fiftyone.operators.types as types
 
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.limits import limit
+from ..common.operator_forms import result_form
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 
 #: the request keys each operator lets through to its core function
@@ -88,19 +89,14 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
             gt_field=param_of(ctx, fn, "gt_field", cleared=None),
         ))
         summary = yield from run_with_progress(ctx, gen, "Calibrating triage")
-        outputs = types.Object()
-        outputs.str("run_key", label="Calibration key")
-        outputs.int("num_verified_labels", label="Verified labels")
-        outputs.int("num_from_reviews", label="... of which from reviews")
-        outputs.str("scope", label="Guarantee covers")
-        outputs.float("green_threshold", label="Green threshold on P(correct) (overall)")
-        outputs.str("no_green_reason", label="Why no green")
-        outputs.int("num_green_classes", label="Classes with a certified green")
-        outputs.float("oof_auroc", label="Ranking quality (cross-fitted AUROC)")
-        outputs.list("signals", types.String(), label="Signals used")
-        keys = ["run_key", "num_verified_labels", "num_from_reviews", "scope", "green_threshold", "no_green_reason",
-                "num_green_classes", "oof_auroc", "signals"]
-        yield from self.show_summary(ctx, summary, outputs, keys)
+        outputs = result_form((
+            ("run_key", "Calibration key", "str"), ("num_verified_labels", "Verified labels"),
+            ("num_from_reviews", "... of which from reviews"), ("scope", "Guarantee covers", "str"),
+            ("green_threshold", "Green threshold on P(correct) (overall)", "float"),
+            ("no_green_reason", "Why no green", "str"), ("num_green_classes", "Classes with a certified green"),
+            ("oof_auroc", "Ranking quality (cross-fitted AUROC)", "float"), ("signals", "Signals used", "strings"),
+        ))
+        yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))
 
 
 class AssignQueues(LongRunningOperator, foo.Operator):
@@ -320,11 +316,10 @@ def _audit_inputs(inputs, fn, target_label: str, target_help: str, confidence_he
 def _audit_outputs(title: str, counts) -> types.Property:
     """An audit's result form: its status and message, then ``counts``
     (``(key, label)``; ``lower_bound`` a float, the others integers)."""
-    outputs = types.Object()
-    outputs.str("status", label="Status")
-    outputs.str("message", label="Where the audit stands")
-    for key, label in counts:
-        (outputs.float if key == "lower_bound" else outputs.int)(key, label=label)
+    outputs = result_form((
+        ("status", "Status", "str"), ("message", "Where the audit stands", "str"),
+        *((key, label, "float" if key == "lower_bound" else "int") for key, label in counts),
+    ))
     return types.Property(outputs, view=types.View(label=title))
 
 

@@ -1,0 +1,44 @@
+"""Operators' result forms, declared as rows.
+
+Every operator shows its summary in a ``types.Object`` of labelled
+outputs; listing them as ``(key, label, kind)`` rows keeps each operator to
+what it shows, and the one place below to how each kind is declared.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+#: the kinds a row may name; a row without one is an integer
+KINDS = ("int", "str", "float", "markdown", "strings")
+
+
+def result_form(rows: Iterable[tuple], outputs=None):
+    """The ``types.Object`` of an operator's result form.
+
+    Args:
+        rows: ``(key, label)`` for an integer, or ``(key, label, kind)``
+            with kind one of :data:`KINDS` (``markdown``: a string shown as
+            Markdown; ``strings``: a list of strings)
+        outputs: a ``types.Object`` to add the rows to; None: a new one
+
+    Returns:
+        the object, its properties in the order of ``rows``
+
+    Raises:
+        ValueError: for a kind not in :data:`KINDS`
+    """
+    import fiftyone.operators.types as types
+
+    outputs = types.Object() if outputs is None else outputs
+    for key, label, *kind in rows:
+        kind = kind[0] if kind else "int"
+        if kind not in KINDS:
+            raise ValueError(f"Output {key!r}: kind must be one of {KINDS}; got {kind!r}")
+        if kind == "markdown":
+            outputs.str(key, label=label, view=types.MarkdownView())
+        elif kind == "strings":
+            outputs.list(key, types.String(), label=label)
+        else:
+            getattr(outputs, kind)(key, label=label)
+    return outputs

@@ -42,3 +42,17 @@ def result_form(rows: Iterable[tuple], outputs=None):
         else:
             getattr(outputs, kind)(key, label=label)
     return outputs
+
+
+def choices(view, options: Iterable):
+    """Fills a choices view (``types.Dropdown()``, ``types.RadioGroup()``,
+    ``types.Choices()``) and returns it.
+
+    Args:
+        view: the empty view
+        options: values, each its own label, or ``(value, label)`` pairs
+    """
+    for option in options:
+        value, label = option if isinstance(option, tuple) else (option, option)
+        view.add_choice(value, label=label)
+    return view

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+from .operator_forms import choices
 from .ray_executor import RayExecutor
 
 #: the server's list of Ray cluster addresses a request may use
@@ -90,16 +91,14 @@ def ray_inputs(ctx, inputs) -> None:
     import fiftyone.operators.types as types
 
     refuse_retired(ctx.params)
-    choices = types.RadioGroup()
-    choices.add_choice("local", label="This process")
-    choices.add_choice("ray", label="Ray cluster",
-                       description="A pool of Ray actors, one per GPU (or CPU), on every node")
-    inputs.enum("executor", choices.values(), default="local", label="Run on", view=choices)
+    executors = types.RadioGroup()
+    executors.add_choice("local", label="This process")
+    executors.add_choice("ray", label="Ray cluster",
+                         description="A pool of Ray actors, one per GPU (or CPU), on every node")
+    inputs.enum("executor", executors.values(), default="local", label="Run on", view=executors)
     if ctx.params.get("executor") != "ray":
         return
-    addresses = types.Dropdown()
-    for address in allowed_addresses():
-        addresses.add_choice(address, label=address)
+    addresses = choices(types.Dropdown(), allowed_addresses())
     inputs.enum(
         "ray_address", addresses.values(), default="auto", label="Ray cluster", view=addresses,
         description=f"'auto': the cluster this machine runs (ray start) or RAY_ADDRESS; "

@@ -16,6 +16,7 @@ import fiftyone.operators.types as types
 from ..common.app_progress import LongRunningOperator
 from ..common.identity import Identity, resolve_identity
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
+from ..common.operator_forms import choices
 from ..common.operator_params import default_of, param_of, params_from
 from .corrections import correct_label
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
@@ -230,9 +231,7 @@ def _review_inputs(ctx, inputs):
     if any(s.get("frame_number") is not None for s in ctx.selected_labels or []):
         inputs.bool("whole_tracks", default=True, label="Whole tracks",
                      description="Video labels with a track index: decide every frame of their tracks")
-    queues = types.Dropdown()
-    for q in QUEUES:
-        queues.add_choice(q, label=q)
+    queues = choices(types.Dropdown(), QUEUES)
     inputs.enum("queue", queues.values(), label="Queue", description="Only labels of this triage queue", view=queues)
     inputs.str("label", label="Class", description="Only labels of this class")
     who = resolve_identity(ctx)
@@ -315,7 +314,27 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
         return self._done(ctx, summary)
 
 
-class SendForReview(_PlainOperator, foo.Operator):
+class _HandoffOperator(_PlainOperator):
+    """An operator that talks to an annotation tool under an ``anno_key``:
+    a request naming a host or credentials is refused before anything runs
+    (the tool's come from the server only, see :mod:`.tool_config`)."""
+
+    #: what ``anno_key`` names, for the error when it is missing
+    anno_key_hint: str
+
+    def check_request(self, ctx):
+        refuse_credential_params(ctx.params)
+
+    def _anno_key(self, ctx) -> str:
+        # checked again here: a request may reach execute without a form
+        refuse_credential_params(ctx.params)
+        anno_key = ctx.params.get("anno_key")
+        if not anno_key:
+            raise ValueError(f"Parameter 'anno_key' is required: {self.anno_key_hint}")
+        return anno_key
+
+
+class SendForReview(_HandoffOperator, foo.Operator):
     """Sends the open labels of a triage queue (default: yellow) of the
     current view to an annotation tool; see :mod:`.handoff`.
 
@@ -339,6 +358,7 @@ class SendForReview(_PlainOperator, foo.Operator):
     """
 
     op_name = "send_for_review"
+    anno_key_hint = "a new name for this hand-off"
     op_label = "Stoplight: send a queue to an annotation tool"
     op_icon = "outbox"
     form_title = "Send for review"
@@ -354,14 +374,10 @@ class SendForReview(_PlainOperator, foo.Operator):
     def _inputs(self, ctx, inputs):
         inputs.str("label_field", default=DEFAULT_LABEL_FIELD, label="Label field")
         inputs.str("anno_key", required=True, label="Annotation key", description="A new name for this hand-off")
-        queues = types.Dropdown()
-        for q in QUEUES:
-            queues.add_choice(q, label=q)
+        queues = choices(types.Dropdown(), QUEUES)
         inputs.enum("queue", queues.values(), default=default_of(send_for_review, "queue"), label="Queue", view=queues)
         inputs.int("limit", label="At most", description="Send only the first labels by review rank")
-        backends = types.Dropdown()
-        for b in BACKENDS:
-            backends.add_choice(b, label=b)
+        backends = choices(types.Dropdown(), BACKENDS)
         inputs.enum(
             "backend", backends.values(), default=default_of(send_for_review, "backend"), label="Annotation tool",
             view=backends,
@@ -369,15 +385,9 @@ class SendForReview(_PlainOperator, foo.Operator):
         )
         inputs.bool("delegate", default=False, label="Delegate")
 
-    def check_request(self, ctx):
-        refuse_credential_params(ctx.params)
-
     def execute(self, ctx):
         p = ctx.params
-        refuse_credential_params(p)
-        anno_key = p.get("anno_key")
-        if not anno_key:
-            raise ValueError("Parameter 'anno_key' is required: a new name for this hand-off")
+        anno_key = self._anno_key(ctx)
         limit = param_of(ctx, send_for_review, "limit")
         backend = check_backend(param_of(ctx, send_for_review, "backend"))
         summary = send_for_review(
@@ -395,7 +405,7 @@ class SendForReview(_PlainOperator, foo.Operator):
         return self._done(ctx, summary)
 
 
-class LoadReviewAnswers(_PlainOperator, foo.Operator):
+class LoadReviewAnswers(_HandoffOperator, foo.Operator):
     """Loads the answers of a hand-off as review decisions; see
     :mod:`.handoff`.
 
@@ -410,6 +420,7 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
     """
 
     op_name = "load_review_answers"
+    anno_key_hint = "the key given to send_for_review"
     op_label = "Stoplight: load answers from an annotation tool"
     op_icon = "move_to_inbox"
     form_title = "Load review answers"
@@ -428,11 +439,9 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
 
     def _inputs(self, ctx, inputs):
         keys = [k for k in ctx.dataset.list_runs() if k.startswith(HANDOFF_PREFIX)] if ctx.dataset else []
-        choices = types.Dropdown()
-        for key in keys:
-            choices.add_choice(key[len(HANDOFF_PREFIX):], label=key[len(HANDOFF_PREFIX):])
         if keys:
-            inputs.enum("anno_key", choices.values(), required=True, label="Annotation key", view=choices)
+            anno_keys = choices(types.Dropdown(), (key[len(HANDOFF_PREFIX):] for key in keys))
+            inputs.enum("anno_key", anno_keys.values(), required=True, label="Annotation key", view=anno_keys)
         else:
             inputs.str("anno_key", required=True, label="Annotation key")
         inputs.str("corrections_field", label="Corrections field", description="Default: <label field>_corrections")
@@ -446,15 +455,8 @@ class LoadReviewAnswers(_PlainOperator, foo.Operator):
         )
         inputs.bool("delegate", default=False, label="Delegate")
 
-    def check_request(self, ctx):
-        refuse_credential_params(ctx.params)
-
     def execute(self, ctx):
-        p = ctx.params
-        refuse_credential_params(p)
-        anno_key = p.get("anno_key")
-        if not anno_key:
-            raise ValueError("Parameter 'anno_key' is required: the key given to send_for_review")
+        anno_key = self._anno_key(ctx)
         backend = handoff_backend(ctx.dataset, anno_key)
         credentials = server_credentials(ctx, backend) if backend in BACKENDS else {}
         summary = load_review_answers(ctx.dataset, anno_key, **params_from(

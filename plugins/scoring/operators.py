@@ -14,7 +14,7 @@ from ..common import paths
 from ..common.app_progress import LongRunningOperator, run_with_progress
 from ..common.ray_params import executor_from_params, ray_inputs
 from ..common.limits import limit
-from ..common.operator_forms import result_form
+from ..common.operator_forms import choices, result_form
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 from .embeddings import iter_compute_label_embeddings
 
@@ -234,9 +234,7 @@ def _score_inputs(ctx, inputs):
         description="Label attribute with each label's per-class score vector (for hardness and "
         "margin), e.g. scores or logits for predictions imported from another model",
     )
-    kinds = types.Choices()
-    for kind in SCORES_KINDS:
-        kinds.add_choice(kind, label=kind)
+    kinds = choices(types.Choices(), SCORES_KINDS)
     inputs.enum(
         "scores_kind",
         kinds.values(),

@@ -20,6 +20,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..shared import app_context, queue_stats
+from ..shared.panel_config import grid_panel_config
 from . import core as label_map
 
 _COLOR_COLUMN = {"queue": "queue", "class": "label", "review": "review"}
@@ -58,15 +59,10 @@ class LabelMapPanel(foo.Panel):
 
     @property
     def config(self):
-        return foo.PanelConfig(
-            name="label_map",
-            label="Stoplight: label map",
-            icon="scatter_plot",
-            surfaces="grid",
-            help_markdown=(
-                "A 2-D map of the label embeddings. Lasso or box-select points to show those "
-                "labels in the grid; click a point to open its sample."
-            ),
+        return grid_panel_config(
+            "label_map", "Stoplight: label map", "scatter_plot",
+            "A 2-D map of the label embeddings. Lasso or box-select points to show those "
+            "labels in the grid; click a point to open its sample."
         )
 
     # -- App events ---------------------------------------------------------

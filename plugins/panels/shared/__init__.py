@@ -6,6 +6,7 @@
 - :mod:`.count_cache`: a whole dataset's counts and next yellow labels,
   stored while its samples are unchanged
 - :mod:`.crops`: small crops of labels, as data URLs
+- :mod:`.panel_config`: the config every panel shares
 """
 
 from .count_cache import count_labels_cached, forget_counts, label_cells_cached, next_yellow_cached

@@ -47,6 +47,7 @@ from ...review.pace import review_pace
 from ...triage.green_audit import apply_certificate, audit_green
 from ...common.fo_private import view_stages
 from ..shared import app_context, count_cache, crops, queue_stats
+from ..shared.panel_config import grid_panel_config
 from . import layout
 from .layout import CLASS_COLUMNS, NEXT_YELLOW
 from .panel_content import panel_data, panel_state
@@ -62,15 +63,10 @@ class VerificationQueues(foo.Panel):
 
     @property
     def config(self):
-        return foo.PanelConfig(
-            name="verification_queues",
-            label="Stoplight: verification queues",
-            icon="traffic",
-            surfaces="grid",
-            help_markdown=(
-                "Counts of auto-labels per triage queue and class. Click a queue, a class "
-                "cell or a bar to show exactly those labels; accept or reject them with the buttons."
-            ),
+        return grid_panel_config(
+            "verification_queues", "Stoplight: verification queues", "traffic",
+            "Counts of auto-labels per triage queue and class. Click a queue, a class "
+            "cell or a bar to show exactly those labels; accept or reject them with the buttons."
         )
 
     # -- App events ---------------------------------------------------------

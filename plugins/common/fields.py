@@ -18,3 +18,12 @@ def check_detections_field(sample_collection, field_name: str, param: str) -> No
             f"Parameter '{param}': field '{field_name}' must hold fo.Detections; "
             f"got {type(field).__name__}"
         )
+
+
+def check_other_detections_field(sample_collection, field_name: str, param: str, label_field: str) -> None:
+    """As :func:`check_detections_field`, for a field read beside
+    ``label_field`` (ground truth, a reference): it must also be another
+    field, since comparing labels with themselves would prove nothing."""
+    if field_name == label_field:
+        raise ValueError(f"Parameter '{param}' must differ from 'label_field'")
+    check_detections_field(sample_collection, field_name, param)

@@ -69,7 +69,7 @@ import functools
 import logging
 from typing import Callable, Iterator, Sequence
 
-from ..common.fields import check_detections_field
+from ..common.fields import check_detections_field, check_other_detections_field
 from ..common.limits import check_int
 from ..common.progress import Progress, sdk_function
 from ..common import label_attrs, provenance
@@ -299,9 +299,7 @@ def _check_params(
         raise ValueError(f"Parameter 'scores_kind' must be one of {SCORES_KINDS}; got {scores_kind!r}")
     check_detections_field(sample_collection, label_field, "label_field")
     if reference_field:
-        if reference_field == label_field:
-            raise ValueError("Parameter 'reference_field' must differ from 'label_field'")
-        check_detections_field(sample_collection, reference_field, "reference_field")
+        check_other_detections_field(sample_collection, reference_field, "reference_field", label_field)
     for f in consensus_fields:
         if f == label_field:
             raise ValueError("Parameter 'consensus_fields' must not contain 'label_field'")

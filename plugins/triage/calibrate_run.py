@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..common import provenance, temp_evals
-from ..common.fields import check_detections_field
+from ..common.fields import check_detections_field, check_other_detections_field
 from ..common.progress import Progress, sdk_function
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from . import calibration as cal_mod
@@ -191,9 +191,7 @@ def _check_params(sample_collection, label_field, gt_field, target_precision, co
         raise ValueError(f"Parameter 'calibration_key' must be a valid identifier; got {calibration_key!r}")
     check_detections_field(sample_collection, label_field, "label_field")
     if gt_field:
-        if gt_field == label_field:
-            raise ValueError("Parameter 'gt_field' must differ from 'label_field'")
-        check_detections_field(sample_collection, gt_field, "gt_field")
+        check_other_detections_field(sample_collection, gt_field, "gt_field", label_field)
     elif not use_reviews:
         raise ValueError("Give 'gt_field' (verified labels) or set 'use_reviews': nothing to calibrate on")
     if isinstance(signals, str):

@@ -31,13 +31,8 @@ def count_labels(sample_collection, label_field: str, parts: int | None = None) 
     The rows of :func:`...common.label_cells.label_cells` (one aggregation over
     the collection's pipeline, so views, label filters and App sidebar
     filters apply; concurrent ``_id`` ranges on a large whole dataset),
-    as counts (:func:`rows_from_cells`).
-
-    Args:
-        sample_collection: a dataset or view
-        label_field: a label list field, e.g. ``"autolabels"``
-        parts: concurrent ``_id`` ranges on a large whole dataset (default:
-            the machine's cores, at most 4; 1: one aggregation)
+    as counts (:func:`rows_from_cells`); the arguments are
+    :func:`...common.label_cells.label_cells`'s.
 
     Returns:
         rows ``{"label", "queue", "review", "bulk", "count"}``, ``queue``

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .backends._hf import check_size, resolve_checkpoint, save_checkpoint, seeded
+from .backends._hf import check_size, refused_pickle, resolve_checkpoint, save_checkpoint, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -474,12 +474,8 @@ def load_pretrained(checkpoint: str, model_class: str, processor_class: str, mod
     try:
         model = getattr(transformers, model_class).from_pretrained(checkpoint, config=config, **kwargs)
     except pickle.UnpicklingError as e:
-        reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
-        raise ValueError(
-            f"Parameter 'checkpoint': the weights of {checkpoint!r} are a pickle that references code, "
-            f"refused by weights_only loading (nothing was run): {reason.rstrip('.')}. "
-            "Use a checkpoint saved with safetensors"
-        ) from e
+        raise refused_pickle(e, f"Parameter 'checkpoint': the weights of {checkpoint!r}",
+                             "Use a checkpoint saved with safetensors") from e
     dtype = torch.float16 if fp16 else torch.float32
     return processor, model.to(device=device, dtype=dtype).eval()
 

@@ -216,6 +216,27 @@ def save_checkpoint(model, processor, directory: str) -> str:
     return os.path.abspath(directory)
 
 
+def refused_pickle(error: Exception, what: str, advice: str) -> ValueError:
+    """The error for weights that torch's ``weights_only`` loading refused.
+
+    Args:
+        error: the ``pickle.UnpicklingError`` raised by the loading
+        what: what was refused, e.g. ``"Parameter 'checkpoint': the weights
+            of 'x'"``
+        advice: the sentence that says what to use instead
+
+    Returns:
+        a ValueError (to raise ``from error``) that says nothing was run and
+        names the refused global
+    """
+    # torch's message ends with the refused global, e.g. posix.system
+    reason = " ".join(line for line in str(error).strip().splitlines()[-3:] if line)
+    return ValueError(
+        f"{what} are a pickle that references code, refused by weights_only loading (nothing was run): "
+        f"{reason.rstrip('.')}. {advice}"
+    )
+
+
 def check_size(size: str) -> None:
     """Refuses a random checkpoint ``size`` other than ``tiny`` or ``full``."""
     if size not in ("tiny", "full"):
@@ -342,13 +363,8 @@ class HFDetector(ZeroShotDetector):
             # pickled weights (pytorch_model.bin) load with weights_only=True
             model = model_cls.from_pretrained(checkpoint, config=config, **kwargs)
         except pickle.UnpicklingError as e:
-            # torch's message ends with the refused global, e.g. posix.system
-            reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
-            raise ValueError(
-                f"Parameter 'checkpoint': the weights of {checkpoint!r} are a pickle that "
-                "references code, refused by weights_only loading (nothing was run): "
-                f"{reason.rstrip('.')}. Use a checkpoint saved with safetensors"
-            ) from e
+            raise refused_pickle(e, f"Parameter 'checkpoint': the weights of {checkpoint!r}",
+                                 "Use a checkpoint saved with safetensors") from e
         dtype = torch.float16 if self.fp16 else torch.float32
         model = model.to(device=self.device, dtype=dtype).eval()
         return processor, model

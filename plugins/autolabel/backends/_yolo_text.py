@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._hf import refused_pickle
+
 #: inside a checkpoint directory: the ultralytics model and the text encoder
 MODEL_FILE = "model.pt"
 TEXT_ENCODER_DIR = "text_encoder"
@@ -193,12 +195,7 @@ class TextEncoder:
                 pretrained_text=False,
             )
         except pickle.UnpicklingError as e:
-            reason = " ".join(line for line in str(e).strip().splitlines()[-3:] if line)
-            raise ValueError(
-                f"Text encoder {name!r}: its weights are a pickle that references code, "
-                f"refused by weights_only loading (nothing was run): {reason.rstrip('.')}. "
-                "Use weights saved with safetensors"
-            ) from e
+            raise refused_pickle(e, f"Text encoder {name!r}: its weights", "Use weights saved with safetensors") from e
         if getattr(model, "visual", None) is not None:
             model.visual = None  # only the text tower is used: free its memory
         self.model = model.to(device).eval()

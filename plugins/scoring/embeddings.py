@@ -34,6 +34,7 @@ import numpy as np
 from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.progress import Progress, sdk_function
 from ..common import bulk, db_errors, label_attrs, provenance
+from ..common.fields import check_detections_field
 from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
 from ..common.ray_executor import RayExecutor, executor_from
@@ -76,15 +77,8 @@ def write_embeddings(
 
 
 def _check_label_field(sample_collection, label_field: str) -> None:
-    import fiftyone as fo
-
-    field = sample_collection.get_field(label_field)
-    if field is None:
-        raise ValueError(f"Field '{label_field}' does not exist on this collection")
-    if getattr(field, "document_type", None) is not fo.Detections:
-        raise ValueError(
-            f"Field '{label_field}' must hold fo.Detections; got {type(field).__name__}"
-        )
+    # the one check of a detections field, naming the parameter as every run does
+    check_detections_field(sample_collection, label_field, "label_field")
 
 
 def iter_compute_label_embeddings(

@@ -73,6 +73,18 @@ def is_patches(sample_collection) -> bool:
     return sample_collection._is_patches
 
 
+def is_generated(dataset) -> bool:
+    """Whether the dataset was generated from another (patches, frames,
+    clips): ``_is_generated``, read as False where a collection lacks it."""
+    return getattr(dataset, "_is_generated", False)
+
+
+def stage_objects(view) -> list:
+    """A view's ``ViewStage`` objects, in order (empty for a dataset's bare
+    view): ``DatasetView._stages``."""
+    return view._stages
+
+
 def view_stages(view, include_uuids: bool = False) -> list[dict]:
     """A view's stages as JSON-ready dicts (what FiftyOne stores for saved
     views); without uuids, equal views give equal lists: ``_serialize``."""

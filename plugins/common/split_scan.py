@@ -43,11 +43,11 @@ def whole_dataset(sample_collection):
 
     if isinstance(sample_collection, fod.Dataset):
         dataset = sample_collection
-    elif type(sample_collection) is fov.DatasetView and not sample_collection._stages:
+    elif type(sample_collection) is fov.DatasetView and not fo_private.stage_objects(sample_collection):
         dataset = fo_private.view_dataset(sample_collection)
     else:
         return None
-    if dataset.media_type == "group" or getattr(dataset, "_is_generated", False):
+    if dataset.media_type == "group" or fo_private.is_generated(dataset):
         return None
     return dataset
 
@@ -71,7 +71,7 @@ def splittable(sample_collection):
         return dataset
     if type(sample_collection) is not fov.DatasetView:
         return None
-    if any(type(stage).__name__ not in PER_SAMPLE_STAGES for stage in sample_collection._stages):
+    if any(type(stage).__name__ not in PER_SAMPLE_STAGES for stage in fo_private.stage_objects(sample_collection)):
         return None
     return whole_dataset(fo_private.view_dataset(sample_collection))
 

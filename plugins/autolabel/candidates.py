@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common import fo_private
 from ..common.box_match import unmatched
 from ..common.field_owner import candidates_info, candidates_label_field
 from ..common.label_vocab import CANDIDATE_SOURCE_ATTR, DEFAULT_LABEL_FIELD, MISSING_QUEUE, candidates_field as default_field
@@ -74,7 +75,7 @@ def _add_unmatched(view, source_field, label_field, candidates_field, iou, class
 
     from ..common.bulk import DB_NOW, declare_field
 
-    dataset = view._root_dataset
+    dataset = fo_private.root_dataset(view)
     candidates_field = candidates_field or default_field(label_field)
     for name, field in (("source_field", source_field), ("label_field", label_field)):
         _check_detections(dataset, field, name)
@@ -124,7 +125,7 @@ def _add_unmatched(view, source_field, label_field, candidates_field, iou, class
                                  {"$set": {candidates_field: {"_cls": "Detections", "detections": docs}},
                                   **DB_NOW}))
     if ops:
-        dataset._bulk_write(ops, ids=written)
+        fo_private.bulk_write(dataset, ops, ids=written)
     return dict(candidates_field=candidates_field, num_candidates=n_added, num_samples=len(ops))
 
 
@@ -145,7 +146,7 @@ def _has_list(dataset, field: str, sid: str) -> bool:
     with an empty list): then candidates are appended, else it is set."""
     from bson import ObjectId
 
-    doc = dataset._sample_collection.find_one({"_id": ObjectId(sid)}, {field: 1})
+    doc = fo_private.sample_collection(dataset).find_one({"_id": ObjectId(sid)}, {field: 1})
     return isinstance((doc or {}).get(field), dict)
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
-from ..common import bulk, db_errors
+from ..common import bulk, db_errors, fo_private
 from .batches import write_labels
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class LabelWriter:
                 raise db_errors.unavailable(
                     e,
                     f"writing the labels of {len(docs)} samples to field '{self.label_field}' "
-                    f"of dataset '{self.sample_collection._dataset.name}'",
+                    f"of dataset '{fo_private.view_dataset(self.sample_collection).name}'",
                     RESUME_HINT.format(written=self.num_written),
                 ) from e
             if len(docs) == 1:

@@ -18,7 +18,7 @@ import logging
 import os
 from typing import Iterator, Mapping, Sequence
 
-from ..common import bulk, provenance
+from ..common import bulk, fo_private, provenance
 from ..common import db_errors, heartbeats
 from ..common.field_owner import candidates_info, check_field_claim, mark_field, purpose_info
 from ..common.label_vocab import DEFAULT_LABEL_FIELD, candidates_field as candidates_field_name
@@ -243,7 +243,7 @@ def _label_images(
     if sample_collection.media_type != "image":
         raise ValueError(
             f"zero_shot_detect works on image and video datasets; "
-            f"'{sample_collection._dataset.name}' has media type "
+            f"'{fo_private.view_dataset(sample_collection).name}' has media type "
             f"{sample_collection.media_type!r}"
         )
     _claim_fields(sample_collection, s)
@@ -275,14 +275,15 @@ def _claim_fields(sample_collection, s: ImageRunSettings) -> None:
     # the field since this dataset object was loaded. With the stale schema
     # every sample would look unlabeled, and a resume would relabel them all,
     # replacing the labels (and reviews) stored meanwhile.
-    sample_collection._dataset.reload()
+    dataset = fo_private.view_dataset(sample_collection)
+    dataset.reload()
     validate_label_field(sample_collection, s.label_field)
     # never into a field of someone else's labels (e.g. ground_truth)
     # unless the caller takes it over explicitly
-    check_field_claim(sample_collection._dataset, s.label_field, "autolabels", s.adopt_field, "label_field")
+    check_field_claim(dataset, s.label_field, "autolabels", s.adopt_field, "label_field")
     if s.candidates_field is not None:
         validate_label_field(sample_collection, s.candidates_field)
-        check_field_claim(sample_collection._dataset, s.candidates_field, "candidates", s.adopt_field,
+        check_field_claim(dataset, s.candidates_field, "candidates", s.adopt_field,
                           "candidates_field")
 
 
@@ -303,7 +304,7 @@ def _label_here(sample_collection, todo, ids, paths, total_target, s: ImageRunSe
     if detector is None:
         detector = load_detector(**model)
     detector.set_prompts(list(s.onto.prompts))
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     run_key = s.run_key or provenance.new_run_key(s.label_field)
     skipped = total_target - len(ids)
     record = _start_record(dataset, run_key, detector, s, total_target, skipped) if s.record_run else None
@@ -472,7 +473,7 @@ def _detect_video(sample_collection, onto, backend, checkpoint, device, fp16, ba
     from .models import load_detector
     from .video_detect import claim_video_field, iter_zero_shot_detect_video
 
-    sample_collection._dataset.reload()
+    fo_private.view_dataset(sample_collection).reload()
     # before the model loads: a refused field costs no loading time
     claim_video_field(sample_collection, params["label_field"], params["adopt_field"])
     if detector is None:

@@ -26,7 +26,7 @@ import logging
 import time
 from typing import Any, Iterator, Sequence
 
-from ..common import bulk, db_errors, provenance
+from ..common import bulk, db_errors, fo_private, provenance
 from ..common.progress import Progress
 from ..common.ray_executor import RayExecutor, RayJob, RayRun, RayRunError, run_facts, worker_module
 from .backends import get_backend
@@ -190,7 +190,7 @@ def iter_label_on_ray(
     """
     import fiftyone as fo
 
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     field = settings["label_field"]
     backend_cls = get_backend(settings["backend"])
     onto = Ontology.from_params(ontology=settings["ontology"])

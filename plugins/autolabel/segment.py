@@ -49,7 +49,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.kept_labels import check_include, is_kept
 from ..common.masks import box_pixel_bounds, mask_to_mongo, resize_crop
 from ..common.prefetch import prefetch
@@ -130,12 +130,12 @@ def select_targets(sample_collection, label_field: str, include: str = "accepted
     """
     from fiftyone import ViewField as F
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     view = sample_collection
     if label_ids is not None:
         wanted = list(dict.fromkeys(str(i) for i in label_ids))
         view = dataset.select_labels(ids=wanted, fields=label_field)
-    elif sample_collection._is_patches:
+    elif fo_private.is_patches(sample_collection):
         ids = sample_collection.values(f"{label_field}.id")
         view = dataset.select_labels(ids=[i for i in ids if i], fields=label_field)
     lp = f"{label_field}.detections"
@@ -218,7 +218,7 @@ def write_masks(dataset, label_field: str, rows: Sequence[tuple[str, str, list, 
     # boxes as stored now: a label corrected since its mask was computed is
     # counted (the array filter below would skip it anyway, race-free)
     current = {}
-    for doc in dataset._sample_collection.find({"_id": {"$in": [ObjectId(s) for s in by_sample]}},
+    for doc in fo_private.sample_collection(dataset).find({"_id": {"$in": [ObjectId(s) for s in by_sample]}},
                                                {f"{lp}._id": 1, f"{lp}.bounding_box": 1}):
         for lab in (doc.get(label_field) or {}).get("detections") or []:
             current[str(lab["_id"])] = lab.get("bounding_box")
@@ -234,7 +234,7 @@ def write_masks(dataset, label_field: str, rows: Sequence[tuple[str, str, list, 
             update[f"{lp}.$[m{j}].mask_iou"] = float(iou)
             update[f"{lp}.$[m{j}].mask_stability"] = float(stab)
         ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": update}, array_filters=filters))
-    dataset._bulk_write(ops, ids=list(by_sample))
+    fo_private.bulk_write(dataset, ops, ids=list(by_sample))
     return changed
 
 
@@ -255,7 +255,7 @@ def _check(sample_collection, label_field, batch_size, write_every, num_workers)
             f"segment_labels works on image labels; the view has media type {sample_collection.media_type!r} "
             "(video tracks get their masks from track_labels)"
         )
-    check_detections_field(sample_collection._root_dataset, label_field, "label_field")
+    check_detections_field(fo_private.root_dataset(sample_collection), label_field, "label_field")
     for name, value in (("batch_size", batch_size), ("write_every", write_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Parameter '{name}' must be a positive integer; got {value!r}")
@@ -334,7 +334,7 @@ def iter_segment_labels(
     _check(sample_collection, label_field, batch_size, write_every, num_workers)
     if label_ids is None:
         check_include(include)
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     dataset.reload()  # another process may have written masks meanwhile
     targets, counts = select_targets(sample_collection, label_field, include, label_ids, overwrite)
     if segmenter is None:

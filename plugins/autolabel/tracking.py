@@ -47,7 +47,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.field_owner import check_field_claim, mark_field, purpose_info
 from ..common.kept_labels import HUMAN_DECISIONS, check_include, is_kept
 from ..common.masks import crop_mask, mask_to_mongo
@@ -341,7 +341,7 @@ def iter_track_labels(
     _check(sample_collection, frame_step, link_iou, max_area_ratio, max_shift)
     if label_ids is None:
         check_include(include)
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     dataset.reload()
     field = frame_field_name(sample_collection, label_field)
     out_field = frame_field_name(sample_collection, track_field)

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Iterator
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.field_owner import check_field_claim, mark_field, purpose_info
 from ..common.kept_labels import HUMAN_DECISIONS
 from ..common.prefetch import prefetch
@@ -118,7 +118,7 @@ def claim_video_field(sample_collection, label_field: str, adopt_field: bool) ->
             (e.g. a person's ``frames.detections``) without ``adopt_field``
     """
     field = frame_field_name(sample_collection, label_field)
-    check_field_claim(sample_collection._root_dataset, f"frames.{field}", "autolabels", adopt_field,
+    check_field_claim(fo_private.root_dataset(sample_collection), f"frames.{field}", "autolabels", adopt_field,
                       "label_field")
     return field
 
@@ -139,7 +139,7 @@ def iter_zero_shot_detect_video(
 
     if not isinstance(frame_step, int) or isinstance(frame_step, bool) or frame_step < 1:
         raise ValueError(f"Parameter 'frame_step' must be a positive integer; got {frame_step!r}")
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     field = claim_video_field(sample_collection, label_field, adopt_field)
     declare_frame_field(dataset, field, {CLASS_SCORES_ATTR: (fo.ListField, fo.FloatField)},
                         info=purpose_info("autolabels"))

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..common.fo_private import dataset_id
+from ..common import fo_private
 
 
 class VideoReadError(Exception):
@@ -138,7 +138,7 @@ def labeled_frames(dataset, sample_id: str, field: str) -> dict[int, list[dict]]
 
     out = {}
     query = {"_sample_id": ObjectId(sample_id), field: {"$type": "object"}}
-    for doc in dataset._frame_collection.find(query, {"frame_number": 1, field: 1}):
+    for doc in fo_private.frame_collection(dataset).find(query, {"frame_number": 1, field: 1}):
         out[int(doc["frame_number"])] = (doc.get(field) or {}).get("detections") or []
     return out
 
@@ -166,7 +166,7 @@ def write_frame_labels(dataset, field: str, docs: Mapping[tuple[str, int], list[
     if not docs:
         return
     now = datetime.datetime.utcnow()  # FiftyOne stores naive UTC
-    oid = ObjectId(dataset_id(dataset))
+    oid = ObjectId(fo_private.dataset_id(dataset))
     ops = []
     for (sid, number), labels in docs.items():
         new = {"$literal": list(labels)}
@@ -182,10 +182,10 @@ def write_frame_labels(dataset, field: str, docs: Mapping[tuple[str, int], list[
             "_dataset_id": {"$ifNull": ["$_dataset_id", oid]},
         }}]
         ops.append(UpdateOne({"_sample_id": ObjectId(sid), "frame_number": int(number)}, update, upsert=True))
-    dataset._bulk_write(ops, frames=True)
+    fo_private.bulk_write(dataset, ops, frames=True)
     # the videos changed too (FiftyOne stamps samples whose frames it saves)
     sids = list({ObjectId(s) for s, _ in docs})
-    dataset._sample_collection.update_many({"_id": {"$in": sids}}, {"$set": {"last_modified_at": now}})
+    fo_private.sample_collection(dataset).update_many({"_id": {"$in": sids}}, {"$set": {"last_modified_at": now}})
 
 
 def frame_label_ids(dataset, sample_ids: Sequence[str], field: str) -> list[str]:
@@ -194,6 +194,6 @@ def frame_label_ids(dataset, sample_ids: Sequence[str], field: str) -> list[str]
 
     out = []
     query = {"_sample_id": {"$in": [ObjectId(s) for s in sample_ids]}, field: {"$type": "object"}}
-    for doc in dataset._frame_collection.find(query, {f"{field}.detections._id": 1}):
+    for doc in fo_private.frame_collection(dataset).find(query, {f"{field}.detections._id": 1}):
         out.extend(str(d["_id"]) for d in (doc.get(field) or {}).get("detections") or [])
     return out

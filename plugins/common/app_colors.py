@@ -13,6 +13,7 @@ is respected.
 
 from __future__ import annotations
 
+from . import fo_private
 from .label_vocab import QUEUE_COLORS
 
 
@@ -38,7 +39,7 @@ def set_queue_colors(dataset, label_field: str) -> bool:
     """
     import fiftyone as fo
 
-    dataset = dataset._root_dataset
+    dataset = fo_private.root_dataset(dataset)
     scheme = dataset.app_config.color_scheme
     fields = [dict(f) for f in (scheme.fields or [])] if scheme is not None else []
     entry = queue_color_entry(label_field)

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
+from . import fo_private
+
 #: per-label fields of an entry's ``before``/``after`` state
 STATE_KEYS = ("review", "reviewed_by", "reviewed_at", "review_action", "review_bulk")
 
@@ -65,7 +67,7 @@ def _db():
 
 
 def _prefix(dataset) -> str:
-    return f"stoplight_review.{dataset._root_dataset._sample_collection_name}"
+    return f"stoplight_review.{fo_private.sample_collection_name(fo_private.root_dataset(dataset))}"
 
 
 def entries_collection(dataset):
@@ -95,7 +97,7 @@ def next_action_id(dataset) -> int:
     from pymongo import ReturnDocument
 
     doc = _db()[_COUNTERS].find_one_and_update(
-        {"_id": dataset._root_dataset._sample_collection_name},
+        {"_id": fo_private.sample_collection_name(fo_private.root_dataset(dataset))},
         {"$inc": {"seq": 1}},
         upsert=True,
         return_document=ReturnDocument.AFTER,
@@ -223,7 +225,7 @@ def delete_log(dataset) -> None:
     db = _db()
     for suffix in SUFFIXES:
         db.drop_collection(f"{_prefix(dataset)}.{suffix}")
-    db[_COUNTERS].delete_one({"_id": dataset._root_dataset._sample_collection_name})
+    db[_COUNTERS].delete_one({"_id": fo_private.sample_collection_name(fo_private.root_dataset(dataset))})
 
 
 def delete_orphan_logs() -> list[str]:

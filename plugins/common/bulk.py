@@ -33,6 +33,7 @@ import struct
 import time
 from typing import Iterator, Mapping, Sequence
 
+from . import fo_private
 from .label_attrs import check_writable
 
 
@@ -85,16 +86,15 @@ def new_object_ids(n: int) -> list:
 
 
 def _bulk_write(sample_collection, ops: list, ids: list) -> int:
-    """``dataset._bulk_write`` in one batch: FiftyOne's ``bulk_write``
+    """FiftyOne's ``Dataset._bulk_write`` in one batch: its ``bulk_write``
     (unordered; a refused operation raises ``ValueError`` with MongoDB's
     message) with ``batcher=False``, then the reload of in-memory samples.
     Returns the number of documents the operations' filters matched."""
     import fiftyone.core.odm as foo
-    import fiftyone.core.sample as fos
 
-    dataset = sample_collection._dataset
-    results = foo.bulk_write(ops, dataset._sample_collection, ordered=False, batcher=False)
-    fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=ids)
+    dataset = fo_private.view_dataset(sample_collection)
+    results = foo.bulk_write(ops, fo_private.sample_collection(dataset), ordered=False, batcher=False)
+    fo_private.reload_sample_docs(dataset, ids)
     return sum(r.matched_count for r in results)
 
 
@@ -236,8 +236,8 @@ def read_label_vectors(
 
     parts = list_path.split(".")
     stages = [{"$project": {f"{list_path}._id": 1, f"{list_path}.{attr}": 1}}]
-    pipeline = sample_collection._pipeline(pipeline=stages)
-    coll = sample_collection._dataset._sample_collection
+    pipeline = fo_private.view_pipeline(sample_collection, stages)
+    coll = fo_private.sample_collection(fo_private.view_dataset(sample_collection))
     sample_ids: list[str] = []
     label_ids: list[str] = []
     chunks = []

@@ -20,6 +20,7 @@ unedited).
 
 from __future__ import annotations
 
+from . import fo_private
 from .label_vocab import LOGGED_ATTRS, TOOLTIP_FIRST
 
 #: label documents' first keys, in this order
@@ -66,7 +67,7 @@ def prepare_label_docs(dataset, list_path: str, sample_ids=None) -> int:
         "last_modified_at": "$$NOW",
     }}]
     base = {list_path: {"$elemMatch": {LOGGED_ATTRS[1]: {"$exists": False}}}}
-    coll = dataset._sample_collection
+    coll = fo_private.sample_collection(dataset)
     if sample_ids is None:
         return coll.update_many(base, update).modified_count
     oids = list(dict.fromkeys(ObjectId(str(s)) for s in sample_ids))

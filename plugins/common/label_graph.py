@@ -34,6 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import fo_private
+
 #: neighbours kept per label
 DEFAULT_K = 10
 #: largest P(correct) difference of an edge
@@ -48,7 +50,7 @@ def graph_collection(dataset):
     label field)."""
     import fiftyone.core.odm.database as fod
 
-    name = f"stoplight_review.{dataset._root_dataset._sample_collection_name}.graph"
+    name = f"stoplight_review.{fo_private.sample_collection_name(fo_private.root_dataset(dataset))}.graph"
     coll = fod.get_db_conn()[name]
     coll.create_index([("f", 1)])
     return coll

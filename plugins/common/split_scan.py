@@ -23,6 +23,8 @@ import threading
 
 import pymongo.errors
 
+from . import fo_private
+
 #: datasets with fewer samples run one aggregation (~0.1 s at 20k samples)
 MIN_SAMPLES = 20_000
 #: at most this many concurrent range aggregations
@@ -41,11 +43,11 @@ def whole_dataset(sample_collection):
 
     if isinstance(sample_collection, fod.Dataset):
         dataset = sample_collection
-    elif type(sample_collection) is fov.DatasetView and not sample_collection._stages:
-        dataset = sample_collection._dataset
+    elif type(sample_collection) is fov.DatasetView and not fo_private.stage_objects(sample_collection):
+        dataset = fo_private.view_dataset(sample_collection)
     else:
         return None
-    if dataset.media_type == "group" or getattr(dataset, "_is_generated", False):
+    if dataset.media_type == "group" or fo_private.is_generated(dataset):
         return None
     return dataset
 
@@ -69,9 +71,9 @@ def splittable(sample_collection):
         return dataset
     if type(sample_collection) is not fov.DatasetView:
         return None
-    if any(type(stage).__name__ not in PER_SAMPLE_STAGES for stage in sample_collection._stages):
+    if any(type(stage).__name__ not in PER_SAMPLE_STAGES for stage in fo_private.stage_objects(sample_collection)):
         return None
-    return whole_dataset(sample_collection._dataset)
+    return whole_dataset(fo_private.view_dataset(sample_collection))
 
 
 def default_parts() -> int:
@@ -90,7 +92,7 @@ def id_cuts(dataset, parts: int) -> list:
     """The ``parts - 1`` sample ids that cut the dataset's ``_id`` order into
     ``parts`` ranges of about equal size (fewer when there are fewer
     samples). One walk of the ``_id`` index: ~10 ms per 100k samples."""
-    coll = dataset._sample_collection
+    coll = fo_private.sample_collection(dataset)
     n = coll.estimated_document_count()
     cuts: list = []
     done = 0
@@ -127,8 +129,8 @@ def map_ranges(sample_collection, pipeline: list[dict], matches: list[dict]) -> 
     """The results of ``pipeline`` on each ``_id`` range of
     ``sample_collection`` (:func:`splittable`; ``matches`` from
     :func:`range_matches`), run concurrently, in order."""
-    coll = sample_collection._dataset._sample_collection
-    view_stages = sample_collection._pipeline()
+    coll = fo_private.sample_collection(fo_private.view_dataset(sample_collection))
+    view_stages = fo_private.view_pipeline(sample_collection)
 
     def run(match):
         return list(coll.aggregate([{"$match": match}, *view_stages, *pipeline], allowDiskUse=True))
@@ -156,16 +158,16 @@ def aggregate(sample_collection, pipeline: list[dict], parts: int | None = None)
     if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
         raise ValueError(f"Parameter 'parts' must be an integer >= 1; got {parts!r}")
     dataset = splittable(sample_collection) if parts > 1 else None
-    if dataset is None or dataset._sample_collection.estimated_document_count() < MIN_SAMPLES:
-        return list(sample_collection._aggregate(pipeline=pipeline))
+    if dataset is None or fo_private.sample_collection(dataset).estimated_document_count() < MIN_SAMPLES:
+        return list(fo_private.aggregate_view(sample_collection, pipeline))
     ranges = id_ranges(dataset, parts)
     if len(ranges) == 1:
-        return list(sample_collection._aggregate(pipeline=pipeline))
+        return list(fo_private.aggregate_view(sample_collection, pipeline))
     try:
         return [row for part in map_ranges(sample_collection, pipeline, ranges) for row in part]
     except pymongo.errors.OperationFailure:
         # a stage MongoDB wants first ($text in a match): one aggregation
-        return list(sample_collection._aggregate(pipeline=pipeline))
+        return list(fo_private.aggregate_view(sample_collection, pipeline))
 
 
 def executor() -> concurrent.futures.ThreadPoolExecutor:

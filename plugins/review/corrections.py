@@ -57,7 +57,7 @@ from typing import Sequence
 from ..common.identity import as_identity
 from ..common.label_docs import prepare_label_docs
 from ..common.label_vocab import AUTO_LABEL_ATTR, BULK_ATTR, LOGGED_ATTRS
-from ..common import audit
+from ..common import audit, fo_private
 from . import decisions
 
 #: the user recorded on edits found by :func:`sync_label_edits`
@@ -138,7 +138,7 @@ def correct_label(
     """
     import fiftyone as fo
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     list_path = decisions.label_list_path(dataset, label_field)
     if label is None and bounding_box is None:
         raise ValueError("Give the right class ('label') and/or box ('bounding_box') to correct a label")
@@ -218,7 +218,7 @@ def sync_label_edits(sample_collection, label_field: str, sample_ids: Sequence[s
     """
     from bson import ObjectId
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     list_path = decisions.label_list_path(dataset, label_field)
     out = dict(num_corrected=0, num_snapshotted=0, action_id=None, label_ids=[])
     if sample_ids is not None and len(sample_ids) > MAX_LISTED_SAMPLES:
@@ -293,7 +293,7 @@ def _scan(dataset, list_path: str, match: dict) -> tuple[list, list]:
         {"$project": {"u": 1, **{f"e.{k}": 1 for k in keep}}},
     ]
     edits, missing = [], []
-    for doc in dataset._sample_collection.aggregate(pipeline, allowDiskUse=True):
+    for doc in fo_private.sample_collection(dataset).aggregate(pipeline, allowDiskUse=True):
         if doc.get("u"):
             missing.append(doc["_id"])
         edits.extend((doc["_id"], lab) for lab in doc.get("e") or [])
@@ -307,10 +307,12 @@ def _snapshot(dataset, list_path: str, sample_oids: list) -> int:
 
 
 def _watermark(dataset, label_field: str):
-    doc = audit.counters().find_one({"_id": dataset._root_dataset._sample_collection_name}, {"edits_since": 1})
+    key = fo_private.sample_collection_name(fo_private.root_dataset(dataset))
+    doc = audit.counters().find_one({"_id": key}, {"edits_since": 1})
     return ((doc or {}).get("edits_since") or {}).get(label_field)
 
 
 def _set_watermark(dataset, label_field: str, when) -> None:
-    audit.counters().update_one({"_id": dataset._root_dataset._sample_collection_name},
+    key = fo_private.sample_collection_name(fo_private.root_dataset(dataset))
+    audit.counters().update_one({"_id": key},
                                 {"$set": {f"edits_since.{label_field}": when}}, upsert=True)

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from ..common import audit
+from ..common import audit, fo_private
 from ..common.identity import Identity, as_identity
 from ..common.label_vocab import BULK_ATTR, HUMAN_DECISIONS, QUEUES, is_decided
 from .follow_up import log_app_edits, rerank_near_answers
@@ -84,7 +84,7 @@ __all__ = [
 def decided_label_ids(sample_collection, label_field: str) -> list[str]:
     """Ids of the labels of ``label_field`` in the collection that a human
     accepted or rejected (those the triage must not override)."""
-    label_list_path(sample_collection._root_dataset, label_field)  # validates
+    label_list_path(fo_private.root_dataset(sample_collection), label_field)  # validates
     ids, review = _collection_values(sample_collection, label_field, ["id", "review"])
     return [i for i, r in zip(ids, review) if r in HUMAN_DECISIONS]
 
@@ -177,7 +177,7 @@ def review_labels(
                                                       queue, label)
     who = as_identity(user)
     bulk = not label_ids if bulk is None else bool(bulk)
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     current = _read_candidates(sample_collection, label_field, list_path, label_ids, sample_ids)
     rows, protected = [], []
     for lid, info in current.items():
@@ -226,7 +226,7 @@ def _check_request(sample_collection, label_field: str, action: str, label_ids, 
     if queue is not None and queue not in QUEUES:
         raise ValueError(f"Parameter 'queue' must be one of {QUEUES}; got {queue!r}")
     # the dataset's field, also when the view is a patches view
-    list_path = label_list_path(sample_collection._root_dataset, label_field, allow_frames=True)
+    list_path = label_list_path(fo_private.root_dataset(sample_collection), label_field, allow_frames=True)
     label_ids = _unique(label_ids)
     sample_ids = _unique(sample_ids)
     if frame_path(list_path) and not label_ids:
@@ -245,7 +245,7 @@ def _read_candidates(sample_collection, label_field: str, list_path: str, label_
                      sample_ids: list[str]) -> dict[str, dict]:
     """The current state of the labels chosen by id, by sample, or every
     label of the collection (see :func:`.label_states.read_label_states`)."""
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     if label_ids:
         candidates = label_ids
     else:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ..common import bulk, provenance
+from ..common import bulk, fo_private, provenance
 from ..common.label_vocab import KEPT_DECISIONS
 from .corrections import sync_label_edits
 from ..common.field_owner import check_field_claim, mark_field, purpose_info
@@ -105,7 +105,7 @@ def finalize_labels(
     """
     import fiftyone as fo
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     list_path = label_list_path(dataset, label_field)
     if dataset.get_field(label_field).document_type is not fo.Detections:
         raise ValueError(f"Field {label_field!r} must be an fo.Detections field to finalize")
@@ -123,7 +123,7 @@ def finalize_labels(
     # only ours, or one the caller explicitly takes over
     check_field_claim(dataset, final_field, "final", adopt_field, "final_field")
 
-    if sample_collection._is_patches:
+    if fo_private.is_patches(sample_collection):
         sample_ids = list(dict.fromkeys(sample_collection.values("sample_id")))
     else:
         sample_ids = sample_collection.values("id")
@@ -168,7 +168,7 @@ def _final_docs(dataset, list_path, final_field, sample_ids, include_green, summ
     # too); `_cls` tells an empty Detections from a missing one
     projection = {f"{field}._cls": 1, f"{list_path}._id": 1, **{f"{list_path}.{k}": 1 for k in keys}}
     docs = {}
-    cursor = dataset._sample_collection.find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
+    cursor = fo_private.sample_collection(dataset).find({"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, projection)
     for doc in cursor:
         src = doc.get(field)
         if not src:

@@ -63,7 +63,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.identity import as_identity
 from .decisions import HUMAN_DECISIONS, QUEUES, label_list_path
 from .handoff_answers import DEFAULT_MOVE_TOLERANCE, load_review_answers
@@ -132,7 +132,7 @@ def send_for_review(
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     label_list_path(dataset, label_field)  # validates the field
     if dataset.get_field(label_field).document_type is not fo.Detections:
         raise ValueError(f"Field {label_field!r} must be an fo.Detections field to send it for review")

@@ -14,7 +14,7 @@ import datetime
 import hashlib
 from typing import Any
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.identity import Identity, as_identity
 from ..common.label_vocab import HUMAN_DECISIONS
 from . import decisions
@@ -91,7 +91,7 @@ def load_review_answers(
         ValueError: for an unknown ``anno_key``, one not sent by
             :func:`.handoff.send_for_review`, or bad fields or tolerance
     """
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     run = _open_handoff(dataset, anno_key)
     label_field, backend = run["label_field"], run["backend"]
     who = as_identity(user) if user else Identity(f"{backend}:{anno_key}", "annotation-tool")

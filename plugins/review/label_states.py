@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Sequence
 
-from ..common import audit
+from ..common import audit, fo_private
 from ..common.bulk import DB_NOW
 from ..common.identity import Identity, as_identity
 from ..common.label_vocab import AUTO_LABEL_ATTR, BULK_ATTR, HUMAN_DECISIONS, LOGGED_ATTRS
@@ -77,7 +77,7 @@ def label_list_path(sample_collection, label_field: str, allow_frames: bool = Fa
         fields = sorted(sample_collection.get_field_schema(embedded_doc_type=fo.Label))
         raise ValueError(
             f"Unknown label field {label_field!r} on dataset "
-            f"'{sample_collection._root_dataset.name}'; label fields: {fields}"
+            f"'{fo_private.root_dataset(sample_collection).name}'; label fields: {fields}"
         )
     list_name = getattr(getattr(field, "document_type", None), "_LABEL_LIST_FIELD", None)
     if list_name is None:
@@ -127,9 +127,9 @@ def read_label_states(dataset, list_path: str, label_ids: Sequence[str]) -> dict
         except (InvalidId, TypeError):
             raise ValueError(f"Invalid label id {i!r}") from None
     keys = ("label", "bounding_box", AUTO_LABEL_ATTR, "queue", "p_correct", *audit.STATE_KEYS)
-    coll = dataset._sample_collection
+    coll = fo_private.sample_collection(dataset)
     if frame_path(list_path):  # the "sample" is the label's frame document
-        list_path, coll = frame_path(list_path), dataset._frame_collection
+        list_path, coll = frame_path(list_path), fo_private.frame_collection(dataset)
     projection = {f"{list_path}._id": 1, **{f"{list_path}.{k}": 1 for k in keys}}
     field, list_name = list_path.split(".")
     wanted = set(map(str, label_ids))
@@ -272,9 +272,9 @@ def write_label_states(dataset, list_path: str, rows: Sequence[tuple[str, str, d
     if not ops:
         return set()
     if frames:
-        dataset._bulk_write(ops, frames=True)
+        fo_private.bulk_write(dataset, ops, frames=True)
     else:
-        dataset._bulk_write(ops, ids=list(by_sample))
+        fo_private.bulk_write(dataset, ops, ids=list(by_sample))
     lost = _lost_races(dataset, list_path, [lid for _, lid, _, _ in rows], action_id)
     if lost:
         audit.mark_conflicts(dataset, action_id, sorted(lost))
@@ -292,7 +292,7 @@ def _lost_races(dataset, list_path: str, label_ids: Sequence[str], action_id: in
     from bson import ObjectId
 
     frames = frame_path(list_path) is not None
-    coll = dataset._frame_collection if frames else dataset._sample_collection
+    coll = fo_private.frame_collection(dataset) if frames else fo_private.sample_collection(dataset)
     if frames:
         list_path = frame_path(list_path)
     field, list_name = list_path.split(".")

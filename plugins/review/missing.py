@@ -39,7 +39,7 @@ from ..common.bulk import DB_NOW
 from ..common.field_owner import candidates_label_field
 from ..common.identity import Identity, as_identity
 from ..common.label_vocab import ADDED_FROM_ATTR, BULK_ATTR, HUMAN_DECISIONS, LOGGED_ATTRS
-from ..common import audit
+from ..common import audit, fo_private
 from . import decisions
 
 #: candidate attributes copied onto the label it becomes
@@ -89,7 +89,7 @@ def add_missing(sample_collection, candidates_field: str, label_ids: Iterable[st
     """
     from bson import ObjectId
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     label_field = label_field_of(dataset, candidates_field)
     cand_path = decisions.label_list_path(dataset, candidates_field)
     label_path = decisions.label_list_path(dataset, label_field)
@@ -149,7 +149,7 @@ def dismiss_missing(sample_collection, candidates_field: str, label_ids: Iterabl
     Returns:
         the summary of :func:`.decisions.review_labels`
     """
-    label_field_of(sample_collection._root_dataset, candidates_field)  # a candidates field
+    label_field_of(fo_private.root_dataset(sample_collection), candidates_field)  # a candidates field
     return decisions.review_labels(sample_collection, candidates_field, "reject", label_ids=_ids(label_ids),
                                    user=user, propagate=False, protect="all")
 
@@ -179,7 +179,7 @@ def undo_add(dataset, target: dict, who: Identity) -> dict:
     header["_id"] = header.pop("action_id")
     audit.append(dataset, header, decisions.log_entries(common, changes))
     lost = []
-    coll = dataset._sample_collection
+    coll = fo_private.sample_collection(dataset)
     for sid, cid, _, after in changes:
         added = ObjectId(after["removed_label_id"])
         query = {"_id": ObjectId(sid),
@@ -204,7 +204,7 @@ def _write_add(dataset, cand_path: str, label_path: str, sid: str, cid: str, exp
     (None also matches a missing one). Whether it was written."""
     from bson import ObjectId
 
-    coll = dataset._sample_collection
+    coll = fo_private.sample_collection(dataset)
     field = label_path.split(".")[0]
     # a sample without labels holds None in the field: give it an empty list
     # first (harmless if the add then loses its race)
@@ -221,7 +221,7 @@ def _candidate_docs(dataset, cand_path: str, ids) -> dict[str, dict]:
     field, list_name = cand_path.split(".")
     out = {}
     oids = [ObjectId(i) for i in ids]
-    for doc in dataset._sample_collection.find({f"{cand_path}._id": {"$in": oids}}, {cand_path: 1}):
+    for doc in fo_private.sample_collection(dataset).find({f"{cand_path}._id": {"$in": oids}}, {cand_path: 1}):
         for lab in (doc.get(field) or {}).get(list_name) or []:
             out[str(lab["_id"])] = lab
     return out
@@ -238,9 +238,7 @@ def _declare(dataset, cand_path: str, label_path: str) -> None:
 
 def _reload(dataset, sample_ids) -> None:
     """In-memory samples of this process see the raw writes."""
-    import fiftyone.core.sample as fos
-
-    fos.Sample._reload_docs(dataset._sample_collection_name, sample_ids=list(sample_ids))
+    fo_private.reload_sample_docs(dataset, list(sample_ids))
 
 
 def _ids(label_ids) -> list[str]:

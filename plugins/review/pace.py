@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common import audit
+from ..common import audit, fo_private
 
 #: a pause longer than this (seconds) between two answers ends a session
 MAX_GAP_S = 120.0
@@ -43,7 +43,8 @@ def review_pace(sample_collection, label_field: str | None = None, max_gap_s: fl
     if label_field is not None:
         query["field"] = label_field
     by_user: dict[str, list] = {}
-    for h in audit.actions_collection(sample_collection._root_dataset).find(query, {"user": 1, "at": 1, "num_labels": 1}):
+    actions = audit.actions_collection(fo_private.root_dataset(sample_collection))
+    for h in actions.find(query, {"user": 1, "at": 1, "num_labels": 1}):
         by_user.setdefault(h["user"], []).append((h["at"], max(int(h.get("num_labels") or 1), 1)))
     per_label, sessions = [], 0
     for rows in by_user.values():

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..common import fo_private
 from ..common.label_graph import graph_collection, take_ranks
 from ..common.label_vocab import BULK_ATTR, HUMAN_DECISIONS, WRONG_DECISIONS
 from . import decisions
@@ -103,7 +104,7 @@ def rerank_after_answers(sample_collection, label_field: str, label_ids: Sequenc
     from bson import ObjectId
     from pymongo import UpdateOne
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     out = dict(num_answers=0, num_reranked=0, promoted=[], demoted=[], restored=[])
     ids = [str(i) for i in label_ids]
     if not ids:
@@ -193,7 +194,7 @@ def _states_by_sample(dataset, list_path: str, sample_of: dict) -> dict[str, dic
     proj = {f"{list_path}.{k}": 1 for k in ("_id", "review", "queue", BULK_ATTR)}
     out = {}
     for start in range(0, len(sids), 50_000):
-        for doc in dataset._sample_collection.find({"_id": {"$in": sids[start : start + 50_000]}}, proj):
+        for doc in fo_private.sample_collection(dataset).find({"_id": {"$in": sids[start : start + 50_000]}}, proj):
             for lab in (doc.get(field) or {}).get(list_name) or []:
                 lid = str(lab["_id"])
                 if lid in wanted:
@@ -217,7 +218,7 @@ def _write_ranks(dataset, list_path: str, rows) -> None:
             array_filters=[{"l._id": lid, "l.review": {"$nin": list(HUMAN_DECISIONS)}, "l.queue": "yellow"}],
         ))
     if ops:
-        dataset._bulk_write(ops, ids=list({str(r[0]) for r in rows}))
+        fo_private.bulk_write(dataset, ops, ids=list({str(r[0]) for r in rows}))
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +261,7 @@ def find_similar_group(sample_collection, label_field: str, label_id: str, tight
     """
     from bson import ObjectId
 
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     list_path = decisions.label_list_path(dataset, label_field)
     coll = graph_collection(dataset)
     start = coll.find_one({"_id": ObjectId(str(label_id)), "f": label_field})
@@ -328,7 +329,7 @@ def accept_similar(sample_collection, label_field: str, label_ids: Sequence[str]
 
 
 def _ids_in_view(sample_collection, label_field: str, label_ids: list[str]) -> set[str]:
-    if sample_collection is sample_collection._root_dataset:
+    if sample_collection is fo_private.root_dataset(sample_collection):
         return set(label_ids)
     shown = sample_collection.select_labels(ids=label_ids, fields=label_field)
     return set(shown.distinct(f"{label_field}.detections.id"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..common import fo_private
 from .decisions import review_labels
 
 
@@ -40,7 +41,7 @@ def track_label_ids(dataset, track_field: str, label_ids: Iterable[str]) -> tupl
         oids = [ObjectId(i) for i in wanted]
     except (InvalidId, TypeError):
         raise ValueError(f"Parameter 'label_ids' holds an invalid label id: {wanted[:5]}") from None
-    coll = dataset._root_dataset._frame_collection
+    coll = fo_private.frame_collection(fo_private.root_dataset(dataset))
     tracks: dict = {}
     found, untracked = set(), []
     for doc in coll.find({f"{path}._id": {"$in": oids}}, {"_sample_id": 1, f"{path}._id": 1, f"{path}.index": 1}):
@@ -91,6 +92,6 @@ def review_tracks(sample_collection, track_field: str, action: str, label_ids: I
         every label of the tracks) plus ``num_tracks``
     """
     field = track_field if track_field.startswith("frames.") else f"frames.{track_field}"
-    ids, num_tracks = track_label_ids(sample_collection._root_dataset, field, label_ids)
+    ids, num_tracks = track_label_ids(fo_private.root_dataset(sample_collection), field, label_ids)
     summary = review_labels(sample_collection, field, action, label_ids=ids, user=user)
     return dict(summary, num_tracks=num_tracks)

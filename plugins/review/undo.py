@@ -14,7 +14,7 @@ source, are undone.
 
 from __future__ import annotations
 
-from ..common import audit
+from ..common import audit, fo_private
 from ..common.identity import Identity, as_identity
 from .follow_up import log_app_edits, rerank_near_answers
 from .label_states import CONTENT_KEYS, label_list_path, now_ms, read_label_states, record_action
@@ -43,7 +43,7 @@ def undo_last(sample_collection, user: "str | Identity | None" = None) -> dict:
     Raises:
         ValueError: if the identity has nothing left to undo on this dataset
     """
-    dataset = sample_collection._root_dataset
+    dataset = fo_private.root_dataset(sample_collection)
     who = as_identity(user)
     target = _last_undoable(dataset, who)
     if target is None:

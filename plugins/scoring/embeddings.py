@@ -33,7 +33,7 @@ import numpy as np
 
 from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.progress import Progress, sdk_function
-from ..common import bulk, db_errors, label_attrs, provenance
+from ..common import bulk, db_errors, fo_private, label_attrs, provenance
 from ..common.fields import check_detections_field
 from ..common.limits import check_count, check_int
 from ..common.prefetch import prefetch
@@ -167,7 +167,7 @@ def iter_compute_label_embeddings(
     # another process (a killed or delegated run) may have declared the
     # embedding attribute since this dataset object was loaded; a stale
     # schema would make every label look unembedded and re-embed them all
-    sample_collection._dataset.reload()
+    fo_private.view_dataset(sample_collection).reload()
     _check_label_field(sample_collection, label_field)
 
     todo = _labels_to_embed(sample_collection, label_field, embeddings_attr, overwrite)
@@ -194,7 +194,7 @@ def iter_compute_label_embeddings(
     if clip is None:
         clip = load_clip(model_name, pretrained, device=device)
 
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     run_key = run_key or provenance.new_run_key(f"{label_field}_{embeddings_attr}")
     record = None if not record_run else provenance.start_run(
         dataset,
@@ -394,7 +394,7 @@ class _EmbeddingRun:
         except Exception as e:  # noqa: BLE001 - classified below
             if db_errors.is_connection_error(e):
                 path = f"{self.label_field}.detections.{self.embeddings_attr}"
-                dataset = self.sample_collection._dataset
+                dataset = fo_private.view_dataset(self.sample_collection)
                 raise db_errors.unavailable(
                     e,
                     f"writing {len(self.pending)} embeddings to '{path}' of dataset '{dataset.name}'",

@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Iterator, Sequence
 
-from ..common import bulk, provenance
+from ..common import bulk, fo_private, provenance
 from ..common.progress import Progress
 from ..common.provenance import MAX_RECORDED_FAILURES
 from ..common.ray_executor import RayExecutor, RayJob, RayRun, RayRunError, run_facts, worker_module
@@ -174,7 +174,7 @@ def iter_embed_on_ray(
     import fiftyone as fo
     import numpy as np
 
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     field, attr = settings["label_field"], settings["embeddings_attr"]
     prompts = list(settings["prompts"])
     pretrained = _resolved(settings["pretrained"])

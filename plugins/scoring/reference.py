@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import temp_evals
+from ..common import fo_private, temp_evals
 
 
 def possible_missing_field(label_field: str) -> str:
@@ -64,7 +64,7 @@ def match_reference(sample_collection, label_field, reference_field, iou):
         aligned with its auto-labels (matched reference id or None, IoU or
         None) and with its reference labels (id, whether matched)
     """
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     temp_evals.delete_orphans(dataset)  # left by a killed run
     eval_key = temp_evals.new_key()
     pred = f"{label_field}.detections"

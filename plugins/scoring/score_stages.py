@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..common import bulk, label_attrs, provenance
+from ..common import bulk, fo_private, label_attrs, provenance
 from . import signals
 from .embeddings import load_label_embeddings
 from .reference import (
@@ -224,7 +224,7 @@ def read_embeddings(
     (dropped, with a note, when their dimension differs)."""
     import fiftyone as fo
 
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     emb_path = f"{label_field}.detections.{embeddings_attr}"
     if not sample_collection.has_field(emb_path) and sample_collection.count(emb_path):
         # embeddings set by hand as dynamic attributes: declare them so
@@ -493,7 +493,7 @@ def write_scores(
     """
     import fiftyone as fo
 
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     written = [a for a in label_attrs.SCORE_ATTRS if a in out.scores]
     for attr in written:
         path = f"{label_field}.detections.{attr}"

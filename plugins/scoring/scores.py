@@ -72,7 +72,7 @@ from typing import Callable, Iterator, Sequence
 from ..common.fields import check_detections_field, check_other_detections_field
 from ..common.limits import check_int
 from ..common.progress import Progress, sdk_function
-from ..common import label_attrs, provenance
+from ..common import fo_private, label_attrs, provenance
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
 from .reference import (  # noqa: F401  (re-exported: imported from here by callers)
     mistakenness_from_matches,
@@ -174,7 +174,7 @@ def iter_score_labels(
         sample_collection, label_field, reference_field, iou, spurious_confidence, scores_attr,
         scores_kind, embeddings_attr, consensus_fields, consensus_iou, k,
     )
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     params = dict(
         label_field=label_field,
         reference_field=reference_field or None,

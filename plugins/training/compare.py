@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Generator
 
-from ..common import audit, provenance, temp_evals
+from ..common import audit, fo_private, provenance, temp_evals
 from ..common.progress import Progress
 from ..common.progress import run as run_progress
 from ..common.costs import CENTS_PER_BOX, SECONDS_PER_BOX, USD_PER_GPU_HOUR, check_costs
@@ -148,7 +148,7 @@ def _check_params(train_view, test_view, label_field, gt_field, include, pred_pr
         raise ValueError("Parameters 'label_field' and 'gt_field' must differ: one model trains on each")
     if include not in INCLUDE:
         raise ValueError(f"Parameter 'include' must be one of {INCLUDE}; got {include!r}")
-    if train_view._root_dataset.name != test_view._root_dataset.name:
+    if fo_private.root_dataset(train_view).name != fo_private.root_dataset(test_view).name:
         raise ValueError("The train and test views must come from the same dataset")
     if len(train_view) == 0 or len(test_view) == 0:
         raise ValueError("The train and test views must both hold samples")
@@ -223,7 +223,7 @@ def _export_all(train_view, test_view, label_field, gt_field, include, val_fract
 
 def _fiftyone_map50(test_view, pred_field: str, gt_field: str, classes: list[str]) -> float | None:
     """FiftyOne's COCO-style mAP at IoU 0.5, under a temporary eval key."""
-    dataset = test_view._root_dataset
+    dataset = fo_private.root_dataset(test_view)
     temp_evals.delete_orphans(dataset)
     key = temp_evals.new_key()
     try:
@@ -285,7 +285,7 @@ def compare_steps(
 
 def _compare_in(root, temporary, train_view, test_view, label_field, gt_field, include, model, epochs, imgsz,
                 batch, device, workers, seed, val_fraction, pred_prefix, costs, run_key, train_kwargs):
-    dataset = train_view._root_dataset
+    dataset = fo_private.root_dataset(train_view)
     root.mkdir(parents=True, exist_ok=True)
     settings = dict(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
                     seed=seed, val_fraction=val_fraction, **(train_kwargs or {}))

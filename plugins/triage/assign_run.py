@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..common import bulk, label_attrs, label_graph, provenance
+from ..common import bulk, fo_private, label_attrs, label_graph, provenance
 from ..common.app_colors import set_queue_colors
 from ..common.fields import check_detections_field
 from ..common.label_docs import prepare_label_docs
@@ -90,7 +90,7 @@ def iter_assign_queues(
         :func:`.report.build_report`)
     """
     check_detections_field(sample_collection, label_field, "label_field")
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     calibration = load_calibration(dataset, calibration_key)
     run_key = run_key or provenance.new_run_key(f"{label_field}_queues")
     yield Progress(0, 1, "Reading labels")
@@ -150,7 +150,7 @@ def _score(sample_collection, label_field: str, calibration: dict,
            calibration_key: str) -> tuple[dict, np.ndarray, np.ndarray]:
     """Every label of the view read (:func:`.label_arrays.read_labels`),
     with its cross-fitted P(correct) and its queue."""
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     labels = read_labels(sample_collection, label_field, calibration["signals"])
     n = len(labels["label_id"])
     x = model.prepare_features(labels, calibration["signals"])
@@ -171,7 +171,7 @@ def _review_order(sample_collection, label_field: str, labels: dict, p: np.ndarr
     """``review_rank`` of the open yellow labels (None elsewhere), their
     positions, and ``(positions in yellow, embeddings)`` of those with an
     embedding for the review graph (None without embeddings)."""
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     rank = np.full(len(labels["label_id"]), None, dtype=object)
     yellow = np.nonzero(free & (q == queues.YELLOW))[0]
     groups = labels["label"][yellow].astype(str)
@@ -222,7 +222,7 @@ def _report(sample_collection, label_field: str, calibration: dict, calibration_
             p: np.ndarray, q: np.ndarray, decided: np.ndarray, report_params: dict) -> dict:
     """The report (:func:`.report.build_report`) of the labels as triaged;
     labels with a human decision keep their stored queue in it."""
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     stored = read_labels(sample_collection, label_field, ["queue", "p_correct"]) if decided.any() else None
     final_q = q.copy()
     final_p = p.copy()

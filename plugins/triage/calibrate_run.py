@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..common import provenance, temp_evals
+from ..common import fo_private, provenance, temp_evals
 from ..common.fields import check_detections_field, check_other_detections_field
 from ..common.progress import Progress, sdk_function
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
@@ -129,7 +129,7 @@ def iter_calibrate_triage(
     candidates, chosen = _check_params(sample_collection, label_field, gt_field, target_precision, confidence_level,
                                        red_max_precision, guarantee, iou, signals, calibration_key, use_reviews,
                                        folds, shrinkage, scope)
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     stages = 4
     yield Progress(0, stages, "Matching auto-labels to verified labels")
     verified, gt_sample_ids = [], set()
@@ -208,7 +208,7 @@ def _verified_from_gt(sample_collection, label_field: str, gt_field: str, iou: f
     """The auto-labels of the samples that have ``gt_field``, matched to
     its labels (a match of the same class is correct), as a list of zero
     or one label arrays; and the ids of those samples."""
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     cal_view = without_added(sample_collection.exists(gt_field), label_field)
     root = f"{label_field}.detections"
     temp_evals.delete_orphans(dataset)  # left by a killed run

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import bulk, heartbeats, provenance
+from ..common import bulk, fo_private, heartbeats, provenance
 from ..common.fields import check_detections_field
 from ..common.label_vocab import BULK_ATTR, DEFAULT_LABEL_FIELD, HUMAN_DECISIONS
 from . import acceptance, model, queues
@@ -120,7 +120,7 @@ def audit_green(
         raise ValueError(f"Parameter 'label_field': audit_green audits image labels; {label_field!r} holds "
                          "video frame labels, which are audited per track (audit_tracks in triage.track_audit_run)")
     check_detections_field(sample_collection, label_field, "label_field")
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     dataset.reload()  # the audit may have been started or answered by another process
     existing = _load_config(dataset, audit_key)
     if existing is not None and restart:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 
-from ..common import provenance
+from ..common import fo_private, provenance
 from ..common.fields import check_detections_field
 from ..common.label_cells import label_cells
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
@@ -36,7 +36,7 @@ def triage_report(sample_collection, label_field: str = DEFAULT_LABEL_FIELD, cal
     from .green_audit import find_audit, peek_audit
 
     check_detections_field(sample_collection, label_field, "label_field")
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     calibration = load_calibration(dataset, calibration_key)
     report = report_from_rows(
         calibration, cells if cells is not None else label_cells(sample_collection, label_field),

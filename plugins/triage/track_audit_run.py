@@ -31,7 +31,7 @@ import secrets
 
 import numpy as np
 
-from ..common import heartbeats, provenance
+from ..common import fo_private, heartbeats, provenance
 from ..common.fields import check_detections_field
 from ..common.label_vocab import BULK_ATTR
 from . import acceptance, track_audit
@@ -167,7 +167,7 @@ def audit_tracks(
     """
     field = _frame_field(track_field)
     _check(sample_collection, field, audit_key, target_precision, confidence_level, max_checks)
-    dataset = sample_collection._dataset
+    dataset = fo_private.view_dataset(sample_collection)
     dataset.reload()  # the audit may have been started or answered by another process
     config = _load_config(dataset, audit_key)
     if config is not None and restart:

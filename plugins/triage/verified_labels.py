@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..common import fo_private
 from ..common.label_vocab import ADDED_FROM_ATTR, AUTO_LABEL_ATTR, BULK_ATTR, HUMAN_DECISIONS
 from .label_arrays import read_labels
 
@@ -46,7 +47,7 @@ def without_added(view, label_field: str):
     """The view without the labels a person added from missed-object
     candidates (``added_from``, :mod:`..review.missing`): they are no
     auto-labels, so they must not count as verified ones."""
-    if not view._dataset.has_field(f"{label_field}.detections.{ADDED_FROM_ATTR}"):
+    if not fo_private.view_dataset(view).has_field(f"{label_field}.detections.{ADDED_FROM_ATTR}"):
         return view
     from fiftyone import ViewField as F
 

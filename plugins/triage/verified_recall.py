@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..common import provenance, split_scan
+from ..common import fo_private, provenance, split_scan
 from ..common.label_vocab import ADDED_FROM_ATTR, HUMAN_DECISIONS, KEPT_DECISIONS, QUEUES
 from . import recall as core
 
@@ -122,7 +122,7 @@ def found_objects_cached(verified_view, gt_field: str, label_fields: Sequence[tu
     import fiftyone as fo
 
     ids, newest = verified_view.aggregate([fo.Values("id"), fo.Max("last_modified_at")])
-    key = (verified_view._dataset.name, hash(tuple(ids)), str(newest), gt_field, iou,
+    key = (fo_private.view_dataset(verified_view).name, hash(tuple(ids)), str(newest), gt_field, iou,
            tuple((f, str(k)) for f, k in label_fields))
     if key in _cache:
         _cache.move_to_end(key)
@@ -201,7 +201,7 @@ def recall_section(sample_collection, label_field: str, gt_field: str | None, io
     if n_obj == 0:
         return dict(out, images=len(verified), reason=f"the verified images hold no object in '{gt_field}'")
 
-    labeling_t = labeling_threshold(sample_collection._dataset, label_field)
+    labeling_t = labeling_threshold(fo_private.view_dataset(sample_collection), label_field)
     lowest = None if labeling_t is not None else sample_collection.min(f"{label_field}.detections.confidence")
     thresholds = core.curve_thresholds(labeling_t, np.asarray([lowest if lowest is not None else np.nan]))
     view_labels, view_yellow, queued = counts_at_or_above(sample_collection, label_field, thresholds)
@@ -233,7 +233,7 @@ def calibration_recall(sample_collection, label_field: str, calibration_key: str
     ``verified_sample_ids`` in the view; calibrations stored before they
     were recorded: the view's images that have the ground-truth field),
     with the ground-truth field and IoU of its ``calibrate_triage`` run."""
-    cfg = sample_collection._dataset.get_run_info(calibration_key).config
+    cfg = fo_private.view_dataset(sample_collection).get_run_info(calibration_key).config
     gt_field = getattr(cfg, "gt_field", None)
     try:
         return recall_section(sample_collection, label_field, gt_field, getattr(cfg, "iou", None) or 0.5,

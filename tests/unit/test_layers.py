@@ -7,7 +7,8 @@ side over it; ``panels`` on top. A feature imports only itself and
 public names. No module uses a private name (leading underscore) of another
 module of ours, whether imported (``from .x import _y``) or reached through
 an imported module (``x._y``); a private module (``_hf.py``) is used only
-inside its layer.
+inside its layer. FiftyOne's private attributes that Stoplight needs
+(:data:`FO_PRIVATE_NAMES`) are reached only in ``common/fo_private.py``.
 
 The checker runs on the real tree and, as a control, on a small synthetic
 tree that breaks each rule once: a checker that finds nothing there is
@@ -23,6 +24,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ("autolabel", "scoring", "triage", "review", "training")
+#: FiftyOne private attributes (of datasets, views, samples) read only by
+#: ``common/fo_private.py``; ``self._dataset`` on a class of ours is ours
+FO_PRIVATE_NAMES = frozenset({
+    "_root_dataset", "_dataset", "_sample_collection", "_frame_collection",
+    "_sample_collection_name", "_frame_collection_name", "_aggregate", "_pipeline",
+    "_serialize", "_bulk_write", "_is_patches", "_is_frames", "_reload_docs", "_stages",
+    "_is_generated",
+})
+FO_PRIVATE_MODULE = ("plugins", "common", "fo_private")
 
 
 def _module_parts(path: Path, root: Path) -> tuple[str, ...]:
@@ -142,7 +152,24 @@ def check_tree(root: Path) -> list[str]:
                     f"{where(node)}: uses private name {node.attr} "
                     f"of {'.'.join(target[1:])}"
                 )
+        if here != FO_PRIVATE_MODULE:
+            problems.extend(
+                f"{where(node)}: uses FiftyOne private {node.attr} (go through common.fo_private)"
+                for node in _fiftyone_privates(tree)
+            )
     return problems
+
+
+def _fiftyone_privates(tree: ast.AST) -> list[ast.Attribute]:
+    """The ``<expr>._name`` nodes of ``tree`` reaching a name of
+    :data:`FO_PRIVATE_NAMES` on anything but ``self`` or ``cls`` (our own
+    classes may have attributes of those names)."""
+    return [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in FO_PRIVATE_NAMES
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -175,6 +202,7 @@ def test_checker_catches_each_breach_in_a_synthetic_tree(tmp_path):
         "panels/private.py": "from ..triage.report import _check\n",
         "triage/_helpers.py": "def count(q): return len(q)\n",
         "panels/private_module.py": "from ..triage._helpers import count\n",
+        "review/fo_attr.py": "def root(view):\n    return view._root_dataset\n",
     })
     problems = check_tree(root)
     text = "\n".join(problems)
@@ -185,7 +213,8 @@ def test_checker_catches_each_breach_in_a_synthetic_tree(tmp_path):
     assert "review/private_attr.py:2: uses private name _SECRET of common.vocab" in text
     assert "panels/private.py:1: imports private name _check" in text
     assert "panels/private_module.py:1: imports from private module _helpers" in text
-    assert len(problems) == 7, text
+    assert "review/fo_attr.py:2: uses FiftyOne private _root_dataset" in text
+    assert len(problems) == 8, text
 
     clean = _write(tmp_path / "good" / "plugins", {
         "common/__init__.py": "",
@@ -198,6 +227,11 @@ def test_checker_catches_each_breach_in_a_synthetic_tree(tmp_path):
         "triage/sub/__init__.py": "from .._helpers import count\n",
         "panels/__init__.py": "",
         "panels/view.py": "from ..triage.report import summary\nfrom ..common import vocab\n",
+        "common/fo_private.py": "def root_dataset(view):\n    return view._root_dataset\n",
+        "review/own.py": "class Run:\n    def __init__(self, d):\n        self._dataset = d\n"
+                         "    def root(self, view):\n"
+                         "        from ..common import fo_private\n"
+                         "        return fo_private.root_dataset(view), self._dataset\n",
     })
     assert check_tree(clean) == []
 

@@ -147,11 +147,12 @@ class SignalTimer:
         setattr(module, attr, timed)
 
     def __enter__(self):
-        from stoplight.plugins.scoring import scores, signals
+        from stoplight.plugins.scoring import score_stages, signals
 
         for name in self.NAMES:
             self._wrap(signals, name, name)
-        self._wrap(scores, "load_label_embeddings", "load_embeddings")
+        # the scoring run's read stage calls it from there
+        self._wrap(score_stages, "load_label_embeddings", "load_embeddings")
         return self
 
     def __exit__(self, *exc):

@@ -33,12 +33,6 @@ def frame_collection(dataset):
     return dataset._frame_collection
 
 
-def frame_collection_name(dataset) -> str:
-    """The name of a video dataset's frame collection in MongoDB:
-    ``_frame_collection_name``."""
-    return dataset._frame_collection_name
-
-
 def bulk_write(dataset, ops: list, ids: list | None = None, frames: bool = False):
     """``pymongo`` write operations run on the dataset's sample (or, with
     ``frames``, frame) collection, then the in-memory samples (frames) of

@@ -8,6 +8,7 @@ installed by ``bash .ci/setup --test``).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 JS = Path(__file__).resolve().parents[2] / "plugins" / "js"
 BUNDLE = JS / "dist" / "stoplight.js"
+SOURCE_MAP = JS / "dist" / "stoplight.js.map"
 
 
 def _node() -> str:
@@ -43,8 +45,18 @@ def test_committed_bundle_is_the_build_of_the_sources(tmp_path):
     assert out.returncode == 0, out.stderr[-4000:]
     assert built.read_bytes() == BUNDLE.read_bytes(), (
         "plugins/js/dist/stoplight.js is not the build of plugins/js/src: run `npm run build` in plugins/js "
-        "and commit the bundle"
+        "and commit dist/"
     )
+    # the map's source paths are relative to where it was written: compare
+    # the rest, and that the paths name the same files
+    ours, theirs = (json.loads(p.read_text()) for p in (tmp_path / SOURCE_MAP.name, SOURCE_MAP))
+    assert [Path(s).name for s in ours.pop("sources")] == [Path(s).name for s in theirs.pop("sources")]
+    assert ours == theirs, "plugins/js/dist/stoplight.js.map is stale: run `npm run build` in plugins/js"
+    # minified, and the map leads the App's devtools back to every source file
+    assert len(BUNDLE.read_text().splitlines()) < 5
+    assert BUNDLE.read_text().rstrip().endswith("//# sourceMappingURL=stoplight.js.map")
+    sources = {Path(s).name for s in json.loads(SOURCE_MAP.read_text())["sources"]}
+    assert {p.name for p in (JS / "src").glob("*.js")} <= sources
 
 
 def test_fiftyone_yml_points_at_the_bundle():
@@ -57,4 +69,4 @@ def test_fiftyone_yml_points_at_the_bundle():
     text = BUNDLE.read_text()
     from stoplight.plugins.panels.review_queue import COMPONENT
 
-    assert f'name: "{COMPONENT}"' in text
+    assert f'name:"{COMPONENT}"' in text.replace(" ", "")

@@ -20,6 +20,7 @@ import numpy as np
 from ..common import fo_private
 from ..common.box_match import unmatched
 from ..common.field_owner import candidates_info, candidates_label_field
+from ..common.label_attrs import declare_label_attrs
 from ..common.label_vocab import CANDIDATE_SOURCE_ATTR, DEFAULT_LABEL_FIELD, MISSING_QUEUE, candidates_field as default_field
 
 #: attribute of a candidate from another field: the id of its source box
@@ -93,9 +94,8 @@ def _add_unmatched(view, source_field, label_field, candidates_field, iou, class
                              f"candidates of {label_field!r}")
     else:
         declare_field(dataset, candidates_field, fo.Detections, info=candidates_info(label_field))
-    for attr in (CANDIDATE_SOURCE_ATTR, SOURCE_LABEL_ATTR, "queue"):
-        if not dataset.has_field(f"{candidates_field}.detections.{attr}"):
-            dataset.add_sample_field(f"{candidates_field}.detections.{attr}", fo.StringField)
+    declare_label_attrs(dataset, f"{candidates_field}.detections",
+                        dict.fromkeys((CANDIDATE_SOURCE_ATTR, SOURCE_LABEL_ATTR, "queue"), "StringField"))
 
     paths = [f"{source_field}.detections.{a}" for a in ("id", "label", "bounding_box", "confidence")]
     paths += [f"{label_field}.detections.{a}" for a in ("label", "bounding_box", "review")]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.app_progress import LongRunningOperator, operator_ui, run_with_progress
 from ..common.kept_labels import INCLUDE
-from ..common.operator_forms import result_form
+from ..common.operator_forms import batch_size_input, delegate_input, device_input, overwrite_input, result_form
 from ..common.operator_params import default_of, param_of, params_from
 from .sam import get_segmenter, segmenter_names
 from .sam_video import get_tracker, tracker_names
@@ -67,11 +67,11 @@ def _common_inputs(inputs, fn) -> None:
     include.add_choice("all", label="All labels")
     inputs.enum("include", list(INCLUDE), default=default_of(fn, "include"), label="Which labels",
                 description="Ignored for selected labels", view=include)
-    inputs.str("device", label="Device", description="e.g. cuda, cuda:1, cpu. Empty uses CUDA when available")
-    inputs.bool("delegate", default=False, label="Delegate",
-                description="Run in a delegated-operation worker (for large datasets)")
+    device_input(inputs)
+    delegate_input(inputs)
 
 
+@operator_ui("segment_labels", "Stoplight: masks from labels (SAM)", "texture", "Instance masks from labels")
 class SegmentLabels(LongRunningOperator, foo.Operator):
     """Instance masks for chosen labels with box-prompted SAM 2 / SAM.
 
@@ -89,20 +89,14 @@ class SegmentLabels(LongRunningOperator, foo.Operator):
         )
     """
 
-    op_name = "segment_labels"
-    op_label = "Stoplight: masks from labels (SAM)"
-    op_icon = "texture"
-    form_title = "Instance masks from labels"
-
     def _inputs(self, ctx, inputs):
         fn = iter_segment_labels
         _target_inputs(ctx, inputs, "Accepted / green labels")
         inputs.str("label_field", default=default_of(fn, "label_field"), label="Label field")
         _model_inputs(ctx, inputs, fn, segmenter_names(), get_segmenter)
         _common_inputs(inputs, fn)
-        inputs.bool("overwrite", default=default_of(fn, "overwrite"), label="Overwrite",
-                    description="Recompute masks that exist (default: skip them, so runs resume)")
-        inputs.int("batch_size", min=1, default=default_of(fn, "batch_size"), label="Batch size (images)")
+        overwrite_input(inputs, fn, "Recompute masks that exist")
+        batch_size_input(inputs, fn, "Batch size (images)")
 
     def execute(self, ctx):
         fn = iter_segment_labels
@@ -122,6 +116,9 @@ class SegmentLabels(LongRunningOperator, foo.Operator):
         yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))
 
 
+@operator_ui(
+    "track_labels", "Stoplight: track labels through videos (SAM 2)", "timeline", "Track labels through videos",
+)
 class TrackLabels(LongRunningOperator, foo.Operator):
     """Propagates accepted or green frame labels along each video with
     SAM 2 video (or SAM 3's tracker) into tracks: frame-level detections
@@ -137,11 +134,6 @@ class TrackLabels(LongRunningOperator, foo.Operator):
             params={"label_field": "frames.autolabels", "track_field": "tracks"},
         )
     """
-
-    op_name = "track_labels"
-    op_label = "Stoplight: track labels through videos (SAM 2)"
-    op_icon = "timeline"
-    form_title = "Track labels through videos"
 
     def _inputs(self, ctx, inputs):
         fn = iter_track_labels

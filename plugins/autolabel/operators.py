@@ -10,9 +10,9 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common import paths
-from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.app_progress import LongRunningOperator, operator_ui, run_with_progress
 from ..common.limits import limit
-from ..common.operator_forms import result_form
+from ..common.operator_forms import batch_size_input, delegate_input, device_input, overwrite_input, result_form
 from ..common.operator_params import default_of, param_of, params_from
 from ..common.ray_params import executor_from_params, ray_inputs
 from .backends import available_backends, get_backend
@@ -20,6 +20,7 @@ from .pipeline import iter_zero_shot_detect
 from .request_guard import request_backend_options, request_detect_params
 
 
+@operator_ui("zero_shot_detect", "Stoplight: zero-shot auto-label", "auto_awesome", "Zero-shot auto-label")
 class ZeroShotDetect(LongRunningOperator, foo.Operator):
     """Auto-labels images with a zero-shot detector (YOLO-World, YOLOE,
     OWL-ViT, OWLv2, Grounding DINO).
@@ -39,11 +40,6 @@ class ZeroShotDetect(LongRunningOperator, foo.Operator):
             },
         )
     """
-
-    op_name = "zero_shot_detect"
-    op_label = "Stoplight: zero-shot auto-label"
-    op_icon = "auto_awesome"
-    form_title = "Zero-shot auto-label"
 
     def _inputs(self, ctx, inputs):
         _detect_inputs(ctx, inputs)
@@ -133,12 +129,7 @@ def _detect_inputs(ctx, inputs):
         inputs.int("frame_step", min=1, default=_default("frame_step"), label="Label every k-th frame",
                    description="Videos: frames 1, 1 + k, 1 + 2k, ... get frame-level labels (frames.<label field>)")
     ray_inputs(ctx, inputs)
-    inputs.bool(
-        "delegate",
-        default=False,
-        label="Delegate",
-        description="Run in a delegated-operation worker (for large datasets)",
-    )
+    delegate_input(inputs)
 
 
 def _model_inputs(ctx, inputs) -> None:
@@ -169,36 +160,21 @@ def _model_inputs(ctx, inputs) -> None:
 
 def _prompt_inputs(inputs) -> None:
     """What to look for: classes, or an ontology of prompts."""
-    inputs.list(
-        "classes",
-        types.String(),
-        label="Classes",
-        description="Class names; each is also its prompt. Or use an ontology",
-    )
-    inputs.str(
-        "ontology",
-        label="Ontology (JSON)",
-        description='{"prompt": "class", ...}; several prompts may map to one class',
-    )
+    inputs.list("classes", types.String(), label="Classes",
+                description="Class names; each is also its prompt. Or use an ontology")
+    inputs.str("ontology", label="Ontology (JSON)",
+               description='{"prompt": "class", ...}; several prompts may map to one class')
 
 
 def _output_inputs(ctx, inputs) -> None:
     """Where the labels go and which boxes are kept."""
     inputs.str("label_field", default=_default("label_field"), label="Label field")
-    inputs.float(
-        "confidence_threshold",
-        min=0.0,
-        max=1.0,
-        default=_default("confidence_threshold"),
-        label="Confidence threshold",
-        description="Keep it low: the triage handles precision, lost recall is lost",
-    )
-    inputs.bool(
-        "keep_candidates",
-        default=False,
-        label="Keep boxes below the threshold as missed-object candidates",
-        description="They go to '<label field>_candidates' (queue 'missing'): a person adds or dismisses each",
-    )
+    inputs.float("confidence_threshold", min=0.0, max=1.0, default=_default("confidence_threshold"),
+                 label="Confidence threshold",
+                 description="Keep it low: the triage handles precision, lost recall is lost")
+    inputs.bool("keep_candidates", default=False,
+                label="Keep boxes below the threshold as missed-object candidates",
+                description="They go to '<label field>_candidates' (queue 'missing'): a person adds or dismisses each")
     if ctx.params.get("keep_candidates"):
         inputs.float("candidates_threshold", min=0.0, max=1.0, required=True, label="Candidates threshold",
                      description="Boxes scoring from here up to the confidence threshold become candidates")
@@ -207,19 +183,9 @@ def _output_inputs(ctx, inputs) -> None:
 
 def _run_inputs(inputs) -> None:
     """Batch size, device, and what happens to labels already there."""
-    inputs.int("batch_size", min=1, max=limit("detect_batch_size"), default=_default("batch_size"),
-               label="Batch size")
-    inputs.str(
-        "device",
-        label="Device",
-        description="e.g. cuda, cuda:1, cpu. Empty uses CUDA when available",
-    )
-    inputs.bool(
-        "overwrite",
-        default=_default("overwrite"),
-        label="Overwrite",
-        description="Relabel samples that already have labels (default: skip them, so runs resume)",
-    )
+    batch_size_input(inputs, iter_zero_shot_detect, most=limit("detect_batch_size"))
+    device_input(inputs)
+    overwrite_input(inputs, iter_zero_shot_detect, "Relabel samples that already have labels")
     inputs.bool(
         "adopt_field",
         default=_default("adopt_field"),
@@ -231,12 +197,8 @@ def _run_inputs(inputs) -> None:
 
 def _nms_inputs(inputs) -> None:
     """Non-maximum suppression across prompts."""
-    inputs.bool(
-        "class_agnostic_nms",
-        default=_default("class_agnostic_nms"),
-        label="Class-agnostic NMS",
-        description="Suppress overlapping boxes across prompts/classes",
-    )
+    inputs.bool("class_agnostic_nms", default=_default("class_agnostic_nms"), label="Class-agnostic NMS",
+                description="Suppress overlapping boxes across prompts/classes")
     inputs.float("nms_iou", min=0.0, max=1.0, default=_default("nms_iou"), label="NMS IoU")
 
 

@@ -27,7 +27,7 @@ from .backends import ZeroShotDetector
 from ..common.prefetch import prefetch
 from ..common.ray_executor import RayExecutor, executor_from
 from ..common.progress import Progress, sdk_function
-from ..common.provenance import MAX_RECORDED_FAILURES
+from ..common.run_tally import RunTally
 from .batches import BatchLabels, LoadedBatch, decided_boxes, label_batch, load_batch
 from .detections import CLASS_SCORES_ATTR
 from .label_writer import LabelWriter
@@ -339,11 +339,11 @@ def _label_here(sample_collection, todo, ids, paths, total_target, s: ImageRunSe
                 status=status,
                 num_target_samples=total_target,
                 num_skipped_samples=skipped,
-                **tally.counts(writer),
+                **tally.summary_counts(writer),
                 num_kept_decisions=sum(len(v) for v in decided.values()),
                 failures=tally.failures,
                 warnings=tally.warnings,
-                timings={k: round(v, 4) for k, v in dict(tally.timings, write_s=writer.write_s).items()},
+                timings=tally.rounded_timings(write_s=writer.write_s),
             ),
         )
     return summary
@@ -418,53 +418,47 @@ def _declare_fields(dataset, s: ImageRunSettings) -> None:
         mark_field(dataset, s.label_field, "autolabels")
 
 
-class _Tally:
+class _Tally(RunTally):
     """A local run's failures, warnings and stage timings (the writer counts
     the labels)."""
 
     def __init__(self, path_of: dict[str, str]) -> None:
-        self.path_of = path_of
-        self.failed = 0
-        self.invalid = 0
-        self.failures: list[dict] = []
-        self.warnings: list[dict] = []
         # write_s is the writer's (LabelWriter.write_s); kept here for the
         # summary's key order
-        self.timings = dict(decode_s=0.0, prepare_s=0.0, predict_s=0.0, postprocess_s=0.0, write_s=0.0)
+        super().__init__(("num_failed_samples", "num_invalid_predictions"),
+                         ("decode_s", "prepare_s", "predict_s", "postprocess_s", "write_s"), path_of)
 
-    def fail(self, sample_id: str, filepath: str, error) -> None:
-        self.failed += 1
-        logger.warning("Sample %s (%s): %s", sample_id, filepath, error)
-        if len(self.failures) < MAX_RECORDED_FAILURES:
-            self.failures.append(dict(sample_id=sample_id, filepath=filepath, error=str(error)))
+    @property
+    def failed(self) -> int:
+        return self.counts["num_failed_samples"]
+
+    def fail(self, sample_id: str, error, filepath: str | None = None, **detail) -> None:
+        self.counts["num_failed_samples"] += 1
+        super().fail(sample_id, error, filepath, **detail)
 
     def refused(self, sample_id: str, error: str) -> None:
         """A sample whose labels the database refused (``LabelWriter``)."""
-        self.fail(sample_id, self.path_of[sample_id], error)
+        self.fail(sample_id, error)
 
     def loaded(self, batch: LoadedBatch) -> None:
         self.timings["decode_s"] += batch.decode_s
         self.timings["prepare_s"] += batch.prepare_s
         for f in batch.failures:
-            self.fail(f["sample_id"], f["filepath"], f["error"])
+            self.fail(f["sample_id"], f["error"], f["filepath"])
 
     def labeled(self, labels: BatchLabels) -> None:
         self.timings["predict_s"] += labels.predict_s
         self.timings["postprocess_s"] += labels.postprocess_s
         for f in labels.failures:
-            self.fail(f["sample_id"], f["filepath"], f["error"])
-        self.invalid += labels.num_invalid
-        self.warnings.extend(labels.warnings[: MAX_RECORDED_FAILURES - len(self.warnings)])
+            self.fail(f["sample_id"], f["error"], f["filepath"])
+        self.counts["num_invalid_predictions"] += labels.num_invalid
+        self.add_warnings(labels.warnings)
 
-    def counts(self, writer: LabelWriter) -> dict:
+    def summary_counts(self, writer: LabelWriter) -> dict:
         """The summary's counts, in its order."""
-        return dict(
-            num_processed_samples=writer.num_samples,
-            num_failed_samples=self.failed,
-            num_labels=writer.num_labels,
-            num_candidates=writer.num_candidates,
-            num_invalid_predictions=self.invalid,
-        )
+        return dict(num_processed_samples=writer.num_samples, num_failed_samples=self.failed,
+                    num_labels=writer.num_labels, num_candidates=writer.num_candidates,
+                    num_invalid_predictions=self.counts["num_invalid_predictions"])
 
 
 def _detect_video(sample_collection, onto, backend, checkpoint, device, fp16, backend_options, detector,

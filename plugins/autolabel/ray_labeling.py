@@ -33,7 +33,7 @@ from .backends import get_backend
 from .detections import CLASS_SCORES_ATTR
 from .ontology import Ontology
 from .batches import decided_boxes, label_batch, load_batch, write_labels
-from ..common.provenance import MAX_RECORDED_FAILURES
+from ..common.run_tally import RunTally
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 WORKER_MODULE = worker_module(__name__)
 
 _TIMINGS = ("decode_s", "prepare_s", "predict_s", "postprocess_s", "write_s")
+#: the summary's counts, in its order
+_COUNTS = ("num_skipped_samples", "num_processed_samples", "num_failed_samples", "num_labels",
+           "num_invalid_predictions", "num_kept_decisions")
 
 
 class LabelingWorker:
@@ -227,7 +230,7 @@ def iter_label_on_ray(
             contextlib.closing(run.results()) as results:  # stopping the run ends its Ray job
         for out in results:
             tally.add(out)
-            if tally.processed == 0 and out["status"] and all(
+            if tally.counts["num_processed_samples"] == 0 and out["status"] and all(
                 m == 1 for m in out.get("model_failure", [0])
             ) and all(st == "failed" for st in out["status"]):
                 # as in the local run: every image of the first batch failed
@@ -239,52 +242,35 @@ def iter_label_on_ray(
     return outcome.summary
 
 
-class _Tally:
+class _Tally(RunTally):
     """The driver's running counts over the outcome rows."""
 
     def __init__(self, skipped: int, path_of: dict[str, str]) -> None:
-        self.skipped = skipped
-        self.path_of = path_of
-        self.processed = self.failed = self.labels = self.invalid = self.kept = self.done = 0
-        self.failures: list[dict] = []
-        self.warnings: list[dict] = []
-        self.timings = dict.fromkeys(_TIMINGS, 0.0)
+        super().__init__(_COUNTS, _TIMINGS, path_of)
+        self.counts["num_skipped_samples"] = skipped
+        self.done = 0
         self.device = None
 
     def add(self, out: dict[str, list]) -> None:
         n = len(out["sample_id"])
         self.done += n
+        counts = self.counts
         for i, (sid, status) in enumerate(zip(out["sample_id"], out["status"])):
             if status == "labeled":
-                self.processed += 1
-                self.labels += out["num_labels"][i]
-                self.kept += out["num_kept"][i]
+                counts["num_processed_samples"] += 1
+                counts["num_labels"] += out["num_labels"][i]
+                counts["num_kept_decisions"] += out["num_kept"][i]
             elif status == "skipped":
-                self.skipped += 1
+                counts["num_skipped_samples"] += 1
             else:  # failed, lost
-                self.failed += 1
-                if len(self.failures) < MAX_RECORDED_FAILURES:
-                    self.failures.append(dict(sample_id=sid, filepath=self.path_of.get(sid),
-                                              error=out["error"][i]))
-            if out.get("warning", [""] * n)[i] and len(self.warnings) < MAX_RECORDED_FAILURES:
-                self.warnings.append(dict(sample_id=sid, filepath=self.path_of.get(sid),
-                                          warning=out["warning"][i]))
-        self.invalid += sum(out.get("num_invalid", [0]))
-        for k in _TIMINGS:
-            self.timings[k] += sum(out.get(k, [0.0]))
+                counts["num_failed_samples"] += 1
+                self.fail(sid, out["error"][i])
+            if out.get("warning", [""] * n)[i]:
+                self.warn(sid, out["warning"][i])
+        counts["num_invalid_predictions"] += sum(out.get("num_invalid", [0]))
+        self.add_timings(out)
         self.device = self.device or (out.get("device") or [None])[0]
 
     def summary(self) -> dict:
-        return dict(
-            num_skipped_samples=self.skipped,
-            num_processed_samples=self.processed,
-            num_failed_samples=self.failed,
-            num_labels=self.labels,
-            num_invalid_predictions=self.invalid,
-            num_kept_decisions=self.kept,
-            failures=self.failures,
-            warnings=self.warnings,
-            actor_device=self.device,
-            # summed over the workers: busy time, not the run's wall time
-            timings={k: round(v, 4) for k, v in self.timings.items()},
-        )
+        # timings are summed over the workers: busy time, not the run's wall time
+        return super().summary(actor_device=self.device)

@@ -51,6 +51,7 @@ import numpy as np
 
 from ..common import fo_private, provenance
 from ..common.kept_labels import check_include, is_kept
+from ..common.label_attrs import declare_label_attrs
 from ..common.masks import box_pixel_bounds, mask_to_mongo, resize_crop
 from ..common.prefetch import prefetch
 from ..common.progress import Progress, sdk_function
@@ -238,15 +239,6 @@ def write_masks(dataset, label_field: str, rows: Sequence[tuple[str, str, list, 
     return changed
 
 
-def _declare(dataset, label_field: str) -> None:
-    import fiftyone as fo
-
-    for attr in MASK_ATTRS:
-        path = f"{label_field}.detections.{attr}"
-        if not dataset.has_field(path):
-            dataset.add_sample_field(path, fo.FloatField)
-
-
 def _check(sample_collection, label_field, batch_size, write_every, num_workers) -> None:
     from ..common.fields import check_detections_field
 
@@ -369,7 +361,7 @@ def iter_segment_labels(
             failures=failures, timings={k: round(v, 4) for k, v in timings.items()},
         )
 
-    _declare(dataset, label_field)
+    declare_label_attrs(dataset, f"{label_field}.detections", dict.fromkeys(MASK_ATTRS, "FloatField"))
     yield Progress(0, total, f"Segmenting {total} labels with {segmenter.name}")
     batches = [(segmenter, targets[i : i + batch_size]) for i in range(0, len(targets), batch_size)]
     with provenance.recorded_run(dataset, run_key, record, summary, flush) as run:

@@ -36,10 +36,30 @@ def run_with_progress(ctx, gen: Iterator, what: str) -> Generator[Any, None, dic
         gen.close()
 
 
+def operator_ui(name: str, label: str, icon: str, form_title: str | None = None):
+    """Class decorator naming a :class:`LongRunningOperator`: its URI name
+    (``@stoplight/autolabel/<name>``), App label, icon and form title
+    (default: the label).
+
+    Example usage::
+
+        @operator_ui("score_labels", "Stoplight: score labels", "traffic", "Score labels")
+        class ScoreLabels(LongRunningOperator, foo.Operator):
+            ...
+    """
+
+    def name_it(cls):
+        cls.op_name, cls.op_label, cls.op_icon = name, label, icon
+        cls.form_title = form_title or label
+        return cls
+
+    return name_it
+
+
 class LongRunningOperator:
     """Mixin for Stoplight's operators: config, form, delegation.
 
-    Subclasses set ``op_name``, ``op_label``, ``op_icon`` and ``form_title`` and
+    Subclasses are named by :func:`operator_ui` and
     implement ``_inputs(ctx, inputs)`` and ``execute``. They run immediately
     or delegated (the ``delegate`` input decides). ``execute`` is a
     generator, so that immediate runs stream progress to the App, unless

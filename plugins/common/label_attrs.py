@@ -10,9 +10,9 @@ box or class.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping, Union
 
-from .label_vocab import AUTO_LABEL_ATTR, BULK_ATTR, LOGGED_ATTRS
+from .label_vocab import ADDED_FROM_ATTR, AUTO_LABEL_ATTR, BULK_ATTR, CANDIDATE_SOURCE_ATTR, LOGGED_ATTRS
 
 #: FiftyOne's own attributes of a ``Detection`` (and of its documents)
 LABEL_CORE_ATTRS = (
@@ -73,3 +73,45 @@ def check_writable(attrs: Iterable[str], owned: Iterable[str] = ()) -> None:
     bad = sorted(a for a in attrs if (a in PROTECTED_ATTRS and a not in owned) or str(a).startswith("_"))
     if bad:
         raise ValueError(f"Refusing to write protected label attribute(s) {bad}")
+
+
+#: a FiftyOne field class by name, or ``(list field, element field)``
+Kind = Union[str, tuple]
+
+#: how each attribute above is declared on the schema (names of
+#: ``fiftyone`` field classes, so this module imports no FiftyOne)
+ATTR_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(
+        ("review", "reviewed_by", "queue", "source_field", "source_id", "change", "anno_key", AUTO_LABEL_ATTR,
+         LOGGED_ATTRS[0], CANDIDATE_SOURCE_ATTR, ADDED_FROM_ATTR), "StringField"),
+    "reviewed_at": "DateTimeField",
+    **dict.fromkeys(("review_action", "review_rank", "audit_rank"), "IntField"),
+    **dict.fromkeys((BULK_ATTR, "auto_accepted"), "BooleanField"),
+    **dict.fromkeys(("p_correct", *SCORE_ATTRS), "FloatField"),
+    **dict.fromkeys((LOGGED_ATTRS[1], *DETECTION_ATTRS), ("ListField", "FloatField")),
+}
+
+
+def declare_label_attrs(dataset, list_path: str, attrs: Iterable[str] | Mapping[str, Kind]) -> None:
+    """Declares label attributes on the schema (those not declared yet), so
+    the App's sidebar and ``get_field_schema`` show them.
+
+    Args:
+        dataset: the dataset
+        list_path: the labels' list, e.g. ``"autolabels.detections"`` or
+            ``"frames.autolabels.detections"``
+        attrs: attribute names declared as :data:`ATTR_KINDS` says, or
+            ``{name: kind}`` for attributes of a feature's own
+    """
+    import fiftyone as fo
+
+    kinds = attrs if isinstance(attrs, Mapping) else {a: ATTR_KINDS[a] for a in attrs}
+    frames = list_path.startswith("frames.")
+    add = dataset.add_frame_field if frames else dataset.add_sample_field
+    for attr, kind in kinds.items():
+        path = f"{list_path}.{attr}"
+        if dataset.has_field(path):
+            continue
+        field, element = (kind, None) if isinstance(kind, str) else kind
+        extra = {} if element is None else {"subfield": getattr(fo, element)}
+        add(path[len("frames."):] if frames else path, getattr(fo, field), **extra)

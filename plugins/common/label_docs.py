@@ -21,6 +21,7 @@ unedited).
 from __future__ import annotations
 
 from . import fo_private
+from .label_attrs import declare_label_attrs
 from .label_vocab import LOGGED_ATTRS, TOOLTIP_FIRST
 
 #: label documents' first keys, in this order
@@ -31,12 +32,7 @@ _CHUNK = 10_000
 
 def declare_logged_attrs(dataset, list_path: str) -> None:
     """Declares the logged class and box on the schema."""
-    import fiftyone as fo
-
-    if not dataset.has_field(f"{list_path}.{LOGGED_ATTRS[0]}"):
-        dataset.add_sample_field(f"{list_path}.{LOGGED_ATTRS[0]}", fo.StringField)
-    if not dataset.has_field(f"{list_path}.{LOGGED_ATTRS[1]}"):
-        dataset.add_sample_field(f"{list_path}.{LOGGED_ATTRS[1]}", fo.ListField, subfield=fo.FloatField)
+    declare_label_attrs(dataset, list_path, LOGGED_ATTRS)
 
 
 def prepare_label_docs(dataset, list_path: str, sample_ids=None) -> int:

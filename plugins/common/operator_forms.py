@@ -56,3 +56,37 @@ def choices(view, options: Iterable):
         value, label = option if isinstance(option, tuple) else (option, option)
         view.add_choice(value, label=label)
     return view
+
+
+# The rows long runs share, worded once. Defaults come from the core
+# function's signature (:func:`.operator_params.default_of`).
+
+#: what an empty Device field means
+DEVICE_HINT = "e.g. cuda, cuda:1, cpu. Empty uses CUDA when available"
+
+
+def device_input(inputs, hint: str = DEVICE_HINT) -> None:
+    """The Device row (empty: the core function picks)."""
+    inputs.str("device", label="Device", description=hint)
+
+
+def overwrite_input(inputs, core_fn, redo: str, label: str = "Overwrite") -> None:
+    """The Overwrite row; ``redo`` says what it redoes (off: the run skips
+    what is done, so an interrupted run resumes)."""
+    from .operator_params import default_of
+
+    inputs.bool("overwrite", default=default_of(core_fn, "overwrite"), label=label,
+                description=f"{redo} (default: skip them, so runs resume)")
+
+
+def batch_size_input(inputs, core_fn, label: str = "Batch size", most: int | None = None) -> None:
+    """The batch size row, at most ``most`` (a :mod:`.limits` figure)."""
+    from .operator_params import default_of
+
+    inputs.int("batch_size", min=1, max=most, default=default_of(core_fn, "batch_size"), label=label)
+
+
+def delegate_input(inputs, default: bool = False,
+                   hint: str = "Run in a delegated-operation worker (for large datasets)") -> None:
+    """The Delegate row (``resolve_delegation`` reads it)."""
+    inputs.bool("delegate", default=default, label="Delegate", description=hint)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 
 from ..common import bulk, fo_private, provenance
+from ..common.label_attrs import declare_label_attrs
 from ..common.label_vocab import KEPT_DECISIONS
 from .corrections import sync_label_edits
 from ..common.field_owner import check_field_claim, mark_field, purpose_info
@@ -142,7 +143,7 @@ def finalize_labels(
         bulk.declare_field(dataset, final_field, fo.Detections, info=purpose_info("final"))
         if adopt_field:
             mark_field(dataset, final_field, "final")
-        _declare_attrs(dataset, f"{final_field}.detections")
+        declare_label_attrs(dataset, f"{final_field}.detections", FINAL_ATTRS)
         for attr in MASK_KEYS[1:]:
             if dataset.has_field(f"{list_path}.{attr}") and not dataset.has_field(f"{final_field}.detections.{attr}"):
                 dataset.add_sample_field(f"{final_field}.detections.{attr}", fo.FloatField)
@@ -205,20 +206,3 @@ def _final_docs(dataset, list_path, final_field, sample_ids, include_green, summ
         summary["num_final_labels"] += len(dets)
         docs[str(doc["_id"])] = {"_cls": "Detections", list_name: dets}
     return docs
-
-
-def _declare_attrs(dataset, list_path: str) -> None:
-    import fiftyone as fo
-
-    kinds = dict(
-        source_field=fo.StringField,
-        source_id=fo.StringField,
-        review=fo.StringField,
-        reviewed_by=fo.StringField,
-        reviewed_at=fo.DateTimeField,
-        queue=fo.StringField,
-        auto_accepted=fo.BooleanField,
-    )
-    for attr in FINAL_ATTRS:
-        if not dataset.has_field(f"{list_path}.{attr}"):
-            dataset.add_sample_field(f"{list_path}.{attr}", kinds[attr])

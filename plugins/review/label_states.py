@@ -39,10 +39,9 @@ from typing import Any, Sequence
 from ..common import audit, fo_private
 from ..common.bulk import DB_NOW
 from ..common.identity import Identity, as_identity
-from ..common.label_vocab import AUTO_LABEL_ATTR, BULK_ATTR, HUMAN_DECISIONS, LOGGED_ATTRS
+from ..common.label_attrs import REVIEW_ATTRS, declare_label_attrs
+from ..common.label_vocab import AUTO_LABEL_ATTR, HUMAN_DECISIONS, LOGGED_ATTRS
 
-#: every label attribute a review decision writes
-REVIEW_ATTRS = ("review", "reviewed_by", "reviewed_at", "review_action", BULK_ATTR)
 #: the label's content a correction changes (logged before and after);
 #: ``auto_label`` keeps the class the detector gave through corrections
 CONTENT_KEYS = ("label", "bounding_box", AUTO_LABEL_ATTR)
@@ -157,27 +156,7 @@ def read_label_states(dataset, list_path: str, label_ids: Sequence[str]) -> dict
 def declare_review_attrs(dataset, list_path: str, content: bool = False) -> None:
     """Declares the review attributes (and with ``content`` the logged
     class and box of corrections) so the App and schema show them."""
-    import fiftyone as fo
-
-    kinds = dict(
-        review=fo.StringField,
-        reviewed_by=fo.StringField,
-        reviewed_at=fo.DateTimeField,
-        review_action=fo.IntField,
-        **{BULK_ATTR: fo.BooleanField},
-    )
-    if content:
-        kinds[LOGGED_ATTRS[0]] = fo.StringField
-        kinds[AUTO_LABEL_ATTR] = fo.StringField
-    in_frames = frame_path(list_path)
-    for attr, kind in kinds.items():
-        if not dataset.has_field(f"{list_path}.{attr}"):
-            if in_frames:
-                dataset.add_frame_field(f"{in_frames}.{attr}", kind)
-            else:
-                dataset.add_sample_field(f"{list_path}.{attr}", kind)
-    if content and not dataset.has_field(f"{list_path}.{LOGGED_ATTRS[1]}"):
-        dataset.add_sample_field(f"{list_path}.{LOGGED_ATTRS[1]}", fo.ListField, subfield=fo.FloatField)
+    declare_label_attrs(dataset, list_path, REVIEW_ATTRS + ((*LOGGED_ATTRS, AUTO_LABEL_ATTR) if content else ()))
 
 
 def log_entries(common: dict, changes, who: Identity | None = None) -> list[dict]:

@@ -38,6 +38,7 @@ from typing import Iterable
 from ..common.bulk import DB_NOW
 from ..common.field_owner import candidates_label_field
 from ..common.identity import Identity, as_identity
+from ..common.label_attrs import declare_label_attrs
 from ..common.label_vocab import ADDED_FROM_ATTR, BULK_ATTR, HUMAN_DECISIONS, LOGGED_ATTRS
 from ..common import audit, fo_private
 from . import decisions
@@ -228,12 +229,9 @@ def _candidate_docs(dataset, cand_path: str, ids) -> dict[str, dict]:
 
 
 def _declare(dataset, cand_path: str, label_path: str) -> None:
-    import fiftyone as fo
-
     decisions.declare_review_attrs(dataset, cand_path)
     decisions.declare_review_attrs(dataset, label_path, content=True)
-    if not dataset.has_field(f"{label_path}.{ADDED_FROM_ATTR}"):
-        dataset.add_sample_field(f"{label_path}.{ADDED_FROM_ATTR}", fo.StringField)
+    declare_label_attrs(dataset, label_path, (ADDED_FROM_ATTR,))
 
 
 def _reload(dataset, sample_ids) -> None:

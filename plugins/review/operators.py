@@ -13,10 +13,10 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common.app_progress import LongRunningOperator
+from ..common.app_progress import LongRunningOperator, operator_ui
 from ..common.identity import Identity, resolve_identity
 from ..common.label_vocab import DEFAULT_LABEL_FIELD
-from ..common.operator_forms import choices
+from ..common.operator_forms import choices, delegate_input
 from ..common.operator_params import default_of, param_of, params_from
 from .corrections import correct_label
 from .decisions import ACTIONS, QUEUES, review_labels, undo_last
@@ -59,6 +59,7 @@ def context_user(ctx) -> Identity:
     return resolve_identity(ctx, declared=ctx.params.get("user") or None)
 
 
+@operator_ui("review_labels", "Stoplight: review labels", "fact_check", "Review labels")
 class ReviewLabels(_PlainOperator, foo.Operator):
     """Accepts, rejects, resets or corrects labels, accepts a cluster of
     similar labels at once, or undoes your last action.
@@ -102,10 +103,6 @@ class ReviewLabels(_PlainOperator, foo.Operator):
         )
     """
 
-    op_name = "review_labels"
-    op_label = "Stoplight: review labels"
-    op_icon = "fact_check"
-    form_title = "Review labels"
     summary_labels = {
         "action": "Action",
         "action_id": "Action id",
@@ -241,7 +238,7 @@ def _review_inputs(ctx, inputs):
             description=("Your name, recorded as self-declared: this App has no login and the server pins "
                          f"no reviewer (default: the server's OS user, {who.name!r})"),
         )
-    inputs.bool("delegate", default=False, label="Delegate")
+    delegate_input(inputs)
 
 
 def _one_label_inputs(ctx, inputs, action: str) -> None:
@@ -259,6 +256,7 @@ def _one_label_inputs(ctx, inputs, action: str) -> None:
         inputs.str("user", label="Reviewer", description="Your name (default: the server's OS user)")
 
 
+@operator_ui("finalize_labels", "Stoplight: finalize labels", "task_alt", "Finalize labels")
 class FinalizeLabels(_PlainOperator, foo.Operator):
     """Copies accepted labels (and optionally green ones nobody rejected)
     into a clean ``fo.Detections`` field; see :mod:`.finalize`.
@@ -275,10 +273,6 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
         )
     """
 
-    op_name = "finalize_labels"
-    op_label = "Stoplight: finalize labels"
-    op_icon = "task_alt"
-    form_title = "Finalize labels"
     summary_labels = {
         "run_key": "Run key",
         "final_field": "Final field",
@@ -292,19 +286,12 @@ class FinalizeLabels(_PlainOperator, foo.Operator):
         inputs.view_target(ctx, action_description="Finalize the labels of")
         inputs.str("label_field", default=DEFAULT_LABEL_FIELD, label="Label field")
         inputs.str("final_field", label="Final field", description="Default: <label field>_final")
-        inputs.bool(
-            "include_green",
-            default=default_of(finalize_labels, "include_green"),
-            label="Include green labels",
-            description="Also copy labels in the green queue that nobody rejected",
-        )
-        inputs.bool(
-            "adopt_field",
-            default=default_of(finalize_labels, "adopt_field"),
-            label="Replace an existing field",
-            description="Take over a final field Stoplight did not create (its labels are replaced)",
-        )
-        inputs.bool("delegate", default=False, label="Delegate")
+        inputs.bool("include_green", default=default_of(finalize_labels, "include_green"), label="Include green labels",
+                    description="Also copy labels in the green queue that nobody rejected")
+        inputs.bool("adopt_field", default=default_of(finalize_labels, "adopt_field"),
+                    label="Replace an existing field", description=(
+                        "Take over a final field Stoplight did not create (its labels are replaced)"))
+        delegate_input(inputs)
 
     def execute(self, ctx):
         summary = finalize_labels(ctx.target_view(), **params_from(
@@ -334,6 +321,7 @@ class _HandoffOperator(_PlainOperator):
         return anno_key
 
 
+@operator_ui("send_for_review", "Stoplight: send a queue to an annotation tool", "outbox", "Send for review")
 class SendForReview(_HandoffOperator, foo.Operator):
     """Sends the open labels of a triage queue (default: yellow) of the
     current view to an annotation tool; see :mod:`.handoff`.
@@ -357,11 +345,7 @@ class SendForReview(_HandoffOperator, foo.Operator):
         )
     """
 
-    op_name = "send_for_review"
     anno_key_hint = "a new name for this hand-off"
-    op_label = "Stoplight: send a queue to an annotation tool"
-    op_icon = "outbox"
-    form_title = "Send for review"
     summary_labels = {
         "anno_key": "Annotation key",
         "backend": "Tool",
@@ -378,12 +362,10 @@ class SendForReview(_HandoffOperator, foo.Operator):
         inputs.enum("queue", queues.values(), default=default_of(send_for_review, "queue"), label="Queue", view=queues)
         inputs.int("limit", label="At most", description="Send only the first labels by review rank")
         backends = choices(types.Dropdown(), BACKENDS)
-        inputs.enum(
-            "backend", backends.values(), default=default_of(send_for_review, "backend"), label="Annotation tool",
-            view=backends,
-            description="Its URL and credentials come from the server's configuration (plugin secrets)",
-        )
-        inputs.bool("delegate", default=False, label="Delegate")
+        inputs.enum("backend", backends.values(), default=default_of(send_for_review, "backend"),
+                    label="Annotation tool", view=backends,
+                    description="Its URL and credentials come from the server's configuration (plugin secrets)")
+        delegate_input(inputs)
 
     def execute(self, ctx):
         p = ctx.params
@@ -405,6 +387,9 @@ class SendForReview(_HandoffOperator, foo.Operator):
         return self._done(ctx, summary)
 
 
+@operator_ui(
+    "load_review_answers", "Stoplight: load answers from an annotation tool", "move_to_inbox", "Load review answers",
+)
 class LoadReviewAnswers(_HandoffOperator, foo.Operator):
     """Loads the answers of a hand-off as review decisions; see
     :mod:`.handoff`.
@@ -419,11 +404,7 @@ class LoadReviewAnswers(_HandoffOperator, foo.Operator):
         )
     """
 
-    op_name = "load_review_answers"
     anno_key_hint = "the key given to send_for_review"
-    op_label = "Stoplight: load answers from an annotation tool"
-    op_icon = "move_to_inbox"
-    form_title = "Load review answers"
     summary_labels = {
         "anno_key": "Annotation key",
         "user": "Recorded as reviewer (the tool)",
@@ -447,13 +428,10 @@ class LoadReviewAnswers(_HandoffOperator, foo.Operator):
         inputs.str("corrections_field", label="Corrections field", description="Default: <label field>_corrections")
         inputs.bool("cleanup", default=default_of(load_review_answers, "cleanup"),
                      label="Delete the project in the tool afterwards")
-        inputs.bool(
-            "assume_all_answered",
-            default=default_of(load_review_answers, "assume_all_answered"),
-            label="Every sent sample is answered",
-            description="Needed for CVAT: it does not say which samples a reviewer finished",
-        )
-        inputs.bool("delegate", default=False, label="Delegate")
+        inputs.bool("assume_all_answered", default=default_of(load_review_answers, "assume_all_answered"),
+                    label="Every sent sample is answered",
+                    description="Needed for CVAT: it does not say which samples a reviewer finished")
+        delegate_input(inputs)
 
     def execute(self, ctx):
         anno_key = self._anno_key(ctx)

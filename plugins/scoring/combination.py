@@ -32,9 +32,12 @@ tests and the benchmark).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
+
+#: one signal: an ``(N,)`` array, or None when it was not computed
+Signal = Optional[np.ndarray]
 
 #: signals :func:`uncertainty` takes, and their default pool weights
 DEFAULT_WEIGHTS = {
@@ -71,14 +74,8 @@ def _logit(t: np.ndarray) -> np.ndarray:
 
 
 def wrongness_terms(
-    *,
-    hardness: np.ndarray | None = None,
-    knn_agreement: np.ndarray | None = None,
-    clip_agreement: np.ndarray | None = None,
-    rer: np.ndarray | None = None,
-    consensus: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
-    clip_scale: float = 100.0,
+    *, hardness: Signal = None, knn_agreement: Signal = None, clip_agreement: Signal = None, rer: Signal = None,
+    consensus: Signal = None, confidence: Signal = None, clip_scale: float = 100.0,
 ) -> dict[str, np.ndarray]:
     """Each available signal mapped to a "wrongness" term in ``[0, 1]``.
 
@@ -194,13 +191,8 @@ def adapted_weights(logits: dict[str, np.ndarray], weights: dict[str, float]) ->
 
 
 def uncertainty(
-    *,
-    hardness: np.ndarray | None = None,
-    knn_agreement: np.ndarray | None = None,
-    clip_agreement: np.ndarray | None = None,
-    rer: np.ndarray | None = None,
-    consensus: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
+    *, hardness: Signal = None, knn_agreement: Signal = None, clip_agreement: Signal = None, rer: Signal = None,
+    consensus: Signal = None, confidence: Signal = None,
     weights: Mapping[str, float] | None = None,
     method: str = "pool",
     adapt: bool = True,
@@ -241,15 +233,9 @@ def uncertainty(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    terms = wrongness_terms(
-        hardness=hardness,
-        knn_agreement=knn_agreement,
-        clip_agreement=clip_agreement,
-        rer=rer,
-        consensus=consensus,
-        confidence=confidence,
-        clip_scale=clip_scale,
-    )
+    signals = dict(hardness=hardness, knn_agreement=knn_agreement, clip_agreement=clip_agreement, rer=rer,
+                   consensus=consensus, confidence=confidence)
+    terms = wrongness_terms(**signals, clip_scale=clip_scale)
     if not terms:
         raise ValueError("uncertainty needs at least one signal")
     lengths = {t.shape[0] for t in terms.values()}

@@ -24,14 +24,13 @@ This module holds the run; the model lives in :mod:`.clip`, the crops in
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..common.provenance import MAX_RECORDED_FAILURES
+from ..common.run_tally import RunTally
 from ..common.progress import Progress, sdk_function
 from ..common import bulk, db_errors, fo_private, label_attrs, provenance
 from ..common.fields import check_detections_field
@@ -57,8 +56,6 @@ from .crops import (  # noqa: F401  (re-exported: imported from here by callers)
     letterbox,
     load_crops,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def write_embeddings(
@@ -295,7 +292,7 @@ def _labels_to_embed(
     return _LabelsToEmbed(jobs, num_target, num_skipped)
 
 
-class _EmbeddingRun:
+class _EmbeddingRun(RunTally):
     """The state of one local embedding run: counts, failures, timings,
     crops waiting for a forward pass and embeddings waiting to be written.
 
@@ -316,9 +313,8 @@ class _EmbeddingRun:
         self.run_key = run_key
         self.prompts = prompts
         self.todo = todo
-        self.path_of = {job[0]: job[1] for job in todo.jobs}
-        self.timings = dict(decode_s=0.0, prepare_s=0.0, embed_s=0.0, write_s=0.0, text_s=0.0)
-        self.failures: list[dict] = []
+        super().__init__(timings=("decode_s", "prepare_s", "embed_s", "write_s", "text_s"),
+                         path_of={job[0]: job[1] for job in todo.jobs})
         self.num_failed_samples = self.num_failed_labels = self.num_embedded = 0
         self.pending: list[dict] = []  # embeddings not yet written
         self.queue = CropQueue()
@@ -339,10 +335,7 @@ class _EmbeddingRun:
         if item.error is not None:
             self.num_failed_samples += 1
             self.num_failed_labels += len(item.label_ids)
-            logger.warning("Sample %s (%s): %s", item.sample_id, item.filepath, item.error)
-            self._record_failure(
-                dict(sample_id=item.sample_id, filepath=item.filepath, error=item.error)
-            )
+            self.fail(item.sample_id, item.error, item.filepath)
         else:
             self.queue.add(item)
             while len(self.queue) >= batch_size:
@@ -372,14 +365,7 @@ class _EmbeddingRun:
     def _crop_failed(self, sid: str, lid: str, error: BaseException) -> None:
         self.num_failed_labels += 1
         msg = f"embedding failed: {type(error).__name__}: {error}"
-        path = self.path_of.get(sid)
-        logger.warning("Sample %s (%s), label %s: %s", sid, path, lid, msg)
-        self._record_failure(dict(sample_id=sid, filepath=path, label_id=lid, error=msg))
-
-    def _record_failure(self, failure: dict) -> None:
-        # the first few only: a run over a broken share must not grow its record
-        if len(self.failures) < MAX_RECORDED_FAILURES:
-            self.failures.append(failure)
+        self.fail(sid, msg, label_id=lid)
 
     def flush(self) -> None:
         """Writes the pending embeddings in one bulk call."""
@@ -425,7 +411,7 @@ class _EmbeddingRun:
             failures=self.failures,
             prompts=self.prompts,
             text_embeddings=None if txt is None else txt.tolist(),
-            timings={k: round(v, 4) for k, v in self.timings.items()},
+            timings=self.rounded_timings(),
         )
 
 

@@ -11,10 +11,12 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common import paths
-from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.app_progress import LongRunningOperator, operator_ui, run_with_progress
 from ..common.ray_params import executor_from_params, ray_inputs
 from ..common.limits import limit
-from ..common.operator_forms import choices, result_form
+from ..common.operator_forms import (
+    batch_size_input, choices, delegate_input, device_input, overwrite_input, result_form,
+)
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 from .embeddings import iter_compute_label_embeddings
 
@@ -22,6 +24,9 @@ from .embeddings import iter_compute_label_embeddings
 EMBED_KEYS = ("label_field", "context", "batch_size", "embeddings_attr", "overwrite", "device", "prompts", "run_key")
 
 
+@operator_ui(
+    "compute_label_embeddings", "Stoplight: compute label embeddings", "scatter_plot", "Compute label embeddings",
+)
 class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
     """Embeds the crop of every label with open_clip, stored on the label.
 
@@ -36,11 +41,6 @@ class ComputeLabelEmbeddings(LongRunningOperator, foo.Operator):
                     "pretrained": "openai"},
         )
     """
-
-    op_name = "compute_label_embeddings"
-    op_label = "Stoplight: compute label embeddings"
-    op_icon = "scatter_plot"
-    form_title = "Compute label embeddings"
 
     def _inputs(self, ctx, inputs):
         _embedding_inputs(ctx, inputs)
@@ -103,45 +103,21 @@ def _default(name: str):
 def _embedding_inputs(ctx, inputs):
     inputs.view_target(ctx, action_description="Embed the labels of")
     inputs.str("label_field", default=_default("label_field"), label="Label field")
-    inputs.str(
-        "model_name",
-        default=_default("model_name"),
-        label="open_clip model",
-        description="An open_clip architecture, e.g. ViT-B-32, ViT-L-14",
-    )
+    inputs.str("model_name", default=_default("model_name"), label="open_clip model",
+               description="An open_clip architecture, e.g. ViT-B-32, ViT-L-14")
     error = _pretrained_error(ctx)
-    inputs.str(
-        "pretrained",
-        default=_default("pretrained"),
-        label="Pretrained weights",
-        description="An open_clip pretrained tag (downloaded) or a local checkpoint file",
-        invalid=error is not None,
-        error_message=error or "",
-    )
-    inputs.float(
-        "context",
-        min=0.0,
-        default=_default("context"),
-        label="Context padding",
-        description="Fraction of the box size added on each side of the crop",
-    )
-    inputs.int("batch_size", min=1, max=limit("embed_batch_size"), default=_default("batch_size"),
-               label="Crops per batch")
-    inputs.str(
-        "embeddings_attr",
-        default=_default("embeddings_attr"),
-        label="Embedding attribute",
-        description="Label attribute that stores the vector",
-    )
-    inputs.bool(
-        "overwrite",
-        default=_default("overwrite"),
-        label="Overwrite",
-        description="Recompute labels that already have an embedding (default: skip them, so runs resume)",
-    )
-    inputs.str("device", label="Device", description="Empty uses CUDA when available")
+    inputs.str("pretrained", default=_default("pretrained"), label="Pretrained weights",
+               description="An open_clip pretrained tag (downloaded) or a local checkpoint file",
+               invalid=error is not None, error_message=error or "")
+    inputs.float("context", min=0.0, default=_default("context"), label="Context padding",
+                 description="Fraction of the box size added on each side of the crop")
+    batch_size_input(inputs, iter_compute_label_embeddings, "Crops per batch", most=limit("embed_batch_size"))
+    inputs.str("embeddings_attr", default=_default("embeddings_attr"), label="Embedding attribute",
+               description="Label attribute that stores the vector")
+    overwrite_input(inputs, iter_compute_label_embeddings, "Recompute labels that already have an embedding")
+    device_input(inputs)
     ray_inputs(ctx, inputs)
-    inputs.bool("delegate", default=False, label="Delegate")
+    delegate_input(inputs)
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +139,7 @@ SCORE_KEYS = (
 )
 
 
+@operator_ui("score_labels", "Stoplight: score labels", "traffic", "Score labels")
 class ScoreLabels(LongRunningOperator, foo.Operator):
     """Scores every auto-label (hardness, margin, mistakenness, kNN agreement,
     RER, CLIP agreement, consensus, uncertainty); see :mod:`.scores`.
@@ -177,11 +154,6 @@ class ScoreLabels(LongRunningOperator, foo.Operator):
             params={"label_field": "autolabels", "reference_field": "ground_truth"},
         )
     """
-
-    op_name = "score_labels"
-    op_label = "Stoplight: score labels"
-    op_icon = "traffic"
-    form_title = "Score labels"
 
     def _inputs(self, ctx, inputs):
         _score_inputs(ctx, inputs)
@@ -213,20 +185,12 @@ def _score_inputs(ctx, inputs):
     defaults = score_defaults()
     inputs.view_target(ctx, action_description="Score the labels of")
     inputs.str("label_field", default=defaults["label_field"], label="Label field")
-    inputs.str(
-        "reference_field",
-        label="Reference field",
-        description="Optional Detections field of reference (e.g. human) labels, for mistakenness",
-    )
+    inputs.str("reference_field", label="Reference field",
+               description="Optional Detections field of reference (e.g. human) labels, for mistakenness")
     inputs.float("iou", min=0.0, max=1.0, default=defaults["iou"], label="Reference IoU")
-    inputs.float(
-        "spurious_confidence",
-        min=0.0,
-        max=1.0,
-        default=defaults["spurious_confidence"],
-        label="Spurious confidence",
-        description="Least confidence of an unmatched auto-label to count as possibly spurious",
-    )
+    inputs.float("spurious_confidence", min=0.0, max=1.0, default=defaults["spurious_confidence"],
+                 label="Spurious confidence",
+                 description="Least confidence of an unmatched auto-label to count as possibly spurious")
     inputs.str(
         "scores_attr",
         default=defaults["scores_attr"],
@@ -244,23 +208,12 @@ def _score_inputs(ctx, inputs):
         description="logits get a softmax first; auto: logits when the name says logit "
         "or a value is negative",
     )
-    inputs.str(
-        "embeddings_attr",
-        default=defaults["embeddings_attr"],
-        label="Embedding attribute",
-        description="Label attribute with stored embeddings (for kNN agreement, RER, CLIP agreement)",
-    )
-    inputs.list(
-        "consensus_fields",
-        types.String(),
-        label="Consensus fields",
-        description="Other models' Detections fields to measure agreement with",
-    )
-    inputs.float(
-        "consensus_iou", min=0.0, max=1.0, default=defaults["consensus_iou"],
-        label="Consensus IoU",
-    )
+    inputs.str("embeddings_attr", default=defaults["embeddings_attr"], label="Embedding attribute",
+               description="Label attribute with stored embeddings (for kNN agreement, RER, CLIP agreement)")
+    inputs.list("consensus_fields", types.String(), label="Consensus fields",
+                description="Other models' Detections fields to measure agreement with")
+    inputs.float("consensus_iou", min=0.0, max=1.0, default=defaults["consensus_iou"], label="Consensus IoU")
     inputs.int("k", min=1, max=limit("neighbors"), default=defaults["k"], label="kNN neighbours")
     inputs.bool("rer", default=defaults["rer"], label="Class-wise autoencoder RER")
-    inputs.str("device", label="Device", description="Empty uses CUDA when available")
-    inputs.bool("delegate", default=False, label="Delegate")
+    device_input(inputs)
+    delegate_input(inputs)

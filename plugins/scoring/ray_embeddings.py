@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 from ..common import bulk, fo_private, provenance
 from ..common.progress import Progress
-from ..common.provenance import MAX_RECORDED_FAILURES
+from ..common.run_tally import RunTally
 from ..common.ray_executor import RayExecutor, RayJob, RayRun, RayRunError, run_facts, worker_module
 from .clip import embedding_dim, encode_crops, load_clip
 from .crops import load_crops
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 WORKER_MODULE = worker_module(__name__)
 
 _TIMINGS = ("decode_s", "prepare_s", "embed_s", "write_s")
+#: the summary's counts, in its order
+_COUNTS = ("num_skipped_labels", "num_embedded_labels", "num_failed_labels", "num_failed_samples")
 
 
 class EmbeddingWorker:
@@ -235,56 +237,41 @@ def _resolved(pretrained: str | None) -> str | None:
     return pretrained
 
 
-class _Tally:
+class _Tally(RunTally):
     """The driver's running counts over the outcome rows (in labels)."""
 
     def __init__(self, skipped: int, path_of: dict, labels_of: dict) -> None:
-        self.skipped = skipped
-        self.path_of, self.labels_of = path_of, labels_of
-        self.embedded = self.failed_labels = self.failed_samples = self.done = 0
-        self.failures: list[dict] = []
-        self.timings = dict.fromkeys(_TIMINGS, 0.0)
+        super().__init__(_COUNTS, _TIMINGS, path_of)
+        self.counts["num_skipped_labels"] = skipped
+        self.labels_of = labels_of
+        self.done = 0
         self.text = None
 
     def add(self, out: dict[str, list]) -> None:
-        n = len(out["sample_id"])
+        counts = self.counts
         for i, sid in enumerate(out["sample_id"]):
             status = out["status"][i]
             if status == "lost":
                 failed = self.labels_of[sid]
-                self.failed_samples += 1
-                self._fail(dict(sample_id=sid, filepath=self.path_of[sid], error=out["error"][i]))
+                counts["num_failed_samples"] += 1
+                self.fail(sid, out["error"][i])
             else:
-                self.embedded += out["num_embedded"][i]
-                self.skipped += out["num_skipped_labels"][i]
+                counts["num_embedded_labels"] += out["num_embedded"][i]
+                counts["num_skipped_labels"] += out["num_skipped_labels"][i]
                 failed = out["num_failed_labels"][i]
                 if status == "failed":
-                    self.failed_samples += 1
-                    self._fail(dict(sample_id=sid, filepath=self.path_of[sid], error=out["error"][i]))
+                    counts["num_failed_samples"] += 1
+                    self.fail(sid, out["error"][i])
                 for f in json.loads(out["failures"][i]):
-                    self._fail(dict(sample_id=sid, filepath=self.path_of[sid], **f))
-            self.failed_labels += failed
+                    self.fail(sid, **f)
+            counts["num_failed_labels"] += failed
             self.done += self.labels_of[sid]
-        for k in _TIMINGS:
-            self.timings[k] += sum(out.get(k, [0.0] * n))
+        self.add_timings(out)
         if self.text is None:
             text = next((t for t in out.get("text_embeddings", []) if t), None)
             if text:
                 self.text = json.loads(text)
 
-    def _fail(self, failure: dict) -> None:
-        logger.warning("Sample %s (%s): %s", failure["sample_id"], failure["filepath"],
-                       failure["error"])
-        if len(self.failures) < MAX_RECORDED_FAILURES:
-            self.failures.append(failure)
-
     def summary(self) -> dict:
-        return dict(
-            num_skipped_labels=self.skipped,
-            num_embedded_labels=self.embedded,
-            num_failed_labels=self.failed_labels,
-            num_failed_samples=self.failed_samples,
-            failures=self.failures,
-            # summed over the workers: busy time, not the run's wall time
-            timings={k: round(v, 4) for k, v in self.timings.items()},
-        )
+        # timings are summed over the workers: busy time, not the run's wall time
+        return super().summary(warnings=False)

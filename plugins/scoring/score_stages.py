@@ -495,10 +495,7 @@ def write_scores(
 
     dataset = fo_private.view_dataset(sample_collection)
     written = [a for a in label_attrs.SCORE_ATTRS if a in out.scores]
-    for attr in written:
-        path = f"{label_field}.detections.{attr}"
-        if not dataset.has_field(path):
-            dataset.add_sample_field(path, fo.FloatField)
+    label_attrs.declare_label_attrs(dataset, f"{label_field}.detections", written)
     bulk.write_label_attrs(
         sample_collection,
         f"{label_field}.detections",

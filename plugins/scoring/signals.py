@@ -109,7 +109,7 @@ def hardness(class_scores: np.ndarray) -> np.ndarray:
         class_scores: ``(N, C)`` non-negative scores
 
     Returns:
-        ``(N,)`` float64 array in ``[0, 1]``
+        ``(N,)`` float64 normalized entropies in ``[0, 1]``
     """
     p, empty = _normalize_scores(class_scores)
     n, c = p.shape
@@ -140,14 +140,11 @@ def margin(class_scores: np.ndarray) -> np.ndarray:
         class_scores: ``(N, C)`` non-negative scores
 
     Returns:
-        ``(N,)`` float64 array in ``[0, 1]``
+        ``(N,)`` float64 gaps between the two best classes, in ``[0, 1]``
     """
     p, empty = _normalize_scores(class_scores)
-    n, c = p.shape
-    if c <= 1:
-        out = np.ones(n, dtype=np.float64)
-        out[empty] = 0.0
-        return out
+    if p.shape[1] <= 1:
+        return np.where(empty, 0.0, 1.0)
     # partition is O(C) per row; we only need the two largest values.
     top2 = -np.partition(-p, 1, axis=1)[:, :2]
     out = top2[:, 0] - top2[:, 1]

@@ -13,7 +13,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..common import paths, provenance
-from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.app_progress import LongRunningOperator, operator_ui, run_with_progress
 from ..common.limits import limit
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 
@@ -62,6 +62,9 @@ def _lookup(report: dict, path: str):
     return value
 
 
+@operator_ui(
+    "train_on_accepted", "Stoplight: train on accepted labels vs human labels", "model_training", "Train a detector on accepted labels and compare with human labels",
+)
 class TrainOnAccepted(LongRunningOperator, foo.Operator):
     """Trains one YOLO detector on reviewed auto-labels and one on human
     labels, tests both on held-out human labels and reports mAP50, labels
@@ -82,11 +85,6 @@ class TrainOnAccepted(LongRunningOperator, foo.Operator):
         # after the worker ran it
         report = provenance.load_run_results(dataset, "accepted_vs_human")
     """
-
-    op_name = "train_on_accepted"
-    op_label = "Stoplight: train on accepted labels vs human labels"
-    op_icon = "model_training"
-    form_title = "Train a detector on accepted labels and compare with human labels"
 
     def _inputs(self, ctx, inputs):
         from .compare import compare_steps, split_views

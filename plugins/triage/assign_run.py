@@ -115,7 +115,7 @@ def iter_assign_queues(
     status = "failed"
     written = 0
     try:
-        _declare_attrs(dataset, label_field)
+        label_attrs.declare_label_attrs(dataset, f"{label_field}.detections", ("queue", "p_correct", "review_rank"))
         total = max(int(free.sum()), 1)
         for written in _write_queues(sample_collection, label_field, labels, free, q, p, rank):
             yield Progress(written, total, "Writing queues")
@@ -236,15 +236,6 @@ def _report(sample_collection, label_field: str, calibration: dict, calibration_
         calibration, labels["label"], final_q, final_p, labels["review"], bulk=in_bulk,
         **{**report_params, "gpu_hours": report_params["gpu_hours"] or labeling_gpu_hours(dataset, label_field)},
     )
-
-
-def _declare_attrs(dataset, label_field: str) -> None:
-    import fiftyone as fo
-
-    for attr, kind in (("queue", fo.StringField), ("p_correct", fo.FloatField), ("review_rank", fo.IntField)):
-        path = f"{label_field}.detections.{attr}"
-        if not dataset.has_field(path):
-            dataset.add_sample_field(path, kind)
 
 
 def _prepare_review(dataset, label_field: str, labels: dict, yellow: np.ndarray, p: np.ndarray, rank: np.ndarray,

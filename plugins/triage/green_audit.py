@@ -33,6 +33,7 @@ import numpy as np
 
 from ..common import bulk, fo_private, heartbeats, provenance
 from ..common.fields import check_detections_field
+from ..common.label_attrs import declare_label_attrs
 from ..common.label_vocab import BULK_ATTR, DEFAULT_LABEL_FIELD, HUMAN_DECISIONS
 from . import acceptance, model, queues
 from . import calibration as cal_mod
@@ -403,21 +404,12 @@ def _apply(dataset, audit_key: str, config: dict, certified: int) -> int:
     owner = dict(zip(lids.tolist(), sids.tolist()))
     ids = [lid for lid in lids.tolist() if lid in todo]
     if ids:
-        _declare_attrs(dataset, label_field)
+        declare_label_attrs(dataset, f"{label_field}.detections", ("queue", RANK_ATTR))
         bulk.write_label_attrs(dataset, f"{label_field}.detections", [owner[i] for i in ids],
                                ids, {"queue": [queues.GREEN] * len(ids)}, owned=("queue",),
                                # a decision made meanwhile is never written over
                                unless={"review": HUMAN_DECISIONS})
     return int(len(inside))
-
-
-def _declare_attrs(dataset, label_field: str) -> None:
-    import fiftyone as fo
-
-    for attr, kind in (("queue", fo.StringField), (RANK_ATTR, fo.IntField)):
-        path = f"{label_field}.detections.{attr}"
-        if not dataset.has_field(path):
-            dataset.add_sample_field(path, kind)
 
 
 def _write_ranks(dataset, label_field: str, config: dict, keep: set | None = None) -> list:
@@ -434,7 +426,7 @@ def _write_ranks(dataset, label_field: str, config: dict, keep: set | None = Non
         if keep is None or int(i) in keep:
             rank[int(i)] = r + 1
     if rank != config.get("ranks"):
-        _declare_attrs(dataset, label_field)
+        declare_label_attrs(dataset, f"{label_field}.detections", ("queue", RANK_ATTR))
         bulk.write_label_attrs(dataset, f"{label_field}.detections", sids, lids, {RANK_ATTR: rank},
                                owned=(RANK_ATTR,))
     return rank

@@ -10,9 +10,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..common.app_progress import LongRunningOperator, run_with_progress
+from ..common.app_progress import LongRunningOperator, operator_ui, run_with_progress
 from ..common.limits import limit
-from ..common.operator_forms import result_form
+from ..common.operator_forms import delegate_input, result_form
 from ..common.operator_params import default_of, defaults_of, param_of, params_from
 
 #: the request keys each operator lets through to its core function
@@ -24,6 +24,7 @@ REPORT_KEYS = ("seconds_per_box", "cents_per_box", "usd_per_gpu_hour", "gpu_hour
 AUDIT_KEYS = ("audit_key", "target_precision", "confidence_level", "max_checks", "restart")
 
 
+@operator_ui("calibrate_triage", "Stoplight: calibrate triage", "tune", "Calibrate green / yellow / red triage")
 class CalibrateTriage(LongRunningOperator, foo.Operator):
     """Learns P(correct | signals) on verified labels and certifies per-class
     green/red thresholds; see :func:`.workflow.calibrate_triage`.
@@ -39,11 +40,6 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
                     "target_precision": 0.95},
         )
     """
-
-    op_name = "calibrate_triage"
-    op_label = "Stoplight: calibrate triage"
-    op_icon = "tune"
-    form_title = "Calibrate green / yellow / red triage"
 
     def _inputs(self, ctx, inputs):
         from .workflow import iter_calibrate_triage
@@ -77,7 +73,7 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
         )
         inputs.int("folds", min=2, max=limit("folds"), default=d["folds"], label="Cross-fitting folds")
         inputs.float("shrinkage", min=0.0, default=d["shrinkage"], label="Class shrinkage")
-        inputs.bool("delegate", default=False, label="Delegate")
+        delegate_input(inputs)
 
     def execute(self, ctx):
         from .workflow import iter_calibrate_triage
@@ -99,6 +95,7 @@ class CalibrateTriage(LongRunningOperator, foo.Operator):
         yield from self.show_summary(ctx, summary, outputs, list(outputs.properties))
 
 
+@operator_ui("assign_queues", "Stoplight: assign green / yellow / red queues", "traffic", "Assign queues")
 class AssignQueues(LongRunningOperator, foo.Operator):
     """Writes ``queue``, ``p_correct`` and ``review_rank`` on every label under
     a calibration; labels with a human decision keep theirs. See
@@ -115,11 +112,6 @@ class AssignQueues(LongRunningOperator, foo.Operator):
         )
     """
 
-    op_name = "assign_queues"
-    op_label = "Stoplight: assign green / yellow / red queues"
-    op_icon = "traffic"
-    form_title = "Assign queues"
-
     def _inputs(self, ctx, inputs):
         from .workflow import iter_assign_queues
 
@@ -130,7 +122,7 @@ class AssignQueues(LongRunningOperator, foo.Operator):
         inputs.str("diversity_attr", default=d["diversity_attr"], label="Embedding attribute",
                    description="Label embeddings that make the review order diverse (optional)")
         _report_inputs(inputs)
-        inputs.bool("delegate", default=False, label="Delegate")
+        delegate_input(inputs)
 
     def execute(self, ctx):
         from .workflow import iter_assign_queues, triage_report
@@ -195,6 +187,7 @@ class TriageReport(foo.Operator):
         return types.Property(outputs, view=types.View(label="Triage report"))
 
 
+@operator_ui("audit_green", "Stoplight: audit green (certify by sampling)", "fact_check", "Audit a candidate green set")
 class AuditGreen(LongRunningOperator, foo.Operator):
     """Starts or continues the audit of a candidate green set: a random
     sample for people to check, certifying the precision of the whole set;
@@ -214,10 +207,6 @@ class AuditGreen(LongRunningOperator, foo.Operator):
         print(result["status"], len(result["pending"]))
     """
 
-    op_name = "audit_green"
-    op_label = "Stoplight: audit green (certify by sampling)"
-    op_icon = "fact_check"
-    form_title = "Audit a candidate green set"
     as_generator = False
 
     def _inputs(self, ctx, inputs):
@@ -249,6 +238,7 @@ class AuditGreen(LongRunningOperator, foo.Operator):
         ))
 
 
+@operator_ui("audit_tracks", "Stoplight: audit video tracks (certify by sampling)", "fact_check", "Audit video tracks")
 class AuditTracks(LongRunningOperator, foo.Operator):
     """Starts or continues the audit of the undecided tracks of a video
     frame field: a random sample of tracks for people to decide whole
@@ -270,10 +260,6 @@ class AuditTracks(LongRunningOperator, foo.Operator):
         print(result["status"], len(result["pending"]))
     """
 
-    op_name = "audit_tracks"
-    op_label = "Stoplight: audit video tracks (certify by sampling)"
-    op_icon = "fact_check"
-    form_title = "Audit video tracks"
     as_generator = False
 
     def _inputs(self, ctx, inputs):
@@ -310,7 +296,7 @@ def _audit_inputs(inputs, fn, target_label: str, target_help: str, confidence_he
     inputs.float("confidence_level", min=0.5, max=0.999, label="Confidence level", description=confidence_help)
     inputs.int("max_checks", min=1, max=10_000, label=checks_label, description=checks_help)
     inputs.bool("restart", default=False, label="Draw a new audit", description=restart_help)
-    inputs.bool("delegate", default=False, label="Delegate")
+    delegate_input(inputs)
 
 
 def _audit_outputs(title: str, counts) -> types.Property:

@@ -24,6 +24,7 @@ import time
 import uuid
 
 import fiftyone as fo
+import numpy as np
 import pytest
 
 from ray_cluster import LocalCluster, free_port, private_auth
@@ -164,6 +165,17 @@ def _labels(ds, field="autolabels") -> dict:
     return out
 
 
+def _same_predictions(got: list, want: list, with_review: bool = True) -> bool:
+    """Whether two samples' labels (of :func:`_labels`, ids aside) are the
+    same predictions. Boxes agree to 1e-5: a Ray actor and this process may
+    sum in another order (their own thread pools), which moves the 6th
+    decimal; a different prediction moves far more."""
+    key = (lambda x: (x[1], x[3])) if with_review else (lambda x: x[1])
+    return len(got) == len(want) and all(
+        key(g) == key(w) and np.allclose(g[2], w[2], rtol=0, atol=1e-5) for g, w in zip(got, want)
+    )
+
+
 def _detect(ds, tiny_checkpoint, **kw):
     params = dict(backend=BACKEND, checkpoint=tiny_checkpoint(BACKEND), classes=CLASSES,
                   confidence_threshold=0.0, device="cpu", progress=False)
@@ -235,7 +247,7 @@ def test_labeling_on_two_nodes_interrupted_resumed_overwritten(two_nodes, images
     got, want = _labels(distributed), _labels(local)
     # built alike: the i-th samples of both hold the same image
     for g, w in zip(got.values(), want.values()):
-        assert [x[1:] for x in g] == [x[1:] for x in w]
+        assert _same_predictions(g, w), (g, w)
     kept = {x[0]: x[3] for labels in got.values() for x in labels if x[3]}
     assert kept == decided  # the same labels, same ids, same decisions
     for key in ("num_processed_samples", "num_labels", "num_kept_decisions"):
@@ -280,7 +292,7 @@ def test_a_node_killed_mid_run_every_sample_labeled_once(two_nodes, images, tiny
     # each sample holds the model's labels once: as the local run wrote them
     for (sid, got), want in zip(after.items(), _labels(reference).values()):
         if sid not in before_run:
-            assert [x[1:3] for x in got] == [x[1:3] for x in want]
+            assert _same_predictions(got, want, with_review=False), (got, want)
     assert summary["num_failed_samples"] == 0
     assert summary["num_processed_samples"] + summary["num_skipped_samples"] == n
     assert summary["num_ray_nodes"] == 2

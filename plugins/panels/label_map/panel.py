@@ -20,7 +20,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..shared import app_context, queue_stats
-from ..shared.panel_config import grid_panel_config
+from ..shared.queue_stats import panel_base_view
+from ..shared.panel_config import grid_panel
 from . import core as label_map
 
 _COLOR_COLUMN = {"queue": "queue", "class": "label", "review": "review"}
@@ -54,16 +55,13 @@ def _choice(ctx, name: str):
     return value if value is not None else ctx.panel.state.get(name)
 
 
+@grid_panel(
+    "label_map", "Stoplight: label map", "scatter_plot",
+    "A 2-D map of the label embeddings. Lasso or box-select points to show those "
+    "labels in the grid; click a point to open its sample."
+)
 class LabelMapPanel(foo.Panel):
     """Embedding map of auto-labels with lasso selection into the grid."""
-
-    @property
-    def config(self):
-        return grid_panel_config(
-            "label_map", "Stoplight: label map", "scatter_plot",
-            "A 2-D map of the label embeddings. Lasso or box-select points to show those "
-            "labels in the grid; click a point to open its sample."
-        )
 
     # -- App events ---------------------------------------------------------
 
@@ -131,7 +129,7 @@ class LabelMapPanel(foo.Panel):
         ids = list(dict.fromkeys(p["id"] for p in points if isinstance(p, dict) and p.get("id")))
         if not ids:
             return
-        base = self._base(ctx, field)
+        base = panel_base_view(ctx, field)
         drill = dict(label_ids=ids)
         # answered at once; the grid then loads the view and the map is
         # redrawn with the selection highlighted (on_change_view)
@@ -139,17 +137,11 @@ class LabelMapPanel(foo.Panel):
         ctx.ops.set_view(queue_stats.drill_view(base, field, drill))
 
     def show_all(self, ctx):
-        base = self._base(ctx, ctx.panel.state.label_field)
+        base = panel_base_view(ctx, ctx.panel.state.label_field)
         ctx.panel.state.set(dict(drill=None, message=None))
         ctx.ops.set_view(base)
 
     # -- helpers --------------------------------------------------------------
-
-    def _base(self, ctx, field):
-        base, found = queue_stats.strip_drilldown(ctx.view, field, ctx.panel.state.drill)
-        if ctx.panel.state.drill and not found:
-            ctx.panel.state.drill = None
-        return base
 
     def _refresh(self, ctx):
         dataset = ctx.dataset
@@ -168,7 +160,7 @@ class LabelMapPanel(foo.Panel):
             ctx.panel.state.set(dict(error=None, has_map=False, info=None))
             _set_plot(ctx, [])
             return
-        base = self._base(ctx, field)
+        base = panel_base_view(ctx, field)
         states = label_map.label_states(base, field)
         map_rows, state_rows = label_map.join_map(m, states)
         drill = ctx.panel.state.drill or {}

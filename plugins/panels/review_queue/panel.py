@@ -56,7 +56,7 @@ from ...review.missing import add_missing, dismiss_missing
 from ...triage.green_audit import apply_certificate
 from ...review.operators import context_user
 from ..shared import app_context
-from ..shared.panel_config import grid_panel_config
+from ..shared.panel_config import grid_panel
 from . import questions as qs
 
 logger = logging.getLogger(__name__)
@@ -112,18 +112,15 @@ def _require_reviewer(ctx) -> Identity:
     return who
 
 
+@grid_panel(
+    "review_queue", "Stoplight: review queue", "quiz",
+    "Answers the yellow queue one label at a time. Keys: A accept, R reject, "
+    "C change class, B fix the box, S unsure/skip, U undo, arrows previous/next. "
+    "Choose a candidates field (e.g. autolabels_candidates) for the missing queue: "
+    "A adds the box as a new label, R dismisses it."
+)
 class ReviewQueue(foo.Panel):
     """One label at a time, answered from the keyboard."""
-
-    @property
-    def config(self):
-        return grid_panel_config(
-            "review_queue", "Stoplight: review queue", "quiz",
-            "Answers the yellow queue one label at a time. Keys: A accept, R reject, "
-            "C change class, B fix the box, S unsure/skip, U undo, arrows previous/next. "
-            "Choose a candidates field (e.g. autolabels_candidates) for the missing queue: "
-            "A adds the box as a new label, R dismisses it."
-        )
 
     def on_load(self, ctx):
         ctx.panel.state.view_key = view_key(ctx.view)

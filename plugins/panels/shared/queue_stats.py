@@ -262,3 +262,13 @@ def strip_drilldown(view, label_field: str, drill: dict | None):
 
 def _drill_args(drill: dict) -> dict[str, Any]:
     return {k: drill.get(k) for k in ("queue", "label", "review")}
+
+
+def panel_base_view(ctx, label_field: str):
+    """The App's view without the panel's own drill-down (the view its
+    counts, maps and bulk actions run on). A drill-down the user has since
+    removed from the view is forgotten (``ctx.panel.state.drill``)."""
+    base, found = strip_drilldown(ctx.view, label_field, ctx.panel.state.drill)
+    if ctx.panel.state.drill and not found:
+        ctx.panel.state.drill = None
+    return base

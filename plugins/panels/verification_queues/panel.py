@@ -47,7 +47,8 @@ from ...review.pace import review_pace
 from ...triage.green_audit import apply_certificate, audit_green
 from ...common.fo_private import view_stages
 from ..shared import app_context, count_cache, crops, queue_stats
-from ..shared.panel_config import grid_panel_config
+from ..shared.queue_stats import panel_base_view
+from ..shared.panel_config import grid_panel
 from . import layout
 from .layout import CLASS_COLUMNS, NEXT_YELLOW
 from .panel_content import panel_data, panel_state
@@ -58,16 +59,13 @@ logger = logging.getLogger(__name__)
 NEXT_CROPS = 8
 
 
+@grid_panel(
+    "verification_queues", "Stoplight: verification queues", "traffic",
+    "Counts of auto-labels per triage queue and class. Click a queue, a class "
+    "cell or a bar to show exactly those labels; accept or reject them with the buttons."
+)
 class VerificationQueues(foo.Panel):
     """Review progress and navigation of the green / yellow / red queues."""
-
-    @property
-    def config(self):
-        return grid_panel_config(
-            "verification_queues", "Stoplight: verification queues", "traffic",
-            "Counts of auto-labels per triage queue and class. Click a queue, a class "
-            "cell or a bar to show exactly those labels; accept or reject them with the buttons."
-        )
 
     # -- App events ---------------------------------------------------------
 
@@ -150,7 +148,7 @@ class VerificationQueues(foo.Panel):
 
     def show_all(self, ctx):
         field = ctx.panel.state.label_field
-        base = self._base(ctx, field)
+        base = panel_base_view(ctx, field)
         ctx.panel.state.drill = None
         ctx.ops.set_view(base)
         self._restore_fields(ctx)
@@ -199,7 +197,7 @@ class VerificationQueues(foo.Panel):
             return self._fail(ctx, "Calibrate the triage first (calibrate_triage)")
         ended = (ctx.panel.state.audit_status or "needs_answers") != "needs_answers"
         try:
-            out = audit_green(self._base(ctx, field), field, key, audit_key=ctx.panel.state.audit_key or "audit",
+            out = audit_green(panel_base_view(ctx, field), field, key, audit_key=ctx.panel.state.audit_key or "audit",
                               restart=bool(ctx.panel.state.audit_key) and ended)
         except ValueError as e:
             return self._fail(ctx, str(e))
@@ -252,7 +250,7 @@ class VerificationQueues(foo.Panel):
         if not field:
             return self._fail(ctx, "No label field")
         # only labels nobody decided: a bulk accept never overrides a person
-        pending = queue_stats.drilldown_view(self._base(ctx, field), field, queue=queue, review="pending")
+        pending = queue_stats.drilldown_view(panel_base_view(ctx, field), field, queue=queue, review="pending")
         try:
             # protect="all": a label someone decides after the view was
             # read is left alone, not overridden by the bulk action
@@ -296,7 +294,7 @@ class VerificationQueues(foo.Panel):
         if not field:
             return self._fail(ctx, "No label field")
         # counted now: others may have decided labels since the last refresh
-        cells = count_cache.label_cells_cached(self._base(ctx, field), field)
+        cells = count_cache.label_cells_cached(panel_base_view(ctx, field), field)
         n = queue_stats.summarize_counts(queue_stats.rows_from_cells(cells))["queues"][queue]["pending"]
         ctx.panel.state.confirm = dict(action=action, queue=queue, count=n)
 
@@ -348,7 +346,7 @@ class VerificationQueues(foo.Panel):
         field = ctx.panel.state.label_field
         if not field:
             return False
-        base = self._base(ctx, field)
+        base = panel_base_view(ctx, field)
         view = queue_stats.drill_view(base, field, drill)
         ctx.panel.state.drill = drill
         self._show_only_field(ctx, field)
@@ -356,12 +354,6 @@ class VerificationQueues(foo.Panel):
             return False
         ctx.ops.set_view(view)
         return True
-
-    def _base(self, ctx, field):
-        base, found = queue_stats.strip_drilldown(ctx.view, field, ctx.panel.state.drill)
-        if ctx.panel.state.drill and not found:
-            ctx.panel.state.drill = None
-        return base
 
     def _set_selection(self, ctx):
         # only on load and on the App's selection events, never in _refresh:
@@ -389,7 +381,7 @@ class VerificationQueues(foo.Panel):
         ctx.panel.state.error = None
         self._sync_edits(dataset, field)
         apply_certificate(dataset, field)  # answers given elsewhere may have earned one
-        base = self._base(ctx, field)
+        base = panel_base_view(ctx, field)
         # the whole dataset's counts (and next yellow labels) are stored while
         # its samples are unchanged
         # one aggregation for the counts and the triage report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from backendkit import assert_score_vectors, counted_forwards, photo_arrays, prompted, sigmoid
+from backendkit import assert_score_vectors, both_prompt_orders, counted_forwards, photo_arrays, prompted, sigmoid
 import numpy as np
 import pytest
 
@@ -115,12 +115,7 @@ def test_predicts_real_photos_in_one_forward(detector, photos):
 
 
 def test_score_columns_follow_prompt_order(detector, photos):
-    forward = detector([photos[0]])[0]
-    detector.set_prompts(PROMPTS[::-1])
-    try:
-        backward = detector([photos[0]])[0]
-    finally:
-        detector.set_prompts(PROMPTS)
+    forward, backward = both_prompt_orders(detector, photos[0], PROMPTS)
     # phrases attend only within themselves and positions restart at each
     # period, so reversing the prompts only permutes the score columns
     np.testing.assert_allclose(backward.prompt_scores, forward.prompt_scores[:, ::-1], atol=1e-4)

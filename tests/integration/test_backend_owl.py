@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from backendkit import assert_score_vectors, counted_forwards, photo_arrays, prompted
+from backendkit import assert_score_vectors, both_prompt_orders, counted_forwards, photo_arrays, prompted
 import numpy as np
 import pytest
 
@@ -60,12 +60,7 @@ def test_batch_equals_images_alone(detector, photos):
 
 
 def test_score_columns_follow_prompt_order(detector, photos):
-    forward = detector([photos[0]])[0]
-    detector.set_prompts(PROMPTS[::-1])
-    try:
-        backward = detector([photos[0]])[0]
-    finally:
-        detector.set_prompts(PROMPTS)
+    forward, backward = both_prompt_orders(detector, photos[0], PROMPTS)
     # OWL scores each prompt independently: reversing prompts reverses columns
     np.testing.assert_allclose(backward.prompt_scores, forward.prompt_scores[:, ::-1], atol=1e-5)
     np.testing.assert_allclose(backward.boxes, forward.boxes, atol=1e-3)

@@ -67,3 +67,15 @@ def assert_score_vectors(preds, num_images: int, num_boxes: int, num_prompts: in
         assert p.prompt_scores.shape == (num_boxes, num_prompts)
         assert np.isfinite(p.boxes).all()
         assert ((p.prompt_scores >= 0) & (p.prompt_scores <= 1)).all()
+
+
+def both_prompt_orders(detector, image, prompts: list[str]) -> tuple:
+    """``detector``'s prediction for ``image`` with ``prompts`` and with
+    them reversed; the detector has ``prompts`` set again afterwards."""
+    forward = detector([image])[0]
+    detector.set_prompts(prompts[::-1])
+    try:
+        backward = detector([image])[0]
+    finally:
+        detector.set_prompts(prompts)
+    return forward, backward

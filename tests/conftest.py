@@ -131,6 +131,8 @@ def _install_plugin_dir() -> Path:
 for _p in (TESTS, SUPPORT, REPO / "examples"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
+# kits whose helpers assert for the tests: pytest explains their failures too
+pytest.register_assert_rewrite("backendkit")
 
 #: the session's mongod: None until a test needs the database
 MONGOD: subprocess.Popen | None = None

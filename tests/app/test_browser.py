@@ -14,13 +14,14 @@ input after its label text), ARIA roles for the backend dropdown.
 
 from __future__ import annotations
 
-import json
-import uuid
 
 import fiftyone as fo
 import pytest
 
-from appkit import screenshot
+from appkit import (
+    add_classes, commit, execute_form, input_after, open_dataset_page, output_value, persistent_dataset, resolved,
+    save_failure, screenshot, wait_for_grid,
+)
 
 pytest_plugins = ["appkit"]
 
@@ -32,11 +33,8 @@ LABEL_FIELD = "browser_labels"
 @pytest.fixture()
 def browser_dataset(image_dir):
     """A persistent dataset of the real photos, visible to the App server."""
-    ds = fo.Dataset(f"stoplight-browser-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.*"))])
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-browser", image_dir) as ds:
+        yield ds
 
 
 @pytest.fixture()
@@ -46,52 +44,6 @@ def shots(artifacts_dir):
     for old in [*d.glob("*.png"), *d.glob("*.html")]:
         old.unlink()
     return d
-
-
-def _input_after(page, label: str, k: int = 1):
-    """The ``k``-th input after the form label ``label``."""
-    return page.locator(f"xpath=(//p[normalize-space()='{label}'])[1]/following::input[{k}]")
-
-
-def _request_params(request) -> dict:
-    try:
-        return json.loads(request.post_data or "{}").get("params") or {}
-    except ValueError:
-        return {}
-
-
-def _commit(page, locator, value: str, key: str, expected) -> None:
-    """Fills an input and waits until the server answered for the new value.
-
-    The form is dynamic: each change is sent to ``/operators/resolve-type``
-    (debounced) and the re-resolved form is rendered again. Input made while
-    that round trip is in flight can be dropped by the App's form state (the
-    input shows it, the params lack it), so each value's round trip ends
-    before the next value is entered.
-    """
-    with page.expect_response(
-        lambda r: "/operators/resolve-type" in r.url
-        and _request_params(r.request).get(key) == expected,
-        timeout=20_000,
-    ):
-        locator.fill(value)
-
-
-def _wait_for_grid(page, timeout_ms: int = 60_000) -> None:
-    """Waits until the grid shows thumbnails and every one is drawn."""
-    page.wait_for_function(
-        """() => {
-            const cells = document.querySelectorAll('[data-cy="fo-grid"] [data-cy="looker"]');
-            const drawn = document.querySelectorAll(
-                '[data-cy="fo-grid"] [data-cy="looker"] canvas[canvas-loaded="true"]');
-            return cells.length > 0 && drawn.length === cells.length;
-        }""",
-        timeout=timeout_ms,
-    )
-
-
-def _output_value(page, label: str):
-    return page.locator(f"xpath=//p[normalize-space()='{label}']/following-sibling::p[1]")
 
 
 def test_autolabel_from_the_operator_browser(
@@ -106,9 +58,7 @@ def test_autolabel_from_the_operator_browser(
     execute = page.get_by_role("button", name="Execute", exact=True)
     try:
         # 1. the dataset page and its grid
-        page.goto(f"{app_server.url}/datasets/{ds.name}")
-        _wait_for_grid(page)
-        expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(f"{n} samples")
+        open_dataset_page(page, app_server, ds)
         screenshot(page, shots, "01-dataset-grid")
 
         # 2. the operator browser finds the operator by either name
@@ -122,11 +72,7 @@ def test_autolabel_from_the_operator_browser(
         screenshot(page, shots, "02-operator-browser-search")
         # the form opens, then re-resolves once with its defaults filled in:
         # input before that answer can be overwritten by it
-        with page.expect_response(
-            lambda r: "/operators/resolve-type" in r.url
-            and _request_params(r.request).get("label_field") == "autolabels",
-            timeout=30_000,
-        ):
+        with resolved(page, "label_field", "autolabels"):
             item.click()
         expect(page.get_by_text(FORM_TITLE, exact=True)).to_be_visible()
 
@@ -142,34 +88,28 @@ def test_autolabel_from_the_operator_browser(
         page.locator('[role="option"][data-value="owlv2"]').click()
         expect(page.get_by_role("listbox")).to_have_count(0)
 
-        _commit(page, _input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
-        add = page.get_by_role("button", name="Add classes")
+        commit(page, input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
         classes = ["person", "bus"]
-        for k, name in enumerate(classes, start=1):
-            add.click()
-            expect(_input_after(page, "Classes", k)).to_have_value("")
-            _commit(page, _input_after(page, "Classes", k), name, "classes", classes[:k])
-        _commit(page, _input_after(page, "Label field"), LABEL_FIELD, "label_field", LABEL_FIELD)
-        _commit(page, _input_after(page, "Confidence threshold"), "0", "confidence_threshold", 0)
-        _commit(page, _input_after(page, "Device"), "cpu", "device", "cpu")
+        add_classes(page, classes)
+        commit(page, input_after(page, "Label field"), LABEL_FIELD, "label_field", LABEL_FIELD)
+        commit(page, input_after(page, "Confidence threshold"), "0", "confidence_threshold", 0)
+        commit(page, input_after(page, "Device"), "cpu", "device", "cpu")
 
         # the re-resolved form kept every value
-        expect(_input_after(page, "Checkpoint")).to_have_value(checkpoint)
-        expect(_input_after(page, "Classes", 1)).to_have_value("person")
-        expect(_input_after(page, "Classes", 2)).to_have_value("bus")
-        expect(_input_after(page, "Label field")).to_have_value(LABEL_FIELD)
-        expect(_input_after(page, "Confidence threshold")).to_have_value("0")
-        expect(_input_after(page, "Device")).to_have_value("cpu")
+        expect(input_after(page, "Checkpoint")).to_have_value(checkpoint)
+        expect(input_after(page, "Classes", 1)).to_have_value("person")
+        expect(input_after(page, "Classes", 2)).to_have_value("bus")
+        expect(input_after(page, "Label field")).to_have_value(LABEL_FIELD)
+        expect(input_after(page, "Confidence threshold")).to_have_value("0")
+        expect(input_after(page, "Device")).to_have_value("cpu")
         expect(execute).to_be_enabled()
         page.get_by_text("Backend", exact=True).scroll_into_view_if_needed()
         screenshot(page, shots, "04-operator-form-top")
-        _input_after(page, "Device").scroll_into_view_if_needed()
+        input_after(page, "Device").scroll_into_view_if_needed()
         screenshot(page, shots, "05-operator-form-filled")
 
         # 4. execute; the run summary is shown when the generator finishes
-        with page.expect_request("**/operators/execute/generator") as sent:
-            execute.click()
-        body = json.loads(sent.value.post_data)
+        body = execute_form(page)
         assert body["operator_uri"] == "@stoplight/autolabel/zero_shot_detect"
         assert body["dataset_name"] == ds.name
         params = body["params"]
@@ -179,11 +119,11 @@ def test_autolabel_from_the_operator_browser(
             backend="owlv2", checkpoint=checkpoint, classes=classes,
             label_field=LABEL_FIELD, confidence_threshold=0, device="cpu",
         )
-        labeled = _output_value(page, "Samples labeled:")
-        expect(labeled).to_have_text(str(n), timeout=90_000)
-        expect(_output_value(page, "Samples failed:")).to_have_text("0")
-        run_key = _output_value(page, "Run key:").inner_text().strip()
-        num_labels = int(_output_value(page, "Labels written:").inner_text())
+        labeled = output_value(page, "Samples labeled:")
+        expect(labeled).to_have_text(str(n))
+        expect(output_value(page, "Samples failed:")).to_have_text("0")
+        run_key = output_value(page, "Run key:").inner_text().strip()
+        num_labels = int(output_value(page, "Labels written:").inner_text())
         screenshot(page, shots, "06-run-summary")
 
         # 5. the labels are in the database
@@ -203,7 +143,7 @@ def test_autolabel_from_the_operator_browser(
         # the classes in the database
         page.get_by_role("button", name="Done").click()
         field = page.locator(f'[data-cy="sidebar-field-{LABEL_FIELD}"]')
-        expect(field).to_be_visible(timeout=30_000)
+        expect(field).to_be_visible()
         page.locator(f'[data-cy="sidebar-field-arrow-enabled-{LABEL_FIELD}"]').click()
         sidebar = page.locator('[data-cy="sidebar"]')
         sidebar.get_by_placeholder("+ filter by label").click()
@@ -212,19 +152,15 @@ def test_autolabel_from_the_operator_browser(
             ' [data-cy^="selector-result-"]'
         )
         found = sorted(ds.distinct(f"{LABEL_FIELD}.detections.label"))
-        expect(results).to_have_text(found, timeout=30_000)
+        expect(results).to_have_text(found)
         screenshot(page, shots, "07-labeled-samples")
 
         # after a full page load, from the database alone
         page.reload()
-        _wait_for_grid(page)
-        expect(field).to_be_visible(timeout=30_000)
+        wait_for_grid(page)
+        expect(field).to_be_visible()
         screenshot(page, shots, "08-after-reload")
         assert not [e for e in page.console_errors if "pageerror" in e], page.console_errors
     except BaseException:
-        try:
-            screenshot(page, shots, "failure")
-            (shots / "failure.html").write_text(page.content())
-        finally:
-            print("--- App server log ---\n" + app_server.log_tail())
+        save_failure(page, shots, app_server)
         raise

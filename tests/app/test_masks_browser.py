@@ -32,17 +32,18 @@ for the operator form.
 
 from __future__ import annotations
 
-import itertools
 import json
-import time
 import uuid
 
 import fiftyone as fo
 import pytest
 from fiftyone import ViewField as F
 
-from appkit import screenshot
-from maskkit import make_video, segmenter_checkpoint, tracker_checkpoint
+from appkit import (
+    add_classes, close_modal, commit, execute_form, hover_until_visible, input_after, open_dataset_page,
+    open_operator_form, output_value, persistent_dataset, save_failure, screenshot, wait_for_grid,
+)
+from maskkit import make_video, segmenter_checkpoint, set_mixed_labels, tracker_checkpoint
 
 pytest_plugins = ["appkit"]
 
@@ -50,35 +51,15 @@ URI = "@stoplight/autolabel/segment_labels"
 OPERATOR_LABEL = "Stoplight: masks from labels (SAM)"
 FORM_TITLE = "Instance masks from labels"
 FIELD = "autolabels"
-TIMEOUT = 90_000
-#: per label j of a photo: (queue, review); decisions rotate over photos
-QUEUES = ("green", "yellow", None, "red", "green")
-REVIEWS = (None, "accepted", "rejected", "pending")
 
 
 @pytest.fixture()
 def labeled(image_dir):
     """A persistent dataset of the real photos, each with five boxes of
     mixed queues and decisions, visible to the App server."""
-    ds = fo.Dataset(f"stoplight-masks-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.*"))])
-    values = []
-    for s in range(len(ds)):
-        dets = []
-        for j in range(5):
-            d = fo.Detection(label=("car", "person")[j % 2], bounding_box=[0.05 + 0.15 * j, 0.1 + 0.02 * s, 0.2, 0.3],
-                             confidence=0.5 + 0.05 * j)
-            if QUEUES[j]:
-                d["queue"] = QUEUES[j]
-            if REVIEWS[(s + j) % 4]:
-                d["review"] = REVIEWS[(s + j) % 4]
-                d["reviewed_by"] = "alice"
-            dets.append(d)
-        values.append(fo.Detections(detections=dets))
-    ds.set_values(FIELD, values)
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-masks", image_dir) as ds:
+        set_mixed_labels(ds, FIELD)
+        yield ds
 
 
 @pytest.fixture()
@@ -89,53 +70,6 @@ def shots(artifacts_dir, request):
     for old in [*d.glob("*.png"), *d.glob("*.html")]:
         old.unlink()
     return d
-
-
-def _input_after(page, label: str, k: int = 1):
-    """The ``k``-th input after the form label ``label``."""
-    return page.locator(f"xpath=(//p[normalize-space()='{label}'])[1]/following::input[{k}]")
-
-
-def _request_params(request) -> dict:
-    try:
-        return json.loads(request.post_data or "{}").get("params") or {}
-    except ValueError:
-        return {}
-
-
-def _commit(page, locator, value: str, key: str, expected) -> None:
-    """Fills an input and waits until the server answered for the new value
-    (the form is re-resolved after each change; see test_browser.py)."""
-    with page.expect_response(
-        lambda r: "/operators/resolve-type" in r.url and _request_params(r.request).get(key) == expected,
-        timeout=TIMEOUT,
-    ):
-        locator.fill(value)
-
-
-def _wait_for_grid(page) -> None:
-    page.wait_for_function(
-        """() => {
-            const cells = document.querySelectorAll('[data-cy="fo-grid"] [data-cy="looker"]');
-            const drawn = document.querySelectorAll(
-                '[data-cy="fo-grid"] [data-cy="looker"] canvas[canvas-loaded="true"]');
-            return cells.length > 0 && drawn.length === cells.length;
-        }""",
-        timeout=TIMEOUT,
-    )
-
-
-def _output_value(page, label: str):
-    return page.locator(f"xpath=//p[normalize-space()='{label}']/following-sibling::p[1]")
-
-
-def _close_modal(page, modal) -> None:
-    """Closes the sample modal by a click on its backdrop, which keeps the
-    label selection (as in test_panels_browser.py)."""
-    from playwright.sync_api import expect
-
-    page.mouse.click(8, 500)
-    expect(modal).to_have_count(0, timeout=TIMEOUT)
 
 
 def _labels(ds) -> dict:
@@ -157,44 +91,32 @@ def test_segment_labels_from_the_operator_browser(app_server, labeled, tmp_root,
     execute = page.get_by_role("button", name="Execute", exact=True)
     try:
         # 1. the dataset page
-        page.goto(f"{app_server.url}/datasets/{ds.name}")
-        _wait_for_grid(page)
-        expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(f"{len(ds)} samples")
+        open_dataset_page(page, app_server, ds)
 
         # 2. the operator browser finds the operator; its form opens with
         # the core function's defaults
-        page.locator('[data-cy="action-browse-operations"]').click()
-        page.get_by_placeholder("Search operations by name...").fill("masks")
-        item = page.get_by_text(OPERATOR_LABEL, exact=True)
-        expect(item).to_be_visible()
-        with page.expect_response(
-            lambda r: "/operators/resolve-type" in r.url and _request_params(r.request).get("label_field") == FIELD,
-            timeout=TIMEOUT,
-        ):
-            item.click()
+        open_operator_form(page, "masks", OPERATOR_LABEL, "label_field", FIELD)
         expect(page.get_by_text(FORM_TITLE, exact=True)).to_be_visible()
         expect(page.get_by_text("Accepted / green labels of the current view")).to_be_visible()
-        expect(_input_after(page, "Label field")).to_have_value(FIELD)
+        expect(input_after(page, "Label field")).to_have_value(FIELD)
 
         # 3. fill it: the tiny checkpoint on the CPU
-        _commit(page, _input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
-        _commit(page, _input_after(page, "Device"), "cpu", "device", "cpu")
-        expect(_input_after(page, "Checkpoint")).to_have_value(checkpoint)
-        expect(_input_after(page, "Device")).to_have_value("cpu")
+        commit(page, input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
+        commit(page, input_after(page, "Device"), "cpu", "device", "cpu")
+        expect(input_after(page, "Checkpoint")).to_have_value(checkpoint)
+        expect(input_after(page, "Device")).to_have_value("cpu")
         expect(execute).to_be_enabled()
         screenshot(page, shots, "01-form-filled")
 
         # 4. execute; the summary counts the masks written
-        with page.expect_request("**/operators/execute/generator") as sent:
-            execute.click()
-        body = json.loads(sent.value.post_data)
+        body = execute_form(page)
         assert body["operator_uri"] == URI
         assert body["dataset_name"] == ds.name
         params = body["params"]
         assert (params.get("checkpoint"), params.get("device"), params.get("label_field")) == (checkpoint, "cpu", FIELD)
-        expect(_output_value(page, "Masks written:")).to_have_text(str(len(chosen)), timeout=TIMEOUT)
-        expect(_output_value(page, "Images that failed:")).to_have_text("0")
-        run_key = _output_value(page, "Run key:").inner_text().strip()
+        expect(output_value(page, "Masks written:")).to_have_text(str(len(chosen)))
+        expect(output_value(page, "Images that failed:")).to_have_text("0")
+        run_key = output_value(page, "Run key:").inner_text().strip()
         screenshot(page, shots, "02-run-summary")
 
         # 5. in the database: masks on exactly the chosen labels, decisions
@@ -211,22 +133,18 @@ def test_segment_labels_from_the_operator_browser(app_server, labeled, tmp_root,
         page.get_by_role("button", name="Done").click()
         page.locator(f'[data-cy="sidebar-field-arrow-enabled-{FIELD}"]').click()
         sidebar = page.locator('[data-cy="sidebar"]')
-        expect(sidebar.get_by_text("mask_iou", exact=True)).to_be_visible(timeout=TIMEOUT)
+        expect(sidebar.get_by_text("mask_iou", exact=True)).to_be_visible()
         expect(sidebar.get_by_text("mask_stability", exact=True)).to_be_visible()
         screenshot(page, shots, "03-sidebar-mask-scores")
         # ... and the first photo (its first label is green) opens with its
         # masks drawn
         page.locator('[data-cy="fo-grid"] [data-cy="looker"]').first.click()
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_be_visible(timeout=TIMEOUT)
-        expect(modal.locator('canvas[canvas-loaded="true"]').first).to_be_attached(timeout=TIMEOUT)
+        expect(modal).to_be_visible()
+        expect(modal.locator('canvas[canvas-loaded="true"]').first).to_be_attached()
         screenshot(page, shots, "04-masks-in-modal")
     except BaseException:
-        try:
-            screenshot(page, shots, "failure")
-            (shots / "failure.html").write_text(page.content())
-        finally:
-            print("--- App server log ---\n" + app_server.log_tail())
+        save_failure(page, shots, app_server)
         raise
 
 
@@ -255,7 +173,6 @@ def seeded_video(tmp_root):
     both shapes: frame 1 square accepted, frame 1 disc green, frame 5
     square rejected, frame 5 disc yellow."""
     video, sample = _webm_sample(tmp_root)
-    ds = fo.Dataset(f"stoplight-tracks-{uuid.uuid4().hex[:8]}", persistent=True)
     for number, extra in ((1, [dict(review="accepted"), dict(queue="green")]),
                           (5, [dict(review="rejected"), dict(queue="yellow")])):
         dets = []
@@ -263,10 +180,9 @@ def seeded_video(tmp_root):
             d = fo.Detection(label=name, bounding_box=list(video.boxes[name][number - 1]), confidence=0.9, **attrs)
             dets.append(d)
         sample.frames[number] = fo.Frame(autolabels=fo.Detections(detections=dets))
-    ds.add_sample(sample)
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-tracks") as ds:
+        ds.add_sample(sample)
+        yield ds
 
 
 def _tracks(ds, field="tracks") -> dict:
@@ -287,40 +203,28 @@ def test_track_labels_from_the_operator_browser(app_server, seeded_video, tmp_ro
     execute = page.get_by_role("button", name="Execute", exact=True)
     try:
         # 1. the dataset page: the video's thumbnail is drawn
-        page.goto(f"{app_server.url}/datasets/{ds.name}")
-        _wait_for_grid(page)
-        expect(page.locator('[data-cy="entry-counts"]')).to_contain_text("1 sample")
+        open_dataset_page(page, app_server, ds)
 
         # 2. the operator's form, with the core function's defaults
-        page.locator('[data-cy="action-browse-operations"]').click()
-        page.get_by_placeholder("Search operations by name...").fill("track")
-        item = page.get_by_text("Stoplight: track labels through videos (SAM 2)", exact=True)
-        expect(item).to_be_visible()
-        with page.expect_response(
-            lambda r: "/operators/resolve-type" in r.url
-            and _request_params(r.request).get("label_field") == "frames.autolabels",
-            timeout=TIMEOUT,
-        ):
-            item.click()
+        open_operator_form(page, "track", "Stoplight: track labels through videos (SAM 2)",
+                           "label_field", "frames.autolabels")
         expect(page.get_by_text("Track labels through videos", exact=True)).to_be_visible()
-        expect(_input_after(page, "Frame label field")).to_have_value("frames.autolabels")
-        expect(_input_after(page, "Track field")).to_have_value("tracks")
+        expect(input_after(page, "Frame label field")).to_have_value("frames.autolabels")
+        expect(input_after(page, "Track field")).to_have_value("tracks")
 
         # 3. fill it and execute
-        _commit(page, _input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
-        _commit(page, _input_after(page, "Device"), "cpu", "device", "cpu")
+        commit(page, input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
+        commit(page, input_after(page, "Device"), "cpu", "device", "cpu")
         expect(execute).to_be_enabled()
         screenshot(page, shots, "01-form-filled")
-        with page.expect_request("**/operators/execute/generator") as sent:
-            execute.click()
-        body = json.loads(sent.value.post_data)
+        body = execute_form(page)
         assert body["operator_uri"] == "@stoplight/autolabel/track_labels"
         assert (body["params"].get("checkpoint"), body["params"].get("device")) == (checkpoint, "cpu")
         # seeds: frame 1's accepted square and green disc (frame 5's are
         # rejected / yellow); the tiny tracker finds both on every frame
-        expect(_output_value(page, "Tracks written:")).to_have_text("2", timeout=TIMEOUT)
-        expect(_output_value(page, "Frame labels written:")).to_have_text(str(2 * VIDEO_FRAMES))
-        expect(_output_value(page, "Videos that failed:")).to_have_text("0")
+        expect(output_value(page, "Tracks written:")).to_have_text("2")
+        expect(output_value(page, "Frame labels written:")).to_have_text(str(2 * VIDEO_FRAMES))
+        expect(output_value(page, "Videos that failed:")).to_have_text("0")
         screenshot(page, shots, "02-run-summary")
 
         # 4. in the database: two tracks with an index on every frame
@@ -333,17 +237,13 @@ def test_track_labels_from_the_operator_browser(app_server, seeded_video, tmp_ro
         # 5. in the App: the sidebar lists the new frame field, and the
         # video opens in the sample modal and plays its frames
         page.get_by_role("button", name="Done").click()
-        expect(page.locator('[data-cy="sidebar-field-frames.tracks"]')).to_be_visible(timeout=TIMEOUT)
+        expect(page.locator('[data-cy="sidebar-field-frames.tracks"]')).to_be_visible()
         page.locator('[data-cy="fo-grid"] [data-cy="looker"]').first.click()
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_be_visible(timeout=TIMEOUT)
+        expect(modal).to_be_visible()
         screenshot(page, shots, "03-modal")
     except BaseException:
-        try:
-            screenshot(page, shots, "failure")
-            (shots / "failure.html").write_text(page.content())
-        finally:
-            print("--- App server log ---\n" + app_server.log_tail())
+        save_failure(page, shots, app_server)
         raise
 
 
@@ -358,11 +258,9 @@ FRAME_STEP = 3
 def plain_video(tmp_root):
     """A persistent video dataset of one unlabeled WebM."""
     _, sample = _webm_sample(tmp_root)
-    ds = fo.Dataset(f"stoplight-vdetect-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_sample(sample)
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-vdetect") as ds:
+        ds.add_sample(sample)
+        yield ds
 
 
 def test_zero_shot_detect_labels_video_frames_from_the_operator_browser(
@@ -373,57 +271,41 @@ def test_zero_shot_detect_labels_video_frames_from_the_operator_browser(
     checkpoint = tiny_checkpoint("owlv2")
     execute = page.get_by_role("button", name="Execute", exact=True)
     try:
-        page.goto(f"{app_server.url}/datasets/{ds.name}")
-        _wait_for_grid(page)
-        expect(page.locator('[data-cy="entry-counts"]')).to_contain_text("1 sample")
+        open_dataset_page(page, app_server, ds)
 
         # 1. the auto-label form of a video dataset offers the frame step
-        page.locator('[data-cy="action-browse-operations"]').click()
-        page.get_by_placeholder("Search operations by name...").fill("zero-shot")
-        item = page.get_by_text("Stoplight: zero-shot auto-label", exact=True)
-        expect(item).to_be_visible()
-        with page.expect_response(
-            lambda r: "/operators/resolve-type" in r.url and _request_params(r.request).get("label_field") == "autolabels",
-            timeout=TIMEOUT,
-        ):
-            item.click()
+        open_operator_form(page, "zero-shot", "Stoplight: zero-shot auto-label", "label_field", "autolabels")
         expect(page.get_by_text("Zero-shot auto-label", exact=True)).to_be_visible()
         expect(page.get_by_text("Label every k-th frame", exact=True)).to_be_visible()
-        expect(_input_after(page, "Label every k-th frame")).to_have_value("1")
+        expect(input_after(page, "Label every k-th frame")).to_have_value("1")
 
         # 2. fill it: tiny OWLv2 on the CPU, every third frame
         page.locator("xpath=//p[normalize-space()='Backend']/following::*[@role='combobox'][1]").click()
         page.locator('[role="option"][data-value="owlv2"]').click()
         expect(page.get_by_role("listbox")).to_have_count(0)
-        _commit(page, _input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
-        add = page.get_by_role("button", name="Add classes")
-        for k, name in enumerate(DETECT_CLASSES, start=1):
-            add.click()
-            expect(_input_after(page, "Classes", k)).to_have_value("")
-            _commit(page, _input_after(page, "Classes", k), name, "classes", DETECT_CLASSES[:k])
-        _commit(page, _input_after(page, "Label field"), DETECT_FIELD, "label_field", DETECT_FIELD)
-        _commit(page, _input_after(page, "Confidence threshold"), "0", "confidence_threshold", 0)
-        _commit(page, _input_after(page, "Device"), "cpu", "device", "cpu")
-        _commit(page, _input_after(page, "Label every k-th frame"), str(FRAME_STEP), "frame_step", FRAME_STEP)
-        expect(_input_after(page, "Checkpoint")).to_have_value(checkpoint)
-        expect(_input_after(page, "Label every k-th frame")).to_have_value(str(FRAME_STEP))
+        commit(page, input_after(page, "Checkpoint"), checkpoint, "checkpoint", checkpoint)
+        add_classes(page, DETECT_CLASSES)
+        commit(page, input_after(page, "Label field"), DETECT_FIELD, "label_field", DETECT_FIELD)
+        commit(page, input_after(page, "Confidence threshold"), "0", "confidence_threshold", 0)
+        commit(page, input_after(page, "Device"), "cpu", "device", "cpu")
+        commit(page, input_after(page, "Label every k-th frame"), str(FRAME_STEP), "frame_step", FRAME_STEP)
+        expect(input_after(page, "Checkpoint")).to_have_value(checkpoint)
+        expect(input_after(page, "Label every k-th frame")).to_have_value(str(FRAME_STEP))
         expect(execute).to_be_enabled()
-        _input_after(page, "Label every k-th frame").scroll_into_view_if_needed()
+        input_after(page, "Label every k-th frame").scroll_into_view_if_needed()
         screenshot(page, shots, "01-form-filled")
 
         # 3. execute; the summary counts the labels
-        with page.expect_request("**/operators/execute/generator") as sent:
-            execute.click()
-        body = json.loads(sent.value.post_data)
+        body = execute_form(page)
         assert body["operator_uri"] == "@stoplight/autolabel/zero_shot_detect"
         params = body["params"]
         assert {k: params.get(k) for k in ("backend", "checkpoint", "classes", "label_field", "frame_step")} == dict(
             backend="owlv2", checkpoint=checkpoint, classes=DETECT_CLASSES, label_field=DETECT_FIELD,
             frame_step=FRAME_STEP)
-        expect(_output_value(page, "Samples labeled:")).to_have_text("1", timeout=TIMEOUT)
-        expect(_output_value(page, "Samples failed:")).to_have_text("0")
-        num_labels = int(_output_value(page, "Labels written:").inner_text())
-        run_key = _output_value(page, "Run key:").inner_text().strip()
+        expect(output_value(page, "Samples labeled:")).to_have_text("1")
+        expect(output_value(page, "Samples failed:")).to_have_text("0")
+        num_labels = int(output_value(page, "Labels written:").inner_text())
+        run_key = output_value(page, "Run key:").inner_text().strip()
         screenshot(page, shots, "02-run-summary")
 
         # 4. in the database: frame labels on frames 1, 1 + k, 1 + 2k, ...
@@ -441,14 +323,10 @@ def test_zero_shot_detect_labels_video_frames_from_the_operator_browser(
 
         # 5. in the App: the sidebar lists the frame field
         page.get_by_role("button", name="Done").click()
-        expect(page.locator(f'[data-cy="sidebar-field-frames.{DETECT_FIELD}"]')).to_be_visible(timeout=TIMEOUT)
+        expect(page.locator(f'[data-cy="sidebar-field-frames.{DETECT_FIELD}"]')).to_be_visible()
         screenshot(page, shots, "03-frame-field-in-sidebar")
     except BaseException:
-        try:
-            screenshot(page, shots, "failure")
-            (shots / "failure.html").write_text(page.content())
-        finally:
-            print("--- App server log ---\n" + app_server.log_tail())
+        save_failure(page, shots, app_server)
         raise
 
 
@@ -470,11 +348,9 @@ def tracked_video(tmp_root):
         sample.frames[number] = fo.Frame(tracks=fo.Detections(detections=[
             fo.Detection(label=name, bounding_box=box, index=index, confidence=0.8, queue="yellow")
             for index, name, box in TRACKS]))
-    ds = fo.Dataset(f"stoplight-review-tracks-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_sample(sample)
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-review-tracks") as ds:
+        ds.add_sample(sample)
+        yield ds
 
 
 def _selected_labels_mutation(request) -> list | None:
@@ -512,14 +388,14 @@ def test_review_a_whole_track_from_a_label_selected_in_the_video_modal(app_serve
     assert sorted(before) == [1, 2] and all(len(v) == VIDEO_FRAMES for v in before.values())
     try:
         page.goto(f"{app_server.url}/datasets/{ds.name}")
-        _wait_for_grid(page)
+        wait_for_grid(page)
 
         # 1. open the video in the modal and click track 1's box
         page.locator('[data-cy="fo-grid"] [data-cy="looker"]').first.click()
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_be_visible(timeout=TIMEOUT)
+        expect(modal).to_be_visible()
         canvas = modal.locator("canvas").first
-        expect(canvas).to_be_visible(timeout=TIMEOUT)
+        expect(canvas).to_be_visible()
         screenshot(page, shots, "01-modal")
         c = canvas.bounding_box()
         w, h = ds.first().metadata.frame_width, ds.first().metadata.frame_height
@@ -528,18 +404,10 @@ def test_review_a_whole_track_from_a_label_selected_in_the_video_modal(app_serve
         box = TRACKS[0][2]
         x, y = x0 + (box[0] + box[2] / 2) * w * scale, y0 + (box[1] + box[3] / 2) * h * scale
         # the looker takes clicks on labels once it has drawn them: hover
-        # until its tooltip shows the label (moving, so that each try is
-        # a new hover), then click
-        tooltip = page.locator('[data-cy="attribute-index"]')
-        deadline = time.monotonic() + TIMEOUT / 1000
-        for k in itertools.count():
-            page.mouse.move(x + k % 3, y, steps=2)
-            try:
-                expect(tooltip).to_be_visible(timeout=2_000)
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "the video modal never showed track 1's label"
-        with page.expect_request(lambda r: bool(_selected_labels_mutation(r)), timeout=TIMEOUT) as sel:
+        # until its tooltip shows the label, then click
+        hover_until_visible(page, page.locator('[data-cy="attribute-index"]'), x, y,
+                            "the video modal never showed track 1's label")
+        with page.expect_request(lambda r: bool(_selected_labels_mutation(r))) as sel:
             page.mouse.click(x, y)
         (selected,) = _selected_labels_mutation(sel.value)
         track1 = [lid for lid, _, _ in before[1]]
@@ -548,37 +416,27 @@ def test_review_a_whole_track_from_a_label_selected_in_the_video_modal(app_serve
 
         # 2. close the modal (the selection stays) and open review_labels:
         # its form targets the one selected frame label, whole tracks on
-        _close_modal(page, modal)
-        page.locator('[data-cy="action-browse-operations"]').click()
-        page.get_by_placeholder("Search operations by name...").fill("review labels")
-        item = page.get_by_text("Stoplight: review labels", exact=True)
-        expect(item).to_be_visible()
-        with page.expect_response(
-            lambda r: "/operators/resolve-type" in r.url and _request_params(r.request).get("target") == "SELECTED_LABELS",
-            timeout=TIMEOUT,
-        ):
-            item.click()
+        close_modal(page, modal)
+        open_operator_form(page, "review labels", "Stoplight: review labels", "target", "SELECTED_LABELS")
         expect(page.get_by_text("1 selected label(s)", exact=True)).to_be_visible()
         expect(page.get_by_text("Whole tracks", exact=True)).to_be_visible()
-        expect(_input_after(page, "Label field")).to_have_value("frames.tracks")
-        _commit(page, _input_after(page, "Reviewer"), REVIEWER, "user", REVIEWER)
+        expect(input_after(page, "Label field")).to_have_value("frames.tracks")
+        commit(page, input_after(page, "Reviewer"), REVIEWER, "user", REVIEWER)
         execute = page.get_by_role("button", name="Execute", exact=True)
         expect(execute).to_be_enabled()
         screenshot(page, shots, "03-review-form")
 
         # 3. execute: one label selected, its whole track (8 frames) accepted
-        with page.expect_request(lambda r: r.url.endswith("/operators/execute")) as sent:
-            execute.click()
-        body = json.loads(sent.value.post_data)
+        body = execute_form(page, lambda r: r.url.endswith("/operators/execute"))
         assert body["operator_uri"] == "@stoplight/autolabel/review_labels"
         assert [s["label_id"] for s in body["selected_labels"]] == [selected["labelId"]]
         params = body["params"]
         assert (params.get("action"), params.get("target"), params.get("whole_tracks"), params.get("user")) == (
             "accept", "SELECTED_LABELS", True, REVIEWER)
-        expect(_output_value(page, "Labels:")).to_have_text(str(VIDEO_FRAMES), timeout=TIMEOUT)
-        expect(_output_value(page, "Labels whose review changed:")).to_have_text(str(VIDEO_FRAMES))
-        expect(_output_value(page, "Reviewer:")).to_have_text(REVIEWER)
-        expect(_output_value(page, "Reviewer known from:")).to_have_text("self-declared")
+        expect(output_value(page, "Labels:")).to_have_text(str(VIDEO_FRAMES))
+        expect(output_value(page, "Labels whose review changed:")).to_have_text(str(VIDEO_FRAMES))
+        expect(output_value(page, "Reviewer:")).to_have_text(REVIEWER)
+        expect(output_value(page, "Reviewer known from:")).to_have_text("self-declared")
         screenshot(page, shots, "04-review-summary")
 
         # 4. in the database: every frame label of track 1 accepted by the
@@ -593,9 +451,5 @@ def test_review_a_whole_track_from_a_label_selected_in_the_video_modal(app_serve
             ("accept", REVIEWER, "self-declared", "frames.tracks")}
         assert len({e["action_id"] for e in log}) == 1
     except BaseException:
-        try:
-            screenshot(page, shots, "failure")
-            (shots / "failure.html").write_text(page.content())
-        finally:
-            print("--- App server log ---\n" + app_server.log_tail())
+        save_failure(page, shots, app_server)
         raise

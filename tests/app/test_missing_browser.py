@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import uuid
 
-import fiftyone as fo
-import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import verified_digits
 
-from appkit import screenshot
+from appkit import screenshot, served
 from stoplight.plugins.autolabel.candidates import add_candidates_from_verified
 from stoplight.plugins.common import audit
-from test_review_queue_browser import REVIEWER, TIMEOUT, Surface
+from test_review_queue_browser import REVIEWER, Surface
 
 pytest_plugins = ["appkit"]
 
@@ -29,15 +27,11 @@ CANDIDATES = "autolabels_candidates"
 @pytest.fixture(scope="module")
 def with_candidates(tmp_root):
     name = f"stoplight-missing-{uuid.uuid4().hex[:8]}"
-    ds, _ = build_digits_dataset(seed=5, copies=1, out_dir=str(tmp_root / "digits-missing-browser"), name=name)
-    ds.persistent = True
-    ids = ds.values("id")
-    ds.select(np.random.default_rng(0).choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
-    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
-    assert add_candidates_from_verified(ds, "ground_truth", FIELD)["num_candidates"] >= 3  # two answers, then a third question
-    yield ds
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
+    ds, _ = verified_digits(tmp_root / "digits-missing-browser", seed=5, name=name)
+    with served(ds):
+        # two answers, then a third question
+        assert add_candidates_from_verified(ds, "ground_truth", FIELD)["num_candidates"] >= 3
+        yield ds
 
 
 def _open(page, app_server, ds) -> Surface:
@@ -47,10 +41,10 @@ def _open(page, app_server, ds) -> Surface:
 
     surface = Surface(page)
     surface.start(app_server, ds)
-    page.locator('[data-cy="review-field"]').select_option(CANDIDATES, timeout=TIMEOUT)
-    expect(page.locator('[data-cy="review-missing-help"]')).to_be_visible(timeout=TIMEOUT)
+    page.locator('[data-cy="review-field"]').select_option(CANDIDATES)
+    expect(page.locator('[data-cy="review-missing-help"]')).to_be_visible()
     surface.root.focus()
-    expect(surface.root).to_be_focused(timeout=TIMEOUT)
+    expect(surface.root).to_be_focused()
     surface.wait_question()
     return surface
 

@@ -8,12 +8,11 @@ so the datasets are persistent and deleted after each test.
 
 from __future__ import annotations
 
-import uuid
-
 import fiftyone as fo
 import pytest
+from backendkit import owl_run_params
 
-from appkit import operator_request, post_json, stream_json_lines
+from appkit import operator_request, persistent_dataset, post_json, stream_json_lines
 
 pytest_plugins = ["appkit"]
 
@@ -28,24 +27,8 @@ CONTRACT_PARAMS = {
 @pytest.fixture()
 def served_dataset(image_dir):
     """A persistent dataset of the real photos, visible to the App server."""
-    ds = fo.Dataset(f"stoplight-http-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.*"))])
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
-
-
-def _run_params(tiny_checkpoint, **extra):
-    params = dict(
-        backend="owlv2",
-        checkpoint=tiny_checkpoint("owlv2"),
-        classes=["person", "bus"],
-        confidence_threshold=0.0,
-        device="cpu",
-        batch_size=4,
-    )
-    params.update(extra)
-    return params
+    with persistent_dataset("stoplight-http", image_dir) as ds:
+        yield ds
 
 
 def test_resolve_type_lists_backends_and_contract_params(app_server, served_dataset):
@@ -92,7 +75,7 @@ def test_execute_generator_streams_progress_and_writes_labels(
     app_server, served_dataset, tiny_checkpoint
 ):
     ds = served_dataset
-    params = _run_params(tiny_checkpoint, label_field="http_labels")
+    params = owl_run_params(tiny_checkpoint, label_field="http_labels")
     r, lines = stream_json_lines(
         app_server,
         "/operators/execute/generator",
@@ -143,7 +126,7 @@ def test_unknown_backend_is_rejected_naming_the_parameter(
     app_server, served_dataset, tiny_checkpoint
 ):
     ds = served_dataset
-    params = _run_params(tiny_checkpoint, backend="nope", label_field="bad")
+    params = owl_run_params(tiny_checkpoint, backend="nope", label_field="bad")
     r = post_json(app_server, "/operators/execute/generator", operator_request(URI, ds.name, params))
     assert r.status_code >= 400
     assert "backend" in r.text
@@ -182,7 +165,7 @@ def test_out_of_range_threshold_is_rejected_naming_the_parameter(
     app_server, served_dataset, tiny_checkpoint
 ):
     ds = served_dataset
-    params = _run_params(tiny_checkpoint, confidence_threshold=2, label_field="bad")
+    params = owl_run_params(tiny_checkpoint, confidence_threshold=2, label_field="bad")
     r, lines = stream_json_lines(
         app_server, "/operators/execute/generator", operator_request(URI, ds.name, params)
     )
@@ -194,7 +177,7 @@ def test_out_of_range_threshold_is_rejected_naming_the_parameter(
 
 def test_missing_classes_error_reaches_the_app(app_server, served_dataset, tiny_checkpoint):
     ds = served_dataset
-    params = _run_params(tiny_checkpoint, label_field="bad")
+    params = owl_run_params(tiny_checkpoint, label_field="bad")
     del params["classes"]
     r, lines = stream_json_lines(
         app_server, "/operators/execute/generator", operator_request(URI, ds.name, params)

@@ -27,18 +27,19 @@ pixel positions).
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import time
 import uuid
 
-import fiftyone as fo
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import triaged_digits, verified_digits
 
-from appkit import screenshot
+from appkit import (
+    UI_TIMEOUT_MS, close_modal, hover_until_visible, open_panel, request_params, samples_text, served, step_shots,
+    wait_for_grid,
+)
 from stoplight.plugins.panels.label_map import core as label_map
 from stoplight.plugins.panels.shared import queue_stats
 from stoplight.plugins.triage import workflow
@@ -46,35 +47,22 @@ from stoplight.plugins.triage import workflow
 pytest_plugins = ["appkit"]
 
 FIELD = "autolabels"
-TIMEOUT = 60_000
 
 
 @pytest.fixture(scope="module")
 def triaged(tmp_root):
     """A persistent triaged digits dataset with a stored PCA label map."""
     name = f"stoplight-panels-{uuid.uuid4().hex[:8]}"
-    ds, _ = build_digits_dataset(seed=3, copies=1, out_dir=str(tmp_root / "digits-browser"), name=name)
-    ds.persistent = True
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
-                              scope="class")  # per class: plenty of yellow labels to review
-    workflow.assign_queues(ds, FIELD)
-    label_map.compute_label_map(ds, FIELD, method="pca")
-    yield ds
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
+    # per class: plenty of yellow labels to review
+    ds, _ = triaged_digits(tmp_root / "digits-browser", seed=3, name=name, scope="class")
+    with served(ds):
+        label_map.compute_label_map(ds, FIELD, method="pca")
+        yield ds
 
 
 @pytest.fixture()
 def shots(artifacts_dir, request):
-    d = artifacts_dir / "panels"
-    d.mkdir(parents=True, exist_ok=True)
-    prefix = request.node.name.replace("test_", "")
-    for old in d.glob(f"{prefix}-*"):
-        old.unlink()
-    return lambda page, step: screenshot(page, d, f"{prefix}-{step}")
+    return step_shots(artifacts_dir / "panels", request.node.name.replace("test_", ""))
 
 
 @pytest.fixture()
@@ -114,46 +102,15 @@ def panel_events(page):
     return log
 
 
-def _samples_text(n: int) -> str:
-    return f"{n:,} sample" + ("" if n == 1 else "s")
-
-
-def _wait_for_grid(page) -> None:
-    page.wait_for_function(
-        """() => {
-            const cells = document.querySelectorAll('[data-cy="fo-grid"] [data-cy="looker"]');
-            return cells.length > 0;
-        }""",
-        timeout=TIMEOUT,
-    )
-
-
 def _open_dataset(page, app_server, ds) -> None:
     """The dataset page with an empty view (the App server keeps the last
     view of its session across page loads)."""
     from playwright.sync_api import expect
 
     page.goto(f"{app_server.url}/datasets/{ds.name}")
-    _wait_for_grid(page)
+    wait_for_grid(page, drawn=False)
     page.locator('[data-cy="btn-clear-view-bar"]').click()
-    expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(_samples_text(len(ds)), timeout=TIMEOUT)
-
-
-def _open_panel(page, name: str) -> None:
-    """Opens (or brings forward) the panel ``name`` from the grid's "+" menu."""
-    tab = page.locator(f'[data-cy="panel-tab-{name}"]')
-    if tab.count():
-        tab.first.click()
-        return
-    page.locator('[data-cy="new-panel-btn"]').first.click()
-    page.locator(f'[data-cy="new-panel-option-{name}"]').click()
-
-
-def _params(request) -> dict:
-    try:
-        return json.loads(request.post_data or "{}").get("params") or {}
-    except ValueError:
-        return {}
+    expect(page.locator('[data-cy="entry-counts"]')).to_contain_text(samples_text(len(ds)))
 
 
 def _is_event(request, method: str) -> bool:
@@ -170,15 +127,15 @@ def _panel_event(page, method: str, with_data: bool = False):
     (``with_data``: only an event whose ``data`` parameter is not empty)."""
     return page.expect_response(
         lambda r: "/operators/execute" in r.url and _is_event(r.request, method)
-        and (not with_data or bool(_params(r.request).get("data"))),
-        timeout=TIMEOUT,
+        and (not with_data or bool(request_params(r.request).get("data"))),
+        timeout=UI_TIMEOUT_MS,
     )
 
 
 def _wait_until_answered(page) -> None:
     """Waits until the App server has answered every operator request the
     page sent (``panel_events`` counts them)."""
-    deadline = time.monotonic() + TIMEOUT / 1000
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
     while page.panel_in_flight > 0:
         assert time.monotonic() < deadline, "\n".join(page.panel_events)
         page.wait_for_timeout(100)  # polls the counter; the page's events run meanwhile
@@ -186,15 +143,6 @@ def _wait_until_answered(page) -> None:
 
 def _center(box: dict) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-
-
-def _close_modal(page, modal) -> None:
-    """Closes the sample modal by a click on its backdrop (Escape first
-    dismisses hover tooltips), keeping the label selection."""
-    page.mouse.click(8, 500)
-    from playwright.sync_api import expect
-
-    expect(modal).to_have_count(0, timeout=TIMEOUT)
 
 
 def _page_errors(page) -> list[str]:
@@ -226,10 +174,10 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         _open_dataset(page, app_server, ds)
 
         # 1. the panel shows the database's counts per queue
-        _open_panel(page, "verification_queues")
+        open_panel(page, "verification_queues")
         queues = page.locator("table").filter(has_text="Expected precision")
         green_row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name="green", exact=True))
-        expect(green_row).to_contain_text(str(summary["queues"]["green"]["count"]), timeout=TIMEOUT)
+        expect(green_row).to_contain_text(str(summary["queues"]["green"]["count"]))
         for q in ("yellow", "red"):
             row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name=q, exact=True))
             expect(row.locator("td").nth(1)).to_have_text(str(summary["queues"][q]["count"]))
@@ -241,17 +189,17 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         rec = workflow.triage_report(ds, FIELD)["recall"]
         recall_line = page.locator("p").filter(has_text="verified objects")
         expect(recall_line).to_contain_text(
-            f"the auto-labels find {100 * rec['auto']['overall']['estimate']:.1f} %", timeout=TIMEOUT)
+            f"the auto-labels find {100 * rec['auto']['overall']['estimate']:.1f} %")
         expect(page.locator("p").filter(has_text="Labeling threshold")).to_contain_text(
             f"+{rec['curve'][0]['added_labels']:,} labels")
         curve = page.locator(".js-plotly-plot").filter(has=page.locator("text.legendtext", has_text="recall interval"))
-        expect(curve.locator(".scatterlayer .trace")).to_have_count(4, timeout=TIMEOUT)
+        expect(curve.locator(".scatterlayer .trace")).to_have_count(4)
         expect(curve.locator("text.legendtext", has_text="precision")).to_have_count(1)
         # every threshold drawn as a point of the recall line
         expect(curve.locator(".scatterlayer .trace").nth(2).locator(".point")).to_have_count(len(rec["curve"]))
         # the next questions at the top, as crops
         crops = page.locator("img[src^='data:image/jpeg;base64,']")
-        expect(crops.first).to_be_visible(timeout=TIMEOUT)
+        expect(crops.first).to_be_visible()
         assert crops.count() == min(8, summary["yellow_open"])
         shots(page, "01-panel")
 
@@ -259,13 +207,13 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         with _panel_event(page, "on_queue_cell"):
             green_row.get_by_role("cell", name="green", exact=True).click()
         n_green = len(queue_stats.drilldown_view(ds, FIELD, queue="green"))
-        expect(counts).to_contain_text(_samples_text(n_green), timeout=TIMEOUT)
-        expect(page.get_by_text(re.compile(r"Showing queue green"))).to_be_visible(timeout=TIMEOUT)
+        expect(counts).to_contain_text(samples_text(n_green))
+        expect(page.get_by_text(re.compile(r"Showing queue green"))).to_be_visible()
         # the counts still describe the whole view
         expect(green_row.locator("td").nth(1)).to_have_text(str(summary["queues"]["green"]["count"]))
         # only the field under review is drawn
         checkbox = lambda path: page.locator(f'[data-cy="checkbox-{path}"] input').first  # noqa: E731
-        expect(checkbox("ground_truth")).not_to_be_checked(timeout=TIMEOUT)
+        expect(checkbox("ground_truth")).not_to_be_checked()
         expect(checkbox(FIELD)).to_be_checked()
         shots(page, "02-green-queue-in-grid")
 
@@ -276,13 +224,13 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         with _panel_event(page, "on_bar_click"):
             page.mouse.click(*_center(bar.bounding_box()))
         n_bar = len(queue_stats.drilldown_view(ds, FIELD, queue="yellow", label=cls))
-        expect(page.get_by_text(re.compile(f"Showing label {cls}, queue yellow|Showing queue yellow, label {cls}"))).to_be_visible(timeout=TIMEOUT)
-        expect(counts).to_contain_text(_samples_text(n_bar), timeout=TIMEOUT)
+        expect(page.get_by_text(re.compile(f"Showing label {cls}, queue yellow|Showing queue yellow, label {cls}"))).to_be_visible()
+        expect(counts).to_contain_text(samples_text(n_bar))
         shots(page, "03-bar-in-grid")
         with _panel_event(page, "show_all"):
             page.get_by_role("button", name="Show all").click()
-        expect(counts).to_contain_text(_samples_text(len(ds)), timeout=TIMEOUT)
-        expect(checkbox("ground_truth")).to_be_checked(timeout=TIMEOUT)
+        expect(counts).to_contain_text(samples_text(len(ds)))
+        expect(checkbox("ground_truth")).to_be_checked()
 
         # 4. the first yellow label to review opens in the modal; select it there
         first = queue_stats.next_yellow(ds, FIELD, 1)[0]
@@ -290,46 +238,39 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
         with _panel_event(page, "on_next_cell"):
             upcoming.locator("tbody tr").first.locator("td").first.click()
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_be_visible(timeout=TIMEOUT)
-        expect(modal).to_contain_text(first["sample_id"], timeout=TIMEOUT)
+        expect(modal).to_be_visible()
+        expect(modal).to_contain_text(first["sample_id"])
         ids, boxes = ds.values([f"{FIELD}.detections.id", f"{FIELD}.detections.bounding_box"])
         box = {i: b for li, lb in zip(ids, boxes) for i, b in zip(li, lb)}[first["label_id"]]
         canvas = modal.locator("canvas").first
-        expect(canvas).to_be_visible(timeout=TIMEOUT)
+        expect(canvas).to_be_visible()
         c = canvas.bounding_box()
         side = min(c["width"], c["height"])  # square canvases, fitted and centred
         x0, y0 = c["x"] + (c["width"] - side) / 2, c["y"] + (c["height"] - side) / 2
         cx, cy = x0 + (box[0] + box[2] / 2) * side, y0 + (box[1] + box[3] / 2) * side
         # the looker takes clicks on labels once it has drawn them: hover
-        # until its tooltip shows a label (moving, so that each try is a new
-        # hover), then click
-        deadline = time.monotonic() + TIMEOUT / 1000
-        for k in itertools.count():
-            page.mouse.move(cx + k % 3, cy, steps=2)
-            try:
-                expect(page.locator('[data-cy^="attribute-"]').first).to_be_visible(timeout=2_000)
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "the modal never showed the label's tooltip"
+        # until its tooltip shows a label, then click
+        hover_until_visible(page, page.locator('[data-cy^="attribute-"]').first, cx, cy,
+                            "the modal never showed the label's tooltip")
         page.mouse.click(cx, cy)
         # the tooltip leads with class, confidence, queue and P(correct);
         # the scores and the embedding come after
         page.mouse.move(x0 + (box[0] + box[2] * 0.4) * side, y0 + (box[1] + box[3] * 0.4) * side, steps=4)
         attrs = page.locator('[data-cy^="attribute-"]')
-        expect(attrs.first).to_be_visible(timeout=TIMEOUT)
+        expect(attrs.first).to_be_visible()
         names = [a.get_attribute("data-cy")[len("attribute-"):] for a in attrs.all()]
         assert names[:4] == ["label", "confidence", "queue", "p_correct"], names
         assert names.index("review_rank") < min(names.index(a) for a in ("class_scores", "embedding")), names
         shots(page, "04-label-selected-in-modal")
-        _close_modal(page, modal)
+        close_modal(page, modal)
         accept_selected = page.get_by_role("button", name=re.compile(r"Accept selected \(1 label"))
-        expect(accept_selected).to_be_enabled(timeout=TIMEOUT)
+        expect(accept_selected).to_be_enabled()
         shots(page, "05-one-label-selected")
 
         # 5. accept it: the decision is in the database, the counts follow
         with _panel_event(page, "accept_selected"):
             accept_selected.click()
-        expect(progress).to_contain_text(f"1 of {summary['total']:,} labels decided", timeout=TIMEOUT)
+        expect(progress).to_contain_text(f"1 of {summary['total']:,} labels decided")
         review = dict(zip(*_labels(ds, "review")))
         assert review[first["label_id"]] == "accepted"
         assert sum(r == "accepted" for r in review.values()) == 1
@@ -343,20 +284,20 @@ def test_verification_queues_panel(app_server, triaged, shots, page, panel_event
             page.get_by_role("button", name=re.compile(r"Accept all green")).click()
         # it asks first: nothing is decided before the confirmation
         confirm = page.get_by_role("button", name=f"Yes, accept {n_pending_green:,} green labels")
-        expect(confirm).to_be_visible(timeout=TIMEOUT)
+        expect(confirm).to_be_visible()
         assert sum(r == "accepted" for r in _labels(ds, "review")[1]) == 1
         with _panel_event(page, "confirm_bulk"):
             confirm.click()
-        expect(green_row.locator("td").nth(3)).to_have_text(str(n_pending_green), timeout=TIMEOUT)
-        expect(green_row.locator("td").nth(6)).to_have_text(str(n_pending_green), timeout=TIMEOUT)  # in bulk
-        expect(page.locator("p").filter(has_text="accepted in bulk")).to_be_visible(timeout=TIMEOUT)
+        expect(green_row.locator("td").nth(3)).to_have_text(str(n_pending_green))
+        expect(green_row.locator("td").nth(6)).to_have_text(str(n_pending_green))  # in bulk
+        expect(page.locator("p").filter(has_text="accepted in bulk")).to_be_visible()
         _, queue, review, bulk = _labels(ds, "queue", "review", "review_bulk")
         assert sum(q == "green" and r == "accepted" and b is True
                    for q, r, b in zip(queue, review, bulk)) == n_pending_green
         shots(page, "07-accepted-all-green")
         with _panel_event(page, "undo"):
             page.get_by_role("button", name="Undo").click()
-        expect(green_row.locator("td").nth(3)).to_have_text("0", timeout=TIMEOUT)
+        expect(green_row.locator("td").nth(3)).to_have_text("0")
         _, review = _labels(ds, "review")
         assert sum(r == "accepted" for r in review) == 1
         shots(page, "08-undone")
@@ -414,7 +355,7 @@ def _wait_for_highlight(page, ids: set | None, n_points: int) -> None:
                 return want === null ? lit === n : lit === want.size;
             }""",
             arg=[None if ids is None else sorted(ids), n_points],
-            timeout=TIMEOUT,
+            timeout=UI_TIMEOUT_MS,
         )
     except BaseException:
         print("--- map traces: name, points by opacity ---", page.evaluate(
@@ -443,30 +384,30 @@ def test_label_map_panel(app_server, triaged, shots, page, panel_events):
         _open_dataset(page, app_server, ds)
 
         # 1. the map draws every label (fewer than the per-colour cap)
-        _open_panel(page, "label_map")
-        expect(page.get_by_text(re.compile(rf"PCA map of {n_labels:,} labels"))).to_be_visible(timeout=TIMEOUT)
+        open_panel(page, "label_map")
+        expect(page.get_by_text(re.compile(rf"PCA map of {n_labels:,} labels"))).to_be_visible()
         plot = page.locator(".js-plotly-plot").filter(has=page.locator("text.legendtext", has_text="/"))
         points = plot.locator(".scatterlayer path.point")
-        expect(points).to_have_count(n_labels, timeout=TIMEOUT)
+        expect(points).to_have_count(n_labels)
         expect(plot.locator("text.legendtext").first).to_contain_text("green (")
         shots(page, "01-map")
 
         # 2. a click on a point opens its sample
         with _panel_event(page, "on_point_click") as clicked:
             page.mouse.click(*_center(points.nth(0).bounding_box()))
-        label_id = _params(clicked.value.request).get("id")
+        label_id = request_params(clicked.value.request).get("id")
         assert label_id in sample_of
         modal = page.locator('[data-cy="modal-content"]')
         # the modal opens on that sample; its sidebar shows the id only once
         # the field has rendered, which a loaded CI machine may not reach
         # within the timeout, so the id is checked through the App's URL
-        expect(modal).to_be_visible(timeout=TIMEOUT)
+        expect(modal).to_be_visible()
         page.wait_for_function(
             "id => window.location.href.includes(id) || document.body.innerText.includes(id)",
-            arg=sample_of[label_id], timeout=TIMEOUT,
+            arg=sample_of[label_id], timeout=UI_TIMEOUT_MS,
         )
         shots(page, "02-point-opens-sample")
-        _close_modal(page, modal)
+        close_modal(page, modal)
 
         # 3. a box selection over the left half shows exactly those labels
         area = plot.locator(".nsewdrag").first.bounding_box()
@@ -480,30 +421,30 @@ def test_label_map_panel(app_server, triaged, shots, page, panel_events):
         # when it redraws the map after the view changed); the panel ignores
         # them (they used to reset the grid when they came after the App had
         # applied the real selection: the old flake)
-        ids = {p["id"] for p in _params(selected.value.request).get("data") or []}
+        ids = {p["id"] for p in request_params(selected.value.request).get("data") or []}
         assert 0 < len(ids) < n_labels
         n_samples = len({sample_of[i] for i in ids})
-        expect(page.get_by_text(f"{len(ids):,} label(s) selected on the map")).to_be_visible(timeout=TIMEOUT)
+        expect(page.get_by_text(f"{len(ids):,} label(s) selected on the map")).to_be_visible()
         view_ids = set(ds.select_labels(ids=list(ids), fields=FIELD).values(f"{FIELD}.detections.id", unwind=True))
         assert view_ids == ids
         # the map may share its pane with the grid (panels stay open between
         # tests and the App remembers where): bring the grid to the front
         if not counts.is_visible():
             page.get_by_text("Samples", exact=True).first.click()
-        expect(counts).to_contain_text(_samples_text(n_samples), timeout=TIMEOUT)
+        expect(counts).to_contain_text(samples_text(n_samples))
         shots(page, "03-box-selection-in-grid")
 
         # 4. the map, redrawn for the new view, keeps exactly the selected
         # points highlighted and the others dimmed (Plotly's own selection
         # is cleared by the redraw: the panel's traces carry it) ...
-        _open_panel(page, "label_map")
+        open_panel(page, "label_map")
         _wait_for_highlight(page, ids, n_labels)
         shots(page, "04-selection-highlighted")
         # ... also when the map is redrawn coloured by class
         with _panel_event(page, "on_change_color_by"):
             page.locator("xpath=//*[normalize-space()='Colour by']/following::*[@role='combobox'][1]").click()
             page.locator('[role="option"][data-value="class"]').click()
-        expect(plot.locator("text.legendtext").first).not_to_contain_text("green (", timeout=TIMEOUT)
+        expect(plot.locator("text.legendtext").first).not_to_contain_text("green (")
         _wait_for_highlight(page, ids, n_labels)
         # the App sends more events around the change (on_change_view, with
         # the state as it was): once all are answered, the map is still
@@ -511,7 +452,7 @@ def test_label_map_panel(app_server, triaged, shots, page, panel_events):
         _wait_until_answered(page)
         classes = sorted(ds.distinct(f"{FIELD}.detections.label"))
         expect(plot.locator("text.legendtext")).to_have_text(
-            [re.compile(rf"^{re.escape(c)} \(") for c in classes], timeout=TIMEOUT)
+            [re.compile(rf"^{re.escape(c)} \(") for c in classes])
         _wait_for_highlight(page, ids, n_labels)
         shots(page, "05-highlight-coloured-by-class")
         # 5. Show all: the whole view, nothing dimmed
@@ -534,18 +475,13 @@ def weakly_triaged(tmp_root):
     confidence alone (little green): an audit has something to certify.
     Returns it and each auto-label's truth (for the simulated reviewer)."""
     name = f"stoplight-audit-{uuid.uuid4().hex[:8]}"
-    ds, info = build_digits_dataset(seed=5, copies=1, out_dir=str(tmp_root / "digits-audit-browser"), name=name)
-    ds.persistent = True
+    ds, info = verified_digits(tmp_root / "digits-audit-browser", seed=5, part=10, pick_seed=2, name=name)
     truth = dict(zip(ds.values(f"{FIELD}.detections.id", unwind=True), ~np.asarray(info["wrong"])))
-    ids = ds.values("id")
-    ds.select(np.random.default_rng(2).choice(ids, size=len(ids) // 10, replace=False)).tag_samples("verified")
-    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
     workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", signals=["confidence"],
                               scope="class")
     workflow.assign_queues(ds, FIELD, diversity_attr=None)
-    yield ds, truth
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
+    with served(ds):
+        yield ds, truth
 
 
 def test_audit_green_in_the_panel(app_server, weakly_triaged, shots, page, panel_events):
@@ -563,16 +499,15 @@ def test_audit_green_in_the_panel(app_server, weakly_triaged, shots, page, panel
     counts = page.locator('[data-cy="entry-counts"]')
     try:
         _open_dataset(page, app_server, ds)
-        _open_panel(page, "verification_queues")
+        open_panel(page, "verification_queues")
         # 1. the plan, as a question a person can act on
-        expect(page.get_by_text(re.compile(rf"Answer ~{plan['sample']} questions to certify"))).to_be_visible(
-            timeout=TIMEOUT)
+        expect(page.get_by_text(re.compile(rf"Answer ~{plan['sample']} questions to certify"))).to_be_visible()
         shots(page, "01-plan")
         # 2. start the audit
         with _panel_event(page, "start_audit"):
             page.get_by_role("button", name=re.compile(r"Start audit")).click()
         progress = page.get_by_text(re.compile(r"0 of \d+ answered"))
-        expect(progress).to_be_visible(timeout=TIMEOUT)
+        expect(progress).to_be_visible()
         ds.reload()  # the App server started the audit
         audit = peek_audit(ds, "audit")
         assert audit["status"] == "needs_answers" and audit["pending"]
@@ -582,19 +517,19 @@ def test_audit_green_in_the_panel(app_server, weakly_triaged, shots, page, panel
         with _panel_event(page, "next_audit_label"):
             page.get_by_role("button", name="Next audit label").click()
         modal = page.locator('[data-cy="modal-content"]')
-        expect(modal).to_be_visible(timeout=TIMEOUT)
+        expect(modal).to_be_visible()
         page.wait_for_function("id => window.location.href.includes(id) || document.body.innerText.includes(id)",
-                               arg=first["sample_id"], timeout=TIMEOUT)
+                               arg=first["sample_id"])
         shots(page, "03-audit-label-open")
-        _close_modal(page, modal)
+        close_modal(page, modal)
         for step, label in enumerate([first["label_id"], None]):
             label = label or peek_audit(ds, "audit")["pending"][0]["label_id"]
             # the label under question is alone in the grid
-            expect(counts).to_contain_text(_samples_text(1), timeout=TIMEOUT)
+            expect(counts).to_contain_text(samples_text(1))
             name = "It is right (accept)" if truth[label] else "It is wrong (reject)"
             with _panel_event(page, "accept_audit_label" if truth[label] else "reject_audit_label"):
                 page.get_by_role("button", name=name).click()
-            expect(page.get_by_text(re.compile(rf"{step + 1} of \d+ answered"))).to_be_visible(timeout=TIMEOUT)
+            expect(page.get_by_text(re.compile(rf"{step + 1} of \d+ answered"))).to_be_visible()
             review = dict(zip(*_labels(ds, "review")))
             assert review[label] == ("accepted" if truth[label] else "rejected")
         shots(page, "04-two-answered")
@@ -614,15 +549,15 @@ def test_audit_green_in_the_panel(app_server, weakly_triaged, shots, page, panel
         # (the App restores its last view, the one audit label: clear it)
         page.reload()
         page.locator('[data-cy="btn-clear-view-bar"]').click()
-        _wait_for_grid(page)
-        _open_panel(page, "verification_queues")
-        expect(page.get_by_text(re.compile(r"Certified"))).to_be_visible(timeout=TIMEOUT)
+        wait_for_grid(page, drawn=False)
+        open_panel(page, "verification_queues")
+        expect(page.get_by_text(re.compile(r"Certified"))).to_be_visible()
         _, queue, review = _labels(ds, "queue", "review")
         green_after = sum(q == "green" and r != "rejected" for q, r in zip(queue, review))
         assert green_after > green_before
         queues = page.locator("table").filter(has_text="Expected precision")
         green_row = queues.locator("tbody tr").filter(has=page.get_by_role("cell", name="green", exact=True))
-        expect(green_row.locator("td").nth(1)).to_have_text(str(sum(q == "green" for q in queue)), timeout=TIMEOUT)
+        expect(green_row.locator("td").nth(1)).to_have_text(str(sum(q == "green" for q in queue)))
         expect(page.get_by_role("button", name="Start a new audit")).to_be_visible()
         shots(page, "05-certified")
         assert not _page_errors(page), page.console_errors

@@ -17,19 +17,15 @@ from __future__ import annotations
 import importlib.util
 import uuid
 
-import fiftyone as fo
-import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import triaged_digits
 
-from appkit import screenshot
+from appkit import UI_TIMEOUT_MS, open_panel, served, step_shots, wait_for_grid
 from stoplight.plugins.common import audit
-from stoplight.plugins.triage import workflow
 
 pytest_plugins = ["appkit"]
 
 FIELD = "autolabels"
-TIMEOUT = 60_000
 REVIEWER = "Grace Hopper"
 HAS_CORRECTIONS = importlib.util.find_spec("stoplight.plugins.review.corrections") is not None
 
@@ -37,27 +33,15 @@ HAS_CORRECTIONS = importlib.util.find_spec("stoplight.plugins.review.corrections
 @pytest.fixture(scope="module")
 def triaged(tmp_root):
     name = f"stoplight-review-queue-{uuid.uuid4().hex[:8]}"
-    ds, _ = build_digits_dataset(seed=4, copies=1, out_dir=str(tmp_root / "digits-review-queue-browser"), name=name)
-    ds.persistent = True
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
-                              scope="class")  # per class: plenty of yellow labels to review
-    workflow.assign_queues(ds, FIELD)
-    yield ds
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
+    # per class: plenty of yellow labels to review
+    ds, _ = triaged_digits(tmp_root / "digits-review-queue-browser", seed=4, name=name, scope="class")
+    with served(ds):
+        yield ds
 
 
 @pytest.fixture()
 def shots(artifacts_dir, request):
-    d = artifacts_dir / "review_queue"
-    d.mkdir(parents=True, exist_ok=True)
-    prefix = request.node.name.replace("test_", "")
-    for old in d.glob(f"{prefix}-*"):
-        old.unlink()
-    return lambda page, step: screenshot(page, d, f"{prefix}-{step}")
+    return step_shots(artifacts_dir / "review_queue", request.node.name.replace("test_", ""))
 
 
 class Surface:
@@ -78,27 +62,19 @@ class Surface:
 
         page = self.page
         page.goto(f"{app_server.url}/datasets/{ds.name}")
-        page.wait_for_function(
-            "() => document.querySelectorAll('[data-cy=\"fo-grid\"] [data-cy=\"looker\"]').length > 0",
-            timeout=TIMEOUT,
-        )
+        wait_for_grid(page, drawn=False)
         # the App server keeps the last session's view and panels
         page.locator('[data-cy="btn-clear-view-bar"]').click()
-        tab = page.locator('[data-cy="panel-tab-review_queue"]')
-        if tab.count():
-            tab.first.click()
-        else:
-            page.locator('[data-cy="new-panel-btn"]').first.click()
-            page.locator('[data-cy="new-panel-option-review_queue"]').click()
+        open_panel(page, "review_queue")
         # the name field takes the focus when the panel opens; a panel that
         # was open already (the server keeps it) needs a click into it, as a
         # person gives it. Keyboard only from here.
         name = page.locator('[data-cy="review-name-input"]')
-        name.click(timeout=TIMEOUT)
-        expect(name).to_be_focused(timeout=TIMEOUT)
+        name.click()
+        expect(name).to_be_focused()
         page.keyboard.type(REVIEWER)
         page.keyboard.press("Enter")
-        expect(self.root).to_be_focused(timeout=TIMEOUT)
+        expect(self.root).to_be_focused()
 
     def question(self) -> str:
         return self.root.get_attribute("data-question-id") or ""
@@ -118,7 +94,7 @@ class Surface:
                 return false;
             }""",
             arg=other_than or "",
-            timeout=TIMEOUT,
+            timeout=UI_TIMEOUT_MS,
         )
         return self.question()
 
@@ -128,7 +104,7 @@ class Surface:
     def saved(self) -> None:
         from playwright.sync_api import expect
 
-        expect(self.page.locator('[data-cy="review-pending"]')).to_have_text("all saved", timeout=TIMEOUT)
+        expect(self.page.locator('[data-cy="review-pending"]')).to_have_text("all saved")
 
 
 def _state(ds, label_id):
@@ -161,7 +137,7 @@ def test_review_queue_from_the_keyboard(app_server, triaged, shots, page):
         s.open(app_server, ds)
         first = s.question()
         expect(page.locator('[data-cy="review-class"]')).to_have_text(_state(ds, first)["label"])
-        expect(page.locator('[data-cy="review-left"]')).not_to_have_text("…", timeout=TIMEOUT)
+        expect(page.locator('[data-cy="review-left"]')).not_to_have_text("…")
         left0 = int(page.locator('[data-cy="review-left"]').inner_text().replace(",", ""))
         shots(page, "01-first-question")
 
@@ -232,7 +208,7 @@ def test_review_queue_corrections_from_the_keyboard(app_server, triaged, shots, 
         before = _state(ds, lid)
         new_class = "0" if before["label"] != "0" else "1"
         s.press("c")
-        expect(page.locator('[data-cy="review-class-input"]')).to_be_focused(timeout=TIMEOUT)
+        expect(page.locator('[data-cy="review-class-input"]')).to_be_focused()
         page.keyboard.type(new_class)
         shots(page, "01-change-class")
         page.keyboard.press("Enter")

@@ -69,11 +69,8 @@ def attacker():
 
 @pytest.fixture(scope="module")
 def label_studio(tmp_root):
-    if not lsk.LABEL_STUDIO.exists():
-        pytest.skip(f"Label Studio is not installed at {lsk.LABEL_STUDIO} (bash .ci/setup --test installs it)")
-    server = lsk.start_label_studio(tmp_root / f"label-studio-sec-{uuid.uuid4().hex[:6]}")
-    yield server
-    server.stop()
+    with lsk.running_label_studio(tmp_root / f"label-studio-sec-{uuid.uuid4().hex[:6]}") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

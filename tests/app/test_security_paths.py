@@ -21,7 +21,7 @@ from pathlib import Path
 import fiftyone as fo
 import pytest
 
-from appkit import operator_request, post_json
+from appkit import operator_request, persistent_dataset, post_json
 from securitykit import db_changes, db_snapshot, http_execute, sdk_execute, start_app_server
 
 pytest_plugins = ["appkit"]
@@ -60,11 +60,8 @@ def allowed_env(roots, monkeypatch):
 
 @pytest.fixture()
 def served(image_dir):
-    ds = fo.Dataset(f"stoplight-sec-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.jpg"))[:2]])
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-sec", image_dir, "*.jpg", limit=2) as ds:
+        yield ds
 
 
 def _outside_values(outside: Path) -> list[str]:

@@ -18,29 +18,17 @@ labels, run, delegated operation, anything).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
-from pathlib import Path
 
-import fiftyone as fo
 import pytest
 
-from securitykit import db_changes, db_snapshot, http_execute, sdk_execute
+from appkit import persistent_dataset
+from securitykit import Payload, db_changes, db_snapshot, http_execute, sdk_execute
 
 pytest_plugins = ["appkit"]
 
 URI = "@stoplight/autolabel/zero_shot_detect"
-
-
-class Payload:
-    """Unpickling this creates the directory ``marker``: code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
 
 
 @pytest.fixture()
@@ -82,11 +70,8 @@ def payload(request):
 
 @pytest.fixture()
 def served(image_dir):
-    ds = fo.Dataset(f"stoplight-sec-{uuid.uuid4().hex[:8]}", persistent=True)
-    ds.add_samples([fo.Sample(filepath=str(p)) for p in sorted(image_dir.glob("*.jpg"))[:2]])
-    yield ds
-    if fo.dataset_exists(ds.name):
-        fo.delete_dataset(ds.name)
+    with persistent_dataset("stoplight-sec", image_dir, "*.jpg", limit=2) as ds:
+        yield ds
 
 
 def _params(payload, **extra):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import verified_digits
 
 from stoplight.plugins.review.decisions import review_labels
 from stoplight.plugins.triage import green_audit, workflow
@@ -19,14 +19,9 @@ AUDIT = "@stoplight/autolabel/audit_green"
 
 @pytest.fixture(scope="module")
 def digits(tmp_root):
-    ds, info = build_digits_dataset(seed=3, copies=2, out_dir=str(tmp_root / "digits-audit"))
+    ds, info = verified_digits(tmp_root / "digits-audit", seed=3, copies=2, part=10, pick_seed=1)
     ds.persistent = False
-    ids = ds.values("id")
-    rng = np.random.default_rng(1)
-    verified = rng.choice(ids, size=len(ids) // 10, replace=False)
-    ds.select(verified).tag_samples("verified")
     truth = dict(zip(ds.values("autolabels.detections.id", unwind=True), ~np.asarray(info["wrong"])))
-    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
     yield ds, truth
     ds.delete()
 

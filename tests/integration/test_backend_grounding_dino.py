@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-import imagekit
+from backendkit import assert_score_vectors, both_prompt_orders, counted_forwards, photo_arrays, prompted, sigmoid
 import numpy as np
 import pytest
 
-from stoplight.plugins.autolabel.backends import Predictions, get_backend
+from stoplight.plugins.autolabel.backends import get_backend
 from stoplight.plugins.autolabel.backends.grounding_dino import (
     chunk_prompts,
     clean_prompt,
@@ -20,7 +20,6 @@ from stoplight.plugins.autolabel.backends.grounding_dino import (
     join_prompts,
     token_spans,
 )
-from stoplight.plugins.common.images import load_image
 
 PROMPTS = ["person", "bus", "Remote control", "hot dog", "St. Bernard"]
 NUM_QUERIES = 30  # tiny checkpoints
@@ -35,18 +34,12 @@ def gd_checkpoint(tmp_root) -> str:
 
 @pytest.fixture(scope="module")
 def detector(gd_checkpoint):
-    det = get_backend("grounding-dino")(checkpoint=gd_checkpoint, device="cpu", min_score=0.0)
-    det.set_prompts(PROMPTS)
-    return det
+    return prompted("grounding-dino", gd_checkpoint, PROMPTS)
 
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    return [load_image(str(p)) for p in imagekit.photo_paths()]
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    return photo_arrays()
 
 
 def test_caption_and_token_spans(detector):
@@ -84,16 +77,16 @@ def test_decode_maps_token_logits_to_prompt_scores():
     pred = decode_grounding_dino(logits, boxes, spans, 100, 100, min_score=0.0)
     expected = np.array(
         [
-            [_sigmoid(3.0), _sigmoid(-20.0)],
-            [_sigmoid(-20.0), _sigmoid(2.0)],
-            [_sigmoid(-20.0), _sigmoid(-20.0)],
+            [sigmoid(3.0), sigmoid(-20.0)],
+            [sigmoid(-20.0), sigmoid(2.0)],
+            [sigmoid(-20.0), sigmoid(-20.0)],
         ]
     )
     np.testing.assert_allclose(pred.prompt_scores, expected, rtol=1e-12)
     assert pred.has_score_vector
 
     mean = decode_grounding_dino(logits, boxes, spans, 100, 100, min_score=0.0, token_score="mean")
-    expected_mean = _sigmoid([-1.0, 2.0, 0.5]).mean()
+    expected_mean = sigmoid([-1.0, 2.0, 0.5]).mean()
     np.testing.assert_allclose(mean.prompt_scores[1, 1], expected_mean, rtol=1e-12)
 
     # the default floor drops the query that matches no prompt
@@ -115,29 +108,14 @@ def test_clean_prompt():
 
 
 def test_predicts_real_photos_in_one_forward(detector, photos):
-    calls = []
-    handle = detector.model.register_forward_hook(lambda *a: calls.append(1))
-    try:
+    with counted_forwards(detector.model) as calls:
         preds = detector.predict(detector.prepare(photos))
-    finally:
-        handle.remove()
     assert len(calls) == 1
-    assert len(preds) == len(photos)
-    for p in preds:
-        assert isinstance(p, Predictions) and p.has_score_vector
-        assert p.boxes.shape == (NUM_QUERIES, 4)
-        assert p.prompt_scores.shape == (NUM_QUERIES, len(PROMPTS))
-        assert np.isfinite(p.boxes).all()
-        assert ((p.prompt_scores >= 0) & (p.prompt_scores <= 1)).all()
+    assert_score_vectors(preds, len(photos), NUM_QUERIES, len(PROMPTS))
 
 
 def test_score_columns_follow_prompt_order(detector, photos):
-    forward = detector([photos[0]])[0]
-    detector.set_prompts(PROMPTS[::-1])
-    try:
-        backward = detector([photos[0]])[0]
-    finally:
-        detector.set_prompts(PROMPTS)
+    forward, backward = both_prompt_orders(detector, photos[0], PROMPTS)
     # phrases attend only within themselves and positions restart at each
     # period, so reversing the prompts only permutes the score columns
     np.testing.assert_allclose(backward.prompt_scores, forward.prompt_scores[:, ::-1], atol=1e-4)
@@ -160,12 +138,8 @@ def test_long_prompt_lists_run_in_chunks(gd_checkpoint, photos):
     assert all(c.inputs["input_ids"].shape[1] <= 256 for c in det._captions)
     assert np.concatenate([c.prompt_indices for c in det._captions]).tolist() == list(range(100))
 
-    calls = []
-    handle = det.model.register_forward_hook(lambda *a: calls.append(1))
-    try:
+    with counted_forwards(det.model) as calls:
         preds = det(photos[:2])
-    finally:
-        handle.remove()
     assert len(calls) == len(det._captions)  # one forward per caption chunk
     for p in preds:
         assert p.prompt_scores.shape == (NUM_QUERIES * len(det._captions), 100)

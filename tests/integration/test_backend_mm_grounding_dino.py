@@ -9,33 +9,24 @@ own post-processed boxes. Random weights: no label quality here.
 
 from __future__ import annotations
 
-import imagekit
+from backendkit import counted_forwards, photo_arrays, prompted, sigmoid
 import numpy as np
 import pytest
 
 from stoplight.plugins.autolabel.backends import get_backend
-from stoplight.plugins.common.images import load_image
 
 PROMPTS = ["person", "bus", "remote control"]
 NUM_QUERIES = 30  # tiny checkpoint
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint):
-    det = get_backend("mm-grounding-dino")(
-        checkpoint=tiny_checkpoint("mm-grounding-dino"), device="cpu", min_score=0.0
-    )
-    det.set_prompts(PROMPTS)
-    return det
+    return prompted("mm-grounding-dino", tiny_checkpoint("mm-grounding-dino"), PROMPTS)
 
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    return [load_image(str(p)) for p in imagekit.photo_paths()[:3]]
+    return photo_arrays(3)
 
 
 def test_is_mm_grounding_dino_and_types_stay_apart(detector, tiny_checkpoint):
@@ -64,8 +55,8 @@ def test_predict_decodes_constructed_outputs(detector, photos, monkeypatch):
     for img, p in zip(photos, preds):
         h, w = img.shape[:2]
         np.testing.assert_allclose(p.boxes[0], [0.4 * w, 0.2 * h, 0.6 * w, 0.3 * h], atol=1e-4)
-        np.testing.assert_allclose(p.prompt_scores[0], _sigmoid([3.0, -20.0, -20.0]), rtol=1e-6)
-        np.testing.assert_allclose(p.prompt_scores[1, 2], _sigmoid(2.0), rtol=1e-6)  # max over its tokens
+        np.testing.assert_allclose(p.prompt_scores[0], sigmoid([3.0, -20.0, -20.0]), rtol=1e-6)
+        np.testing.assert_allclose(p.prompt_scores[1, 2], sigmoid(2.0), rtol=1e-6)  # max over its tokens
 
 
 def test_boxes_are_transformers_post_processed_boxes(detector, photos):
@@ -99,11 +90,7 @@ def test_boxes_are_transformers_post_processed_boxes(detector, photos):
 def test_long_prompt_lists_run_in_chunks(tiny_checkpoint, photos):
     det = get_backend("mm-grounding-dino")(checkpoint=tiny_checkpoint("mm-grounding-dino"), device="cpu")
     det.set_prompts([f"object number {i}" for i in range(100)])
-    calls = []
-    hook = det.model.register_forward_hook(lambda *a: calls.append(1))
-    try:
+    with counted_forwards(det.model) as calls:
         preds = det(photos[:1])
-    finally:
-        hook.remove()
     assert len(det._captions) > 1 and len(calls) == len(det._captions)
     assert not preds[0].has_score_vector and preds[0].prompt_scores.shape[1] == 100

@@ -6,7 +6,7 @@ The common contract (layout, loading, options, pipeline) is in
 
 from __future__ import annotations
 
-import imagekit
+from backendkit import photo_arrays, prompted, sigmoid
 import numpy as np
 import pytest
 
@@ -18,7 +18,6 @@ from stoplight.plugins.autolabel.backends.omdet_turbo import (
     decode_omdet_turbo,
     task_text,
 )
-from stoplight.plugins.common.images import load_image
 
 PROMPTS = ["person", "bus", "a photo of a remote control"]
 NUM_QUERIES = 30  # tiny checkpoint
@@ -30,20 +29,14 @@ skateboard surfboard tennis-racket bottle""".split()
 MANY = [c.replace("-", " ") for c in MANY]
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint):
-    det = get_backend("omdet-turbo")(checkpoint=tiny_checkpoint("omdet-turbo"), device="cpu", min_score=0.0)
-    det.set_prompts(PROMPTS)
-    return det
+    return prompted("omdet-turbo", tiny_checkpoint("omdet-turbo"), PROMPTS)
 
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    return [load_image(str(p)) for p in imagekit.photo_paths()[:3]]
+    return photo_arrays(3)
 
 
 def test_chunk_task_prompts_by_token_count():
@@ -91,7 +84,7 @@ def test_decode_boxes_exact():
     pred = decode_omdet_turbo(logits, boxes, 1280, 720, min_score=0.001)
     # stretched input: normalized * (width, height); query 1 below min_score
     np.testing.assert_allclose(pred.boxes, [[512, 144, 768, 216], [0, 576, 256, 720]], atol=1e-9)
-    np.testing.assert_allclose(pred.prompt_scores, _sigmoid([[2.0, -1.0], [0.0, 1.0]]), rtol=1e-12)
+    np.testing.assert_allclose(pred.prompt_scores, sigmoid([[2.0, -1.0], [0.0, 1.0]]), rtol=1e-12)
     assert pred.has_score_vector
     # padded canvas: the image fills 1/2 of the input's width, 2/3 of its height
     pred = decode_omdet_turbo(logits[:1], boxes[:1], 1280, 720, canvas_scale=(2.0, 1.5))
@@ -111,7 +104,7 @@ def test_predict_decodes_constructed_decoder_outputs(detector, photos, monkeypat
         np.testing.assert_allclose(
             p.boxes, [[0.4 * w, 0.2 * h, 0.6 * w, 0.3 * h], [0, 0.25 * h, 0.5 * w, 0.75 * h]], atol=1e-4
         )
-        np.testing.assert_allclose(p.prompt_scores, _sigmoid(classes[0].numpy()), rtol=1e-6)
+        np.testing.assert_allclose(p.prompt_scores, sigmoid(classes[0].numpy()), rtol=1e-6)
 
 
 def test_split_forward_equals_the_models_own(detector, photos):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 
-import imagekit
+from backendkit import assert_score_vectors, both_prompt_orders, counted_forwards, photo_arrays, prompted
 import numpy as np
 import pytest
 
-from stoplight.plugins.autolabel.backends import Predictions, get_backend
+from stoplight.plugins.autolabel.backends import get_backend
 from stoplight.plugins.autolabel.backends._hf import resolve_checkpoint
 from stoplight.plugins.autolabel.backends.owl import decode_owl
-from stoplight.plugins.common.images import load_image
 
 PROMPTS = ["person", "bus", "a photo of a remote control"]
 NUM_BOXES = (256 // 32) ** 2  # tiny checkpoints: one box per 32-pixel patch
@@ -34,39 +33,21 @@ def owl_checkpoints(tmp_root) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    return [load_image(str(p)) for p in imagekit.photo_paths()]
+    return photo_arrays()
 
 
 @pytest.fixture(scope="module", params=["owlvit", "owlv2"])
 def detector(request, owl_checkpoints):
     # min_score=0 keeps every box, so the box count is known exactly
-    det = get_backend(request.param)(
-        checkpoint=owl_checkpoints[request.param], device="cpu", min_score=0.0
-    )
-    det.set_prompts(PROMPTS)
-    return det
-
-
-def _count_forwards(model) -> tuple[list[int], object]:
-    calls: list[int] = []
-    handle = model.register_forward_hook(lambda *a: calls.append(1))
-    return calls, handle
+    return prompted(request.param, owl_checkpoints[request.param], PROMPTS)
 
 
 def test_predicts_real_photos_in_one_forward(detector, photos):
-    calls, handle = _count_forwards(detector.model)
-    try:
+    with counted_forwards(detector.model) as calls:
         preds = detector.predict(detector.prepare(photos))
-    finally:
-        handle.remove()
     assert len(calls) == 1
-    assert len(preds) == len(photos)
+    assert_score_vectors(preds, len(photos), NUM_BOXES, len(PROMPTS))
     for p in preds:
-        assert isinstance(p, Predictions) and p.has_score_vector
-        assert p.boxes.shape == (NUM_BOXES, 4)
-        assert p.prompt_scores.shape == (NUM_BOXES, len(PROMPTS))
-        assert np.isfinite(p.boxes).all()
-        assert ((p.prompt_scores >= 0) & (p.prompt_scores <= 1)).all()
         assert (p.boxes[:, 2:] >= p.boxes[:, :2]).all()
 
 
@@ -79,12 +60,7 @@ def test_batch_equals_images_alone(detector, photos):
 
 
 def test_score_columns_follow_prompt_order(detector, photos):
-    forward = detector([photos[0]])[0]
-    detector.set_prompts(PROMPTS[::-1])
-    try:
-        backward = detector([photos[0]])[0]
-    finally:
-        detector.set_prompts(PROMPTS)
+    forward, backward = both_prompt_orders(detector, photos[0], PROMPTS)
     # OWL scores each prompt independently: reversing prompts reverses columns
     np.testing.assert_allclose(backward.prompt_scores, forward.prompt_scores[:, ::-1], atol=1e-5)
     np.testing.assert_allclose(backward.boxes, forward.boxes, atol=1e-3)

@@ -7,34 +7,26 @@ quality here.
 
 from __future__ import annotations
 
-import imagekit
+from backendkit import photo_arrays, prompted, sigmoid
 import numpy as np
 import pytest
 
 from stoplight.plugins.autolabel.backends import get_backend
 from stoplight.plugins.autolabel.backends.sam3 import decode_sam3
-from stoplight.plugins.common.images import load_image
 from stoplight.plugins.common.masks import box_pixel_bounds, crop_mask, resize_crop
 
 PROMPTS = ["person", "bus", "a photo of a remote control"]
 NUM_QUERIES = 20  # tiny checkpoint
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint):
-    det = get_backend("sam3")(checkpoint=tiny_checkpoint("sam3"), device="cpu", min_score=0.0,
-                              pairs_per_pass=4)
-    det.set_prompts(PROMPTS)
-    return det
+    return prompted("sam3", tiny_checkpoint("sam3"), PROMPTS, pairs_per_pass=4)
 
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    return [load_image(str(p)) for p in imagekit.photo_paths()[:3]]
+    return photo_arrays(3)
 
 
 def test_decode_exact():
@@ -44,11 +36,11 @@ def test_decode_exact():
     pred = decode_sam3(logits, 1.0, boxes, masks, 1280, 720, prompt_index=1, num_prompts=3, min_score=0.001)
     keep = [0, 2]  # sigmoid(-9) * sigmoid(1) ~ 9e-5 < 0.001
     np.testing.assert_allclose(pred.boxes, [[128, 144, 640, 432], [640, 360, 1280, 720]], atol=1e-9)
-    expected = _sigmoid(logits[keep]) * _sigmoid(1.0)
+    expected = sigmoid(logits[keep]) * sigmoid(1.0)
     np.testing.assert_allclose(pred.prompt_scores[:, 1], expected, rtol=1e-12)
     assert (pred.prompt_scores[:, [0, 2]] == 0).all() and not pred.has_score_vector
     assert pred.masks.dtype == np.float16
-    np.testing.assert_allclose(pred.masks.astype(float), _sigmoid(masks[keep]), atol=1e-3)
+    np.testing.assert_allclose(pred.masks.astype(float), sigmoid(masks[keep]), atol=1e-3)
     one = decode_sam3(logits, 1.0, boxes, None, 10, 10, 0, 1)
     assert one.has_score_vector and one.masks is None  # one prompt: the vector is complete
 
@@ -74,7 +66,7 @@ def test_predict_decodes_constructed_outputs(detector, photos, monkeypatch):
         assert p.boxes.shape == (2 * len(PROMPTS), 4) and p.masks.shape == (6, 8, 8)
         for k in range(len(PROMPTS)):
             rows = p.prompt_scores[2 * k : 2 * k + 2]
-            np.testing.assert_allclose(rows[:, k], _sigmoid([10 * i + k, -1.0]) * 0.5, rtol=1e-6)
+            np.testing.assert_allclose(rows[:, k], sigmoid([10 * i + k, -1.0]) * 0.5, rtol=1e-6)
             assert (np.delete(rows, k, axis=1) == 0).all()
             np.testing.assert_allclose(p.boxes[2 * k], [0.1 * w, 0.2 * h, 0.5 * w, 0.6 * h], atol=1e-4)
 

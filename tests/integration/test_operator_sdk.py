@@ -2,21 +2,10 @@
 
 import fiftyone.operators as foo
 import pytest
+from backendkit import owl_run_params
 from fiftyone.operators.delegated import DelegatedOperationService
 
 URI = "@stoplight/autolabel/zero_shot_detect"
-
-
-def _params(tiny_checkpoint, **extra):
-    return dict(
-        backend="owlv2",
-        checkpoint=tiny_checkpoint("owlv2"),
-        classes=["person", "bus"],
-        confidence_threshold=0.0,
-        device="cpu",
-        batch_size=4,
-        **extra,
-    )
 
 
 def test_immediate_on_current_view(dataset, tiny_checkpoint):
@@ -24,7 +13,7 @@ def test_immediate_on_current_view(dataset, tiny_checkpoint):
     result = foo.execute_operator(
         URI,
         ctx={"dataset": dataset, "view": view,
-             "params": _params(tiny_checkpoint, view_target="CURRENT_VIEW")},
+             "params": owl_run_params(tiny_checkpoint, view_target="CURRENT_VIEW")},
     )
     assert result.error is None, result.error
     assert dataset.exists("autolabels").count() == 3
@@ -36,7 +25,7 @@ def test_selected_samples_only(dataset, tiny_checkpoint):
     result = foo.execute_operator(
         URI,
         ctx={"dataset": dataset, "view": dataset.view(), "selected": ids,
-             "params": _params(tiny_checkpoint, view_target="SELECTED_SAMPLES", label_field="sel")},
+             "params": owl_run_params(tiny_checkpoint, view_target="SELECTED_SAMPLES", label_field="sel")},
     )
     assert result.error is None, result.error
     assert sorted(dataset.exists("sel").values("id")) == sorted(ids)
@@ -59,7 +48,7 @@ def test_defaults_apply_when_called_from_the_sdk(dataset, tiny_checkpoint):
 def test_delegated_execution(dataset, tiny_checkpoint):
     result = foo.execute_operator(
         URI,
-        ctx={"dataset": dataset, "params": _params(tiny_checkpoint, delegate=True)},
+        ctx={"dataset": dataset, "params": owl_run_params(tiny_checkpoint, delegate=True)},
         request_delegation=True,
     )
     assert result.delegated
@@ -74,6 +63,6 @@ def test_errors_surface_with_the_parameter_name(dataset, tiny_checkpoint):
     with pytest.raises(Exception, match="confidence_threshold"):
         foo.execute_operator(
             URI, ctx={"dataset": dataset,
-                      "params": _params(tiny_checkpoint, confidence_threshold=3.0)},
+                      "params": owl_run_params(tiny_checkpoint, confidence_threshold=3.0)},
         )
     assert not dataset.has_field("autolabels")

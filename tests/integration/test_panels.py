@@ -12,7 +12,7 @@ import time
 import fiftyone as fo
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import triaged_digits
 from fiftyone.operators.executor import ExecutionContext, Executor
 
 from stoplight.plugins.common import stored_results
@@ -28,14 +28,8 @@ FIELD = "autolabels"
 
 @pytest.fixture(scope="module")
 def digits(tmp_root):
-    ds, _ = build_digits_dataset(seed=1, copies=1, out_dir=str(tmp_root / "digits-panels"))
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
     # per class: green as a whole would leave too few yellow labels here
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
-                              scope="class")
-    workflow.assign_queues(ds, FIELD)
+    ds, _ = triaged_digits(tmp_root / "digits-panels", seed=1, scope="class")
     yield ds
     ds.delete()
 

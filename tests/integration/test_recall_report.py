@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import triaged_digits
 
 from stoplight.plugins.autolabel.candidates import add_candidates_from_verified
 from stoplight.plugins.review import missing
@@ -24,12 +24,8 @@ FIELD = "autolabels"
 
 @pytest.fixture(scope="module")
 def digits(tmp_root):
-    ds, _ = build_digits_dataset(seed=3, copies=1, out_dir=str(tmp_root / "digits-recall"))
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    ds.select(rng.choice(ids, size=len(ids) // 3, replace=False)).tag_samples("verified")
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9)
-    summary = workflow.assign_queues(ds, FIELD, diversity_attr=None, graph_k=0)
+    ds, summary = triaged_digits(tmp_root / "digits-recall", seed=3, part=3, scope=None,
+                                 diversity_attr=None, graph_k=0)
     yield ds, summary
     ds.delete()
 

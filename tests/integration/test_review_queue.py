@@ -12,7 +12,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import triaged_digits
 from fiftyone.operators.executor import ExecutionContext, Executor
 
 from stoplight.plugins.panels.shared import count_cache, queue_stats
@@ -75,15 +75,9 @@ def test_unknown_class_gets_the_shared_weights_and_flags_follow_each_signals_mea
 
 @pytest.fixture(scope="module")
 def digits(tmp_root):
-    ds, _ = build_digits_dataset(seed=2, copies=1, out_dir=str(tmp_root / "digits-review-queue"))
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    ds.select(rng.choice(ids, size=len(ids) // 2, replace=False)).tag_samples("verified")
     # per class: the digits are easy, and a green certified as a whole would
     # leave too few yellow labels to review
-    workflow.calibrate_triage(ds.match_tags("verified"), FIELD, "ground_truth", target_precision=0.9,
-                              scope="class")
-    workflow.assign_queues(ds, FIELD)
+    ds, _ = triaged_digits(tmp_root / "digits-review-queue", seed=2, scope="class")
     yield ds
     ds.delete()
 

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import imagekit
+from securitykit import Payload
 from stoplight.plugins.autolabel.backends import get_backend
 from stoplight.plugins.scoring import embeddings as E
 
@@ -158,16 +159,6 @@ def test_transformers_loaders_get_trust_remote_code_false_by_default(backend, ti
 
 
 # ----------------------------------------------------------- evil pickles
-
-
-class Payload:
-    """Unpickling this creates the directory ``marker``: code ran."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
 
 
 @pytest.fixture()

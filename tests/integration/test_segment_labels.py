@@ -20,7 +20,7 @@ import pytest
 import torch
 from fiftyone import ViewField as F
 
-from maskkit import segmenter_checkpoint
+from maskkit import segmenter_checkpoint, set_mixed_labels
 from stoplight.plugins.autolabel import sam as S
 from stoplight.plugins.common.images import load_image
 from stoplight.plugins.autolabel.segment import (
@@ -29,8 +29,6 @@ from stoplight.plugins.autolabel.segment import (
 from stoplight.plugins.common.masks import box_pixel_bounds, crop_mask
 
 URI = "@stoplight/autolabel/segment_labels"
-REVIEWS = (None, "accepted", "rejected", "pending")
-QUEUES = ("green", "yellow", None, "red", "green")
 
 
 @pytest.fixture(scope="module", params=["sam", "sam2"])
@@ -41,20 +39,7 @@ def model(request, tmp_root):
 @pytest.fixture()
 def labeled(dataset):
     """Every photo with 5 labels of mixed queues and reviews."""
-    values = []
-    for s in range(len(dataset)):
-        dets = []
-        for j in range(5):
-            d = fo.Detection(label=("car", "person")[j % 2], bounding_box=[0.05 + 0.15 * j, 0.1 + 0.02 * s, 0.2, 0.3],
-                             confidence=0.5 + 0.05 * j, hardness=0.1 * j)
-            if QUEUES[j]:
-                d["queue"] = QUEUES[j]
-            if REVIEWS[(s + j) % 4]:
-                d["review"] = REVIEWS[(s + j) % 4]
-                d["reviewed_by"] = "alice"
-            dets.append(d)
-        values.append(fo.Detections(detections=dets))
-    dataset.set_values("autolabels", values)
+    set_mixed_labels(dataset, hardness=lambda j: 0.1 * j)
     return dataset
 
 

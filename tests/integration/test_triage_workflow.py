@@ -8,7 +8,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import numpy as np
 import pytest
-from digits_dataset import build_digits_dataset
+from digitskit import verified_digits
 
 from stoplight.plugins.common.label_vocab import LOGGED_ATTRS, QUEUE_COLORS
 from stoplight.plugins.triage import workflow
@@ -20,16 +20,11 @@ REPORT = "@stoplight/autolabel/triage_report"
 
 @pytest.fixture(scope="module")
 def digits(tmp_root):
-    ds, info = build_digits_dataset(seed=0, copies=2, out_dir=str(tmp_root / "digits"))
-    ds.persistent = False
-    ids = ds.values("id")
-    rng = np.random.default_rng(0)
-    verified = rng.choice(ids, size=len(ids) // 2, replace=False)
-    ds.select(verified).tag_samples("verified")
     # ground truth is only known on the verified samples (the others are
     # what we triage); keep the full truth aside to measure against
+    ds, info = verified_digits(tmp_root / "digits", seed=0, copies=2)
+    ds.persistent = False
     truth = dict(zip(ds.values("autolabels.detections.id", unwind=True), info["wrong"]))
-    ds.match_tags("verified", bool=False).set_field("ground_truth", None).save()
     yield ds, truth
     ds.delete()
 

@@ -9,7 +9,8 @@ has ``label-studio-sdk``, the client FiftyOne's backend uses.
 free ``127.0.0.1`` port with a temporary data directory and a user and API
 token created non-interactively, and waits for ``/health``. The annotator's
 side (submitting answers) goes through Label Studio's REST API with plain
-``requests``: :func:`tasks`, :func:`submit`.
+``requests``: :func:`tasks`, :func:`submit`. :func:`running_label_studio`
+is the server for a ``with`` block (a fixture's).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import os
 import secrets
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
@@ -51,6 +54,21 @@ class LabelStudio:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(30)
+
+
+@contextmanager
+def running_label_studio(root: Path) -> Iterator[LabelStudio]:
+    """A Label Studio server with its data under ``root`` for the block,
+    stopped after it; skips the test if Label Studio is not installed."""
+    import pytest
+
+    if not LABEL_STUDIO.exists():
+        pytest.skip(f"Label Studio is not installed at {LABEL_STUDIO} (bash .ci/setup --test installs it)")
+    server = start_label_studio(root)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def start_label_studio(root: Path) -> LabelStudio:

@@ -101,3 +101,34 @@ def make_video(path: Path, num_frames: int = 12, width: int = 160, height: int =
         writer.release()
     assert os.path.getsize(path) > 0
     return ShapesVideo(str(path), width, height, num_frames, {k: np.asarray(v) for k, v in boxes.items()})
+
+
+#: per label j of a photo: (queue, review); decisions rotate over photos
+MIXED_QUEUES = ("green", "yellow", None, "red", "green")
+MIXED_REVIEWS = (None, "accepted", "rejected", "pending")
+
+
+def set_mixed_labels(dataset, field: str = "autolabels", **attrs) -> None:
+    """Gives every sample five boxes of mixed queues and decisions.
+
+    Label ``j`` of sample ``s`` is in queue ``MIXED_QUEUES[j]`` (none for
+    ``None``) with review ``MIXED_REVIEWS[(s + j) % 4]`` by "alice" (none
+    for ``None``). ``attrs``: ``{name: f(j)}``, further attributes per label.
+    """
+    import fiftyone as fo
+
+    values = []
+    for s in range(len(dataset)):
+        dets = []
+        for j in range(5):
+            d = fo.Detection(label=("car", "person")[j % 2], bounding_box=[0.05 + 0.15 * j, 0.1 + 0.02 * s, 0.2, 0.3],
+                             confidence=0.5 + 0.05 * j, **{k: f(j) for k, f in attrs.items()})
+            if MIXED_QUEUES[j]:
+                d["queue"] = MIXED_QUEUES[j]
+            review = MIXED_REVIEWS[(s + j) % 4]
+            if review:
+                d["review"] = review
+                d["reviewed_by"] = "alice"
+            dets.append(d)
+        values.append(fo.Detections(detections=dets))
+    dataset.set_values(field, values)

@@ -14,7 +14,9 @@ the way an attacker sends them, and App servers with a given environment.
   the error text (``None`` if it ran);
 - :func:`start_app_server`: an App server whose environment adds ``env``
   (server-side settings such as credentials or a reviewer pin, which a
-  request cannot change).
+  request cannot change);
+- :class:`Payload`: an object whose unpickling runs code (it creates a
+  marker directory), for the checkpoint-loading tests.
 """
 
 from __future__ import annotations
@@ -152,3 +154,13 @@ def start_app_server(tmp_root: Path, name: str, env: dict[str, str]) -> AppServe
             else:
                 os.environ[k] = v
     return server
+
+
+class Payload:
+    """Unpickling this creates the directory ``marker``: code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
